@@ -1,0 +1,270 @@
+//! The subcommands: `serve`, `check-config`, `explain`, `geoip lookup`.
+//!
+//! Each one is a thin layer over the library; `main` maps what they return to exit
+//! codes (0 ok, 2 bad usage or config, 1 any other failure).
+
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use tracing::info;
+
+use crate::app::{self, App};
+use crate::geo::GeoDb;
+use crate::routing::{self, Client};
+use crate::state::HealthView;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "switchyard",
+    version,
+    about = "Authoritative GSLB DNS: the nearest healthy region, and the database writer"
+)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve DNS for the configured zone.
+    Serve {
+        /// The config file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Listen here instead of the config's `[server] listen` (repeatable).
+        #[arg(long)]
+        listen: Vec<SocketAddr>,
+    },
+    /// Validate a config file (and open its GeoIP database); print every error.
+    CheckConfig { file: PathBuf },
+    /// Show which answer a client would get for a name, and why.
+    Explain {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The GSLB name, relative to the zone origin or fully qualified.
+        #[arg(long)]
+        name: String,
+        /// The client address or ECS subnet, e.g. 81.2.69.0/24.
+        #[arg(long)]
+        client: String,
+        /// Assume this region is down (repeatable).
+        #[arg(long)]
+        down: Vec<String>,
+        /// Assume this region is drained (repeatable).
+        #[arg(long)]
+        drain: Vec<String>,
+    },
+    /// GeoIP database tools.
+    Geoip {
+        #[command(subcommand)]
+        command: GeoipCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GeoipCommand {
+    /// Print what a database says about an address.
+    Lookup {
+        #[arg(long)]
+        db: PathBuf,
+        ip: IpAddr,
+    },
+}
+
+/// A usage error: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve { config, listen } => serve(config, listen),
+        Command::CheckConfig { file } => check_config(file),
+        Command::Explain {
+            config,
+            name,
+            client,
+            down,
+            drain,
+        } => explain(config, name, client, down, drain),
+        Command::Geoip {
+            command: GeoipCommand::Lookup { db, ip },
+        } => geoip_lookup(db, ip),
+    }
+}
+
+fn serve(path: PathBuf, listen: Vec<SocketAddr>) -> Result<()> {
+    let mut model = app::load_model(&path)?;
+    if !listen.is_empty() {
+        model.config.server.listen = listen;
+    }
+    info!(config = %path.display(), zone = %model.zone.origin, names = model.names.len(),
+          regions = model.config.regions.len(), "config loaded");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut app = App::start(model).await?;
+        tokio::select! {
+            r = wait_for_stop() => r?,
+            r = app.dns.wait() => r?,
+        }
+        info!("shutting down");
+        app.shutdown().await
+    })
+}
+
+async fn wait_for_stop() -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+fn check_config(path: PathBuf) -> Result<()> {
+    let model = app::load_model(&path)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{}: ok (zone {}, {} regions, {} names, {} static records{})",
+        path.display(),
+        model.zone.origin,
+        model.config.regions.len(),
+        model.names.len(),
+        model.config.zone.records.len(),
+        model
+            .geo
+            .as_ref()
+            .map(|g| format!(", GeoIP {}", g.database_type()))
+            .unwrap_or_default()
+    )?;
+    Ok(())
+}
+
+/// Parses `IP` or `IP/PREFIX` into the (truncated) address and prefix.
+pub fn parse_client(s: &str) -> Result<(IpAddr, u8)> {
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok((ip, if ip.is_ipv4() { 32 } else { 128 }));
+    }
+    let net: ipnet::IpNet = s
+        .parse()
+        .map_err(|_| UsageError(format!("`{s}` is not an address or subnet")))?;
+    Ok((net.network(), net.prefix_len()))
+}
+
+fn explain(
+    path: PathBuf,
+    name: String,
+    client: String,
+    down: Vec<String>,
+    drain: Vec<String>,
+) -> Result<()> {
+    let model = app::load_model(&path)?;
+    let (addr, prefix) = parse_client(&client)?;
+    let fqdn = if name.ends_with('.') {
+        name.clone()
+    } else {
+        format!("{name}.{}", model.zone.origin)
+    };
+    let fqdn = hickory_proto::rr::Name::from_ascii(&fqdn)
+        .map_err(|e| UsageError(format!("`{name}` is not a domain name: {e}")))?
+        .to_lowercase();
+    let Some(index) = model.name_index(&fqdn) else {
+        let known: Vec<&str> = model.config.names.iter().map(|n| n.key.as_str()).collect();
+        bail!(UsageError(format!(
+            "`{fqdn}` is not a GSLB name in this config (names: {})",
+            known.join(", ")
+        )));
+    };
+    let mut health = HealthView::initial(&model);
+    for (list, drained) in [(&down, false), (&drain, true)] {
+        for region in list {
+            let Some(i) = model.region_index(region) else {
+                bail!(UsageError(format!("unknown region `{region}`")));
+            };
+            if drained {
+                health.drained[i as usize] = true;
+            } else {
+                health.up[i as usize] = false;
+            }
+        }
+    }
+    let client = Client::new(addr, prefix, model.geo.as_deref());
+    let explanation = routing::explain(&model, &health, index, &client);
+    writeln!(std::io::stdout().lock(), "{explanation}")?;
+    Ok(())
+}
+
+fn geoip_lookup(db: PathBuf, ip: IpAddr) -> Result<()> {
+    let db = GeoDb::open(&db).context("opening the GeoIP database")?;
+    let g = db.lookup(ip);
+    let code =
+        |c: Option<[u8; 2]>| c.map_or("-".to_owned(), |c| String::from_utf8_lossy(&c).into_owned());
+    let subs: Vec<String> = g
+        .info
+        .subdivisions
+        .iter()
+        .flatten()
+        .map(|s| String::from_utf8_lossy(s).trim_end_matches('\0').to_owned())
+        .collect();
+    let mut out = std::io::stdout().lock();
+    let net = ipnet::IpNet::new(ip, g.prefix)
+        .map(|n| n.trunc().to_string())
+        .unwrap_or_default();
+    writeln!(out, "address:     {ip}")?;
+    writeln!(
+        out,
+        "network:     {net}{}",
+        if g.found {
+            ""
+        } else {
+            " (not in the database)"
+        }
+    )?;
+    writeln!(out, "country:     {}", code(g.info.country))?;
+    writeln!(out, "continent:   {}", code(g.info.continent))?;
+    writeln!(
+        out,
+        "subdivision: {}",
+        if subs.is_empty() {
+            "-".to_owned()
+        } else {
+            subs.join(" ")
+        }
+    )?;
+    match g.info.location {
+        Some((lat, lon)) => writeln!(
+            out,
+            "location:    {lat:.4},{lon:.4}{}",
+            if g.info.location_is_centroid {
+                " (country/continent centroid)"
+            } else {
+                ""
+            }
+        )?,
+        None => writeln!(out, "location:    -")?,
+    }
+    writeln!(
+        out,
+        "database:    {} (built {})",
+        db.database_type(),
+        db.build_epoch()
+    )?;
+    Ok(())
+}

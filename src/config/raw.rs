@@ -1,0 +1,155 @@
+//! The configuration file as written: serde structs that mirror the TOML, with the
+//! source span of every value a later check may need to point at.
+//!
+//! Nothing here checks meaning (that a region exists, that an address parses): that is
+//! `validate`'s job, which can then report every problem at once. `Deserialize` is used
+//! only in this module.
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use toml::Spanned;
+
+pub type S<T> = Spanned<T>;
+
+/// The top-level sections. Each one is deserialized on its own (see `super::load`), so
+/// that a type error in one region does not hide the errors in the next.
+pub const SECTIONS: &[&str] = &["server", "defaults", "zone", "regions", "names", "latency"];
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    /// Addresses to serve DNS on, UDP and TCP each.
+    #[serde(default)]
+    pub listen: Option<S<Vec<S<String>>>>,
+    /// Path of the GeoIP database, relative to the config file.
+    pub geoip_db: Option<S<String>>,
+    /// Use the EDNS Client Subnet option when a query carries one.
+    pub ecs: Option<bool>,
+    /// Resolvers whose ECS is trusted; empty or absent: all.
+    pub ecs_trusted: Option<Vec<S<String>>>,
+    /// The largest UDP payload we offer in EDNS.
+    pub edns_udp_size: Option<S<u16>>,
+    /// Seconds a TCP connection may sit idle.
+    pub tcp_idle_timeout: Option<S<u64>>,
+    /// Answers to CHAOS TXT queries; absent: REFUSED.
+    pub chaos: Option<Chaos>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Chaos {
+    pub version: Option<String>,
+    pub id: Option<String>,
+}
+
+/// Defaults for every `[names.*]` entry.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    pub ttl: Option<S<u32>>,
+    pub failover_ttl: Option<S<u32>>,
+    pub answers: Option<S<u32>>,
+    pub when_all_down: Option<S<WhenAllDown>>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+pub enum WhenAllDown {
+    /// `"fail_open"` or `"servfail"`.
+    Keyword(String),
+    /// `{ fallback = ["192.0.2.99"] }` or `{ cname = "sorry.example.org." }`.
+    Answer(FallbackAnswer),
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct FallbackAnswer {
+    pub fallback: Option<Vec<String>>,
+    pub cname: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Zone {
+    pub origin: S<String>,
+    /// Default TTL of static records.
+    pub ttl: Option<S<u32>>,
+    pub soa: Soa,
+    pub ns: S<Vec<S<NameServer>>>,
+    #[serde(default)]
+    pub records: Vec<S<StaticRecord>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Soa {
+    pub mname: Option<S<String>>,
+    pub rname: S<String>,
+    pub serial: Option<u32>,
+    pub refresh: Option<u32>,
+    pub retry: Option<u32>,
+    pub expire: Option<u32>,
+    /// The negative-caching TTL (RFC 2308).
+    pub minimum: Option<u32>,
+    pub ttl: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NameServer {
+    pub name: S<String>,
+    #[serde(default)]
+    pub ipv4: Vec<S<String>>,
+    #[serde(default)]
+    pub ipv6: Vec<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticRecord {
+    pub name: S<String>,
+    #[serde(rename = "type")]
+    pub rtype: S<String>,
+    pub ttl: Option<u32>,
+    pub values: S<Vec<S<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Region {
+    /// `[latitude, longitude]` in degrees.
+    pub location: Option<S<Vec<f64>>>,
+    #[serde(default)]
+    pub a: Vec<S<String>>,
+    #[serde(default)]
+    pub aaaa: Vec<S<String>>,
+    pub cname: Option<S<String>>,
+    pub weight: Option<S<u32>>,
+    /// Geoproximity bias in percent, -99..=99: a positive bias pulls clients in.
+    pub bias: Option<S<i32>>,
+    #[serde(default)]
+    pub drained: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Name {
+    pub policy: S<String>,
+    pub regions: Option<S<Vec<S<String>>>>,
+    pub answers: Option<S<u32>>,
+    pub ttl: Option<S<u32>>,
+    pub failover_ttl: Option<S<u32>>,
+    pub when_all_down: Option<S<WhenAllDown>>,
+    /// `latency`: regions within this many ms of the best share the answer.
+    pub tie_window: Option<S<u32>>,
+    /// `geo`: area → ordered regions.
+    pub map: Option<S<GeoMap>>,
+    /// `weighted`: per-name weights overriding the regions' own.
+    pub weights: Option<S<IndexMap<S<String>, S<u32>>>>,
+}
+
+/// A `geo` map: area → ordered region names.
+pub type GeoMap = IndexMap<S<String>, S<Vec<S<String>>>>;
+
+/// `[latency]`: area → region → RTT in ms.
+pub type Latency = IndexMap<S<String>, S<IndexMap<S<String>, S<u32>>>>;

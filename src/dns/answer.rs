@@ -1,0 +1,271 @@
+//! From a query and a snapshot to a response: a pure function, no I/O.
+//!
+//! This is the one place where DNS outcomes (answer, referral, NODATA, NXDOMAIN,
+//! REFUSED, SERVFAIL) are decided; `handler` only encodes what it returns.
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, TXT};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+
+use super::client::Subject;
+use crate::config::AllDown;
+use crate::model::zone::{Lookup, Node, key};
+use crate::model::{Model, RegionId};
+use crate::routing::{self, Client, Outcome};
+use crate::state::Snapshot;
+
+/// The question, as the handler extracted it.
+#[derive(Debug, Clone, Copy)]
+pub struct Question<'a> {
+    /// The name as the client wrote it (case preserved).
+    pub name: &'a Name,
+    /// Lower-case wire form of `name`.
+    pub key: &'a [u8],
+    pub qtype: RecordType,
+    pub qclass: DNSClass,
+}
+
+/// What to send back (the handler adds header, question and OPT).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    pub rcode: ResponseCode,
+    pub authoritative: bool,
+    pub answers: Vec<Record>,
+    pub authority: Vec<Record>,
+    pub additional: Vec<Record>,
+    /// ECS scope to echo: the bits of the client address the answer depends on.
+    pub scope: u8,
+    /// The first region answered, for metrics.
+    pub region: Option<RegionId>,
+}
+
+impl Response {
+    fn new(rcode: ResponseCode, authoritative: bool) -> Response {
+        Response {
+            rcode,
+            authoritative,
+            answers: Vec::new(),
+            authority: Vec::new(),
+            additional: Vec::new(),
+            scope: 0,
+            region: None,
+        }
+    }
+
+    pub fn refused() -> Response {
+        Response::new(ResponseCode::Refused, false)
+    }
+}
+
+/// CNAME chains inside the zone are followed at most this far.
+const MAX_CHAIN: usize = 8;
+
+/// Answers one question from one snapshot.
+pub fn resolve(snap: &Snapshot, q: &Question<'_>, subject: &Subject) -> Response {
+    let model = &*snap.model;
+    match q.qclass {
+        DNSClass::IN => {}
+        DNSClass::CH => return chaos(model, q),
+        _ => return Response::refused(),
+    }
+    if matches!(q.qtype, RecordType::AXFR | RecordType::IXFR) {
+        return Response::refused();
+    }
+    let mut r = Response::new(ResponseCode::NoError, true);
+    let mut owner = q.name.clone();
+    let mut node = match model.zone.lookup(q.key) {
+        Lookup::OutOfZone => return Response::refused(),
+        Lookup::NxDomain => return negative(model, ResponseCode::NXDomain, r),
+        Lookup::Delegated(cut) => return referral(model, cut, q),
+        Lookup::Found(node) => node,
+    };
+    for _ in 0..MAX_CHAIN {
+        if let Some(name) = node.gslb {
+            gslb(snap, name, &owner, q.qtype, subject, &mut r);
+            return if r.answers.is_empty() && r.rcode == ResponseCode::NoError {
+                negative(model, r.rcode, r)
+            } else {
+                r
+            };
+        }
+        let wanted = if q.qtype == RecordType::ANY {
+            // RFC 8482: one RRset, not everything.
+            node.rrsets.first()
+        } else {
+            node.rrset(q.qtype)
+        };
+        if let Some(set) = wanted {
+            r.answers
+                .extend(set.records.iter().map(|rec| with_owner(rec, &owner)));
+            if q.qtype == RecordType::NS && owner == model.zone.origin {
+                r.additional.extend(model.zone.glue(&set.records).cloned());
+            }
+            return r;
+        }
+        let Some(cname) = node.rrset(RecordType::CNAME) else {
+            return negative(model, ResponseCode::NoError, r);
+        };
+        let rec = &cname.records[0];
+        r.answers.push(with_owner(rec, &owner));
+        let RData::CNAME(CNAME(target)) = &rec.data else {
+            return r;
+        };
+        node = match model.zone.lookup(&key(target)) {
+            Lookup::Found(next) => next,
+            // Out of zone or delegated: the resolver follows it from here.
+            Lookup::OutOfZone | Lookup::Delegated(_) => return r,
+            Lookup::NxDomain => {
+                r.rcode = ResponseCode::NXDomain;
+                r.authority.push(soa(model));
+                return r;
+            }
+        };
+        owner = target.clone();
+    }
+    r
+}
+
+fn with_owner(record: &Record, owner: &Name) -> Record {
+    let mut r = record.clone();
+    r.name = owner.clone();
+    r
+}
+
+fn soa(model: &Model) -> Record {
+    let mut soa = model.zone.soa.clone();
+    soa.ttl = model.zone.negative_ttl;
+    soa
+}
+
+/// NXDOMAIN or NODATA: the SOA in authority carries the negative TTL (RFC 2308).
+fn negative(model: &Model, rcode: ResponseCode, mut r: Response) -> Response {
+    r.rcode = rcode;
+    r.authority.push(soa(model));
+    r
+}
+
+fn referral(model: &Model, cut: &Node, q: &Question<'_>) -> Response {
+    let Some(ns) = cut.rrset(RecordType::NS) else {
+        return Response::refused();
+    };
+    let at_cut = ns
+        .records
+        .first()
+        .is_some_and(|r| key(&r.name).as_ref() == q.key);
+    if at_cut && q.qtype == RecordType::DS {
+        // The parent side of the cut answers DS; we have none.
+        return negative(
+            model,
+            ResponseCode::NoError,
+            Response::new(ResponseCode::NoError, true),
+        );
+    }
+    let mut r = Response::new(ResponseCode::NoError, false);
+    r.authority.extend(ns.records.iter().cloned());
+    r.additional.extend(model.zone.glue(&ns.records).cloned());
+    r
+}
+
+fn chaos(model: &Model, q: &Question<'_>) -> Response {
+    let server = &model.config.server;
+    let lower = q.name.to_lowercase().to_ascii();
+    let text = match lower.as_str() {
+        "version.bind." | "version.server." => server.chaos_version.as_deref(),
+        "id.server." | "hostname.bind." => server.chaos_id.as_deref(),
+        _ => None,
+    };
+    match (text, q.qtype) {
+        (Some(text), RecordType::TXT | RecordType::ANY) => {
+            let mut r = Response::new(ResponseCode::NoError, true);
+            let mut rec = Record::from_rdata(
+                q.name.clone(),
+                0,
+                RData::TXT(TXT::new(vec![text.to_owned()])),
+            );
+            rec.dns_class = DNSClass::CH;
+            r.answers.push(rec);
+            r
+        }
+        _ => Response::refused(),
+    }
+}
+
+/// Answers a GSLB name (possibly reached through a CNAME at `owner`).
+fn gslb(
+    snap: &Snapshot,
+    name: usize,
+    owner: &Name,
+    qtype: RecordType,
+    subject: &Subject,
+    r: &mut Response,
+) {
+    let model = &*snap.model;
+    if !matches!(
+        qtype,
+        RecordType::A | RecordType::AAAA | RecordType::CNAME | RecordType::ANY
+    ) {
+        // Other types do not depend on the client: NODATA, scope /0.
+        return;
+    }
+    let client = Client::new(subject.addr, subject.prefix, model.geo.as_deref());
+    let route = routing::route(model, &snap.health, name, &client);
+    r.scope = r.scope.max(route.scope);
+    let n = &model.names[name];
+    if route.outcome == Outcome::AllDownServFail {
+        r.rcode = ResponseCode::ServFail;
+        r.authoritative = false;
+        return;
+    }
+    if route.outcome != Outcome::AllDownFallback {
+        r.region = route.regions.first().copied();
+    }
+    let ttl = route.ttl;
+    let mut push = |data: RData| r.answers.push(Record::from_rdata(owner.clone(), ttl, data));
+    match route.outcome {
+        Outcome::AllDownFallback => {
+            if let AllDown::Fallback { a, aaaa, cname } = &n.when_all_down {
+                match cname {
+                    Some(target) => push(RData::CNAME(CNAME(target.clone()))),
+                    None => {
+                        addresses(qtype, a, aaaa, &mut push);
+                    }
+                }
+            }
+        }
+        _ => {
+            let mut pushed = 0;
+            for &id in &route.regions {
+                let region = &model.config.regions[id as usize];
+                if let Some(target) = &region.cname {
+                    // One CNAME per owner name, never beside addresses (RFC 1034 3.6.2).
+                    if pushed == 0 {
+                        push(RData::CNAME(CNAME(target.clone())));
+                    }
+                    break;
+                }
+                pushed += addresses(qtype, &region.a, &region.aaaa, &mut push);
+            }
+        }
+    }
+}
+
+/// Pushes the addresses a query type asks for; returns how many.
+fn addresses(
+    qtype: RecordType,
+    a: &[std::net::Ipv4Addr],
+    aaaa: &[std::net::Ipv6Addr],
+    push: &mut impl FnMut(RData),
+) -> usize {
+    // ANY gets one RRset (RFC 8482): the IPv4 one when there is one.
+    let v4 = qtype == RecordType::A || (qtype == RecordType::ANY && !a.is_empty());
+    let v6 = qtype == RecordType::AAAA || (qtype == RecordType::ANY && a.is_empty());
+    if v4 {
+        a.iter().for_each(|ip| push(RData::A(A(*ip))));
+        a.len()
+    } else if v6 {
+        aaaa.iter().for_each(|ip| push(RData::AAAA(AAAA(*ip))));
+        aaaa.len()
+    } else {
+        0
+    }
+}

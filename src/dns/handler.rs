@@ -1,0 +1,152 @@
+//! The hickory-server `RequestHandler`: header checks, EDNS and ECS, then
+//! [`resolve`](super::answer::resolve) on the current snapshot, then encoding.
+//!
+//! hickory-server has already answered FORMERR for messages it cannot decode (including
+//! ECS options of an unknown family or the wrong length) and dropped responses. What is
+//! left to do here is protocol policy: opcode, question count, EDNS version, ECS rules.
+
+use std::sync::Arc;
+
+use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode};
+use hickory_proto::rr::Record;
+use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
+use hickory_server::net::runtime::Time;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponseBuilder;
+use tracing::debug;
+
+use super::answer::{Question, Response, resolve};
+use super::client::{EcsPolicy, subject};
+use crate::model::zone::key;
+use crate::state::State;
+
+pub struct Handler {
+    state: Arc<State>,
+}
+
+impl Handler {
+    pub fn new(state: Arc<State>) -> Handler {
+        Handler { state }
+    }
+}
+
+/// The EDNS to answer with, if the query had EDNS.
+fn response_edns(query: &Edns, ours: u16, ecs: Option<ClientSubnet>) -> Edns {
+    let mut edns = Edns::new();
+    // Advertise no more than the client can take, so that hickory's encoder truncates
+    // to the client's limit (RFC 6891 6.2.5), and never less than 512.
+    edns.set_max_payload(ours.min(query.max_payload().max(512)));
+    edns.set_dnssec_ok(query.flags().dnssec_ok);
+    if let Some(ecs) = ecs {
+        edns.options_mut().insert(EdnsOption::Subnet(ecs));
+    }
+    edns
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for Handler {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut response_handle: R,
+    ) -> ResponseInfo {
+        let snap = self.state.load();
+        let server = &snap.model.config.server;
+        let mut metadata = Metadata::response_from_request(&request.metadata);
+        let queries = &request.queries;
+        let query_edns = request.edns.as_ref();
+        let ours = server.edns_udp_size;
+
+        let reply =
+            |metadata: Metadata, edns: Option<Edns>, r: Option<Response>| (metadata, edns, r);
+        let (mut metadata, edns, response) = if request.metadata.op_code != OpCode::Query {
+            metadata.response_code = ResponseCode::NotImp;
+            reply(
+                metadata,
+                query_edns.map(|e| response_edns(e, ours, None)),
+                None,
+            )
+        } else if let Some(e) = query_edns.filter(|e| e.version() > 0) {
+            // RFC 6891 6.1.3: BADVERS, with an OPT of the version we do speak.
+            metadata.response_code = ResponseCode::BADVERS;
+            reply(metadata, Some(response_edns(e, ours, None)), None)
+        } else if queries.len() != 1 {
+            metadata.response_code = ResponseCode::FormErr;
+            reply(
+                metadata,
+                query_edns.map(|e| response_edns(e, ours, None)),
+                None,
+            )
+        } else {
+            let policy = EcsPolicy {
+                enabled: server.ecs,
+                trusted: server.ecs_trusted.clone(),
+            };
+            match subject(request.src().ip(), query_edns, &policy) {
+                Err(error) => {
+                    debug!(%error, src = %request.src(), "malformed client subnet option");
+                    metadata.response_code = ResponseCode::FormErr;
+                    reply(
+                        metadata,
+                        query_edns.map(|e| response_edns(e, ours, None)),
+                        None,
+                    )
+                }
+                Ok(subject) => {
+                    let lower = &queries.queries()[0];
+                    let original = lower.original();
+                    let qkey = key(original.name());
+                    let q = Question {
+                        name: original.name(),
+                        key: &qkey,
+                        qtype: original.query_type(),
+                        qclass: original.query_class(),
+                    };
+                    let r = resolve(&snap, &q, &subject);
+                    let ecs = subject.ecs.map(|mut ecs| {
+                        ecs.set_scope_prefix(r.scope.min(ecs.source_prefix()));
+                        ecs
+                    });
+                    metadata.response_code = r.rcode;
+                    metadata.authoritative = r.authoritative;
+                    reply(
+                        metadata,
+                        query_edns.map(|e| response_edns(e, ours, ecs)),
+                        Some(r),
+                    )
+                }
+            }
+        };
+        metadata.recursion_available = false;
+
+        let mut builder = MessageResponseBuilder::new(queries, None);
+        if let Some(edns) = &edns {
+            builder.edns(edns);
+        }
+        let empty: &[Record] = &[];
+        let (answers, authority, additional) = match &response {
+            Some(r) => (&r.answers[..], &r.authority[..], &r.additional[..]),
+            None => (empty, empty, empty),
+        };
+        let message = builder.build(
+            metadata,
+            answers.iter(),
+            authority.iter(),
+            empty.iter(),
+            additional.iter(),
+        );
+        match response_handle.send_response(message).await {
+            Ok(info) => info,
+            Err(error) => {
+                debug!(%error, "failed to send response");
+                let mut metadata = metadata;
+                metadata.response_code = ResponseCode::ServFail;
+                Header {
+                    metadata,
+                    counts: HeaderCounts::default(),
+                }
+                .into()
+            }
+        }
+    }
+}

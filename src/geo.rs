@@ -1,0 +1,314 @@
+//! GeoIP: what a client address says about where the client is.
+//!
+//! Reads MaxMind GeoIP2/GeoLite2 City and Country databases (`country.iso_code`,
+//! `continent.code`, `subdivisions[].iso_code`, `location`) and the flat
+//! `country_code` schema of the ip-location-db databases. Where a record has a country
+//! but no coordinates (Country databases, the bundled default), the country's centroid
+//! stands in; where it has no continent, the country table gives it. The table is
+//! `geoip/countries.csv`, compiled in.
+//!
+//! Every lookup also returns the prefix length of the database network that matched
+//! (or of the unknown range around the address), which is what an ECS scope may claim.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+
+use serde::Deserialize;
+
+/// Where a client is, as far as the database knows.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct GeoInfo {
+    pub country: Option<[u8; 2]>,
+    pub continent: Option<[u8; 2]>,
+    /// ISO 3166-2 subdivision codes, most general first (`CA` for US-CA).
+    pub subdivisions: [Option<[u8; 3]>; 2],
+    /// Latitude and longitude in degrees.
+    pub location: Option<(f64, f64)>,
+    /// Whether `location` is a centroid rather than the database's own coordinates.
+    pub location_is_centroid: bool,
+}
+
+/// The result of one lookup.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GeoLookup {
+    pub info: GeoInfo,
+    /// Prefix length of the matched database network, in the address's own family.
+    pub prefix: u8,
+    /// Whether the database had a record for the address.
+    pub found: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GeoError {
+    #[error("cannot open GeoIP database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: maxminddb::MaxMindDbError,
+    },
+    #[error("GeoIP database {path} has no country information (database_type {kind})")]
+    Schema { path: PathBuf, kind: String },
+}
+
+/// An open GeoIP database.
+pub struct GeoDb {
+    reader: maxminddb::Reader<Vec<u8>>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for GeoDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GeoDb")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct Record<'a> {
+    #[serde(borrow)]
+    country: Option<Country<'a>>,
+    #[serde(borrow)]
+    registered_country: Option<Country<'a>>,
+    #[serde(borrow)]
+    continent: Option<Continent<'a>>,
+    #[serde(borrow)]
+    subdivisions: Option<Vec<Subdivision<'a>>>,
+    location: Option<Location>,
+    /// The flat ip-location-db schema.
+    #[serde(borrow)]
+    country_code: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct Country<'a> {
+    iso_code: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct Continent<'a> {
+    code: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct Subdivision<'a> {
+    iso_code: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct Location {
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+}
+
+fn code2(s: &str) -> Option<[u8; 2]> {
+    let b = s.as_bytes();
+    (b.len() == 2 && b.iter().all(u8::is_ascii_alphabetic))
+        .then(|| [b[0].to_ascii_uppercase(), b[1].to_ascii_uppercase()])
+}
+
+fn code3(s: &str) -> Option<[u8; 3]> {
+    let b = s.as_bytes();
+    if b.is_empty() || b.len() > 3 || !b.iter().all(u8::is_ascii_alphanumeric) {
+        return None;
+    }
+    let mut out = [0u8; 3];
+    for (o, c) in out.iter_mut().zip(b) {
+        *o = c.to_ascii_uppercase();
+    }
+    Some(out)
+}
+
+impl GeoDb {
+    pub fn open(path: &Path) -> Result<GeoDb, GeoError> {
+        let reader = maxminddb::Reader::open_readfile(path).map_err(|source| GeoError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        let kind = reader.metadata().database_type.clone();
+        let lower = kind.to_ascii_lowercase();
+        if lower.contains("asn") && !lower.contains("country") {
+            return Err(GeoError::Schema {
+                path: path.to_owned(),
+                kind,
+            });
+        }
+        Ok(GeoDb {
+            reader,
+            path: path.to_owned(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn database_type(&self) -> &str {
+        &self.reader.metadata().database_type
+    }
+
+    /// Seconds since the epoch at which the database was built.
+    pub fn build_epoch(&self) -> u64 {
+        self.reader.metadata().build_epoch
+    }
+
+    /// Looks an address up. A decoding failure counts as "not found" (with the
+    /// network's prefix), so a damaged record routes like an unknown client.
+    pub fn lookup(&self, ip: IpAddr) -> GeoLookup {
+        let full = if ip.is_ipv4() { 32 } else { 128 };
+        let Ok(result) = self.reader.lookup(ip) else {
+            return GeoLookup {
+                info: GeoInfo::default(),
+                prefix: full,
+                found: false,
+            };
+        };
+        let prefix = match result.network() {
+            Ok(net) if net.is_ipv4() == ip.is_ipv4() => net.prefix(),
+            // An IPv4 address in an IPv6 database without an IPv4 subtree.
+            Ok(_) => 0,
+            Err(_) => full,
+        };
+        let record = match result.decode::<Record<'_>>() {
+            Ok(Some(r)) => r,
+            _ => {
+                return GeoLookup {
+                    info: GeoInfo::default(),
+                    prefix,
+                    found: false,
+                };
+            }
+        };
+        let country = record
+            .country
+            .and_then(|c| c.iso_code)
+            .or(record.country_code)
+            .or(record.registered_country.and_then(|c| c.iso_code))
+            .and_then(code2);
+        let mut info = GeoInfo {
+            country,
+            continent: record.continent.and_then(|c| c.code).and_then(code2),
+            ..GeoInfo::default()
+        };
+        if let Some(subs) = &record.subdivisions {
+            for (slot, sub) in info.subdivisions.iter_mut().zip(subs) {
+                *slot = sub.iso_code.and_then(code3);
+            }
+        }
+        if let Some(Location {
+            latitude: Some(lat),
+            longitude: Some(lon),
+        }) = record.location
+        {
+            info.location = Some((lat, lon));
+        }
+        if let Some(c) = country.and_then(country_facts) {
+            if info.continent.is_none() {
+                info.continent = Some(c.continent);
+            }
+            if info.location.is_none() {
+                info.location = Some((c.lat, c.lon));
+                info.location_is_centroid = true;
+            }
+        }
+        if info.location.is_none()
+            && let Some(c) = info.continent.and_then(continent_centroid)
+        {
+            info.location = Some(c);
+            info.location_is_centroid = true;
+        }
+        GeoLookup {
+            info,
+            prefix,
+            found: country.is_some() || info.continent.is_some() || info.location.is_some(),
+        }
+    }
+}
+
+/// What the compiled-in country table knows of one country.
+#[derive(Debug, Clone, Copy)]
+pub struct CountryFacts {
+    pub continent: [u8; 2],
+    pub lat: f64,
+    pub lon: f64,
+}
+
+static COUNTRIES: LazyLock<HashMap<[u8; 2], CountryFacts>> = LazyLock::new(|| {
+    let mut map = HashMap::new();
+    for line in include_str!("../geoip/countries.csv").lines().skip(1) {
+        let mut f = line.split(',');
+        let (Some(iso), Some(cont), Some(lat), Some(lon)) =
+            (f.next(), f.next(), f.next(), f.next())
+        else {
+            continue;
+        };
+        if let (Some(iso), Some(continent), Ok(lat), Ok(lon)) =
+            (code2(iso), code2(cont), lat.parse(), lon.parse())
+        {
+            map.insert(
+                iso,
+                CountryFacts {
+                    continent,
+                    lat,
+                    lon,
+                },
+            );
+        }
+    }
+    map
+});
+
+pub fn country_facts(country: [u8; 2]) -> Option<CountryFacts> {
+    COUNTRIES.get(&country).copied()
+}
+
+/// Rough centres of the continents, for records that name nothing finer.
+pub fn continent_centroid(continent: [u8; 2]) -> Option<(f64, f64)> {
+    Some(match &continent {
+        b"AF" => (1.6, 17.3),
+        b"AN" => (-82.9, 135.0),
+        b"AS" => (34.0, 100.6),
+        b"EU" => (50.0, 10.0),
+        b"NA" => (45.0, -100.0),
+        b"OC" => (-22.7, 140.0),
+        b"SA" => (-15.6, -56.1),
+        _ => return None,
+    })
+}
+
+/// Great-circle distance in kilometres (haversine).
+pub fn distance_km(a: (f64, f64), b: (f64, f64)) -> f64 {
+    let (lat1, lon1) = (a.0.to_radians(), a.1.to_radians());
+    let (lat2, lon2) = (b.0.to_radians(), b.1.to_radians());
+    let h = ((lat2 - lat1) / 2.0).sin().powi(2)
+        + lat1.cos() * lat2.cos() * ((lon2 - lon1) / 2.0).sin().powi(2);
+    2.0 * 6371.0 * h.sqrt().asin()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distances() {
+        let frankfurt = (50.11, 8.68);
+        let virginia = (39.04, -77.49);
+        let d = distance_km(frankfurt, virginia);
+        assert!((6500.0..6700.0).contains(&d), "{d}");
+        assert_eq!(distance_km(frankfurt, frankfurt), 0.0);
+    }
+
+    #[test]
+    fn country_table_is_complete_enough() {
+        for c in [
+            "US", "GB", "DE", "JP", "AU", "BR", "ZA", "SG", "IN", "CA", "FR",
+        ] {
+            let facts = country_facts([c.as_bytes()[0], c.as_bytes()[1]]);
+            assert!(facts.is_some(), "{c} missing from geoip/countries.csv");
+        }
+        assert_eq!(&country_facts(*b"GB").unwrap().continent, b"EU");
+        assert_eq!(&country_facts(*b"JP").unwrap().continent, b"AS");
+        assert!(COUNTRIES.len() >= 240, "{}", COUNTRIES.len());
+    }
+}

@@ -1,0 +1,24 @@
+//! switchyard: an authoritative DNS server for a delegated zone that answers every
+//! GSLB name with the nearest healthy region.
+//!
+//! # Layout
+//!
+//! - `config`: the TOML file, validated with every error located (`raw` → `validate`).
+//! - `model`: the compiled, immutable routing table (zone nodes, area tables).
+//! - `geo`: GeoIP lookups (MaxMind and ip-location-db schemas) and distances.
+//! - `routing`: one ranking per policy, then health filter, cut, all-down rule, TTL.
+//! - `state`: the snapshot (model + health) swapped atomically; the DNS path reads it.
+//! - `dns`: hickory-server handler, ECS, the pure query → response function, sockets.
+//! - `app`: wiring; `cli`: the subcommands.
+//!
+//! The hot path is `dns::handler` → `dns::answer` → `model` → `geo` → `routing`; the
+//! control plane meets it only through `state::State`.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod dns;
+pub mod geo;
+pub mod model;
+pub mod routing;
+pub mod state;

@@ -1,0 +1,192 @@
+//! Why a client gets the answer it gets: the ranking with each candidate's measure and
+//! health, then the decision. Used by `switchyard explain` and the admin API; it calls
+//! the same [`rank`] and [`finish`] as the DNS path, so it cannot drift from it.
+
+use std::fmt::{self, Write as _};
+
+use super::{Client, Outcome, Route, finish, nearest, rank, weighted};
+use crate::config::AllDown;
+use crate::model::{Compiled, Model};
+use crate::state::HealthView;
+
+/// A human-readable account of one routing decision.
+#[derive(Debug, Clone)]
+pub struct Explanation {
+    pub name: String,
+    pub policy: &'static str,
+    pub client: String,
+    /// What GeoIP said about the client.
+    pub geo: String,
+    /// One line per candidate, best first.
+    pub candidates: Vec<String>,
+    pub route: Route,
+    /// The answer records as text.
+    pub answer: Vec<String>,
+}
+
+pub fn explain(
+    model: &Model,
+    health: &HealthView,
+    name_index: usize,
+    client: &Client<'_>,
+) -> Explanation {
+    let n = &model.names[name_index];
+    let ranking = rank(model, n, client, health);
+    let route = finish(n, &ranking, health, client.prefix);
+
+    let geo = match (&model.geo, client.geo()) {
+        (None, _) => "no GeoIP database".to_owned(),
+        (Some(_), None) => "not looked up".to_owned(),
+        (Some(_), Some(g)) if !g.found => {
+            format!("unknown to the GeoIP database (network /{})", g.prefix)
+        }
+        (Some(_), Some(g)) => {
+            let code = |c: Option<[u8; 2]>| {
+                c.map_or("-".to_owned(), |c| String::from_utf8_lossy(&c).into_owned())
+            };
+            let mut s = format!(
+                "country {}, continent {}",
+                code(g.info.country),
+                code(g.info.continent)
+            );
+            if let Some((lat, lon)) = g.info.location {
+                let what = if g.info.location_is_centroid {
+                    "centroid"
+                } else {
+                    "location"
+                };
+                let _ = write!(s, ", {what} {lat:.2},{lon:.2}");
+            }
+            let _ = write!(s, " (network /{})", g.prefix);
+            s
+        }
+    };
+
+    let sticky = client.sticky_hash();
+    let mut candidates = Vec::new();
+    for (place, &r) in ranking.order.iter().enumerate() {
+        let region = &model.config.regions[r as usize];
+        let measure = match &n.policy {
+            Compiled::Latency { table, .. } => {
+                let m = table.lookup(client.addr, || client.geo().map(|g| &g.info));
+                match (m.row, m.index) {
+                    (Some(row), Some(i)) => match row[r as usize] {
+                        Some(ms) => format!("rtt {ms} ms (row {})", table.key(i)),
+                        None => format!("no rtt in row {}", table.key(i)),
+                    },
+                    _ => "no latency row covers this client".to_owned(),
+                }
+            }
+            Compiled::Nearest => match client.geo().and_then(|g| g.info.location) {
+                Some(loc) => match nearest::biased_km(model, r, loc) {
+                    Some(km) if region.bias != 0 => {
+                        format!("{km:.0} km with bias {}%", region.bias)
+                    }
+                    Some(km) => format!("{km:.0} km"),
+                    None => "no location".to_owned(),
+                },
+                None => "client location unknown: configured order".to_owned(),
+            },
+            Compiled::Geo { .. } => "listed by the map entry".to_owned(),
+            Compiled::Weighted { weights } => {
+                format!(
+                    "weight {}, score {:.3}",
+                    weights[r as usize],
+                    weighted::score(model, weights, r, sticky)
+                )
+            }
+            Compiled::Failover | Compiled::Multivalue | Compiled::Static => {
+                "configured order".to_owned()
+            }
+        };
+        let state = if matches!(n.policy, Compiled::Static) {
+            "static: health not consulted"
+        } else if health.drained[r as usize] {
+            "drained: skipped"
+        } else if !health.up[r as usize] {
+            "down: skipped"
+        } else if route.regions.contains(&r) {
+            "up: answered"
+        } else {
+            "up: not needed"
+        };
+        candidates.push(format!(
+            "{}. {:<16} {:<40} {}",
+            place + 1,
+            region.name,
+            measure,
+            state
+        ));
+    }
+
+    let mut answer = Vec::new();
+    match (&route.outcome, &n.when_all_down) {
+        (Outcome::AllDownServFail, _) => {
+            answer.push("SERVFAIL (when_all_down = servfail)".to_owned())
+        }
+        (Outcome::AllDownFallback, AllDown::Fallback { a, aaaa, cname }) => {
+            answer.extend(a.iter().map(|ip| format!("A {ip} (fallback)")));
+            answer.extend(aaaa.iter().map(|ip| format!("AAAA {ip} (fallback)")));
+            answer.extend(cname.iter().map(|c| format!("CNAME {c} (fallback)")));
+        }
+        _ => {
+            for &r in &route.regions {
+                let region = &model.config.regions[r as usize];
+                answer.extend(
+                    region
+                        .a
+                        .iter()
+                        .map(|ip| format!("A {ip} ({})", region.name)),
+                );
+                answer.extend(
+                    region
+                        .aaaa
+                        .iter()
+                        .map(|ip| format!("AAAA {ip} ({})", region.name)),
+                );
+                answer.extend(
+                    region
+                        .cname
+                        .iter()
+                        .map(|c| format!("CNAME {c} ({})", region.name)),
+                );
+            }
+        }
+    }
+
+    Explanation {
+        name: n.fqdn.to_string(),
+        policy: model.config.names[name_index].policy.kind(),
+        client: format!("{}/{}", client.addr, client.prefix),
+        geo,
+        candidates,
+        route,
+        answer,
+    }
+}
+
+impl fmt::Display for Explanation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "name:     {} (policy {})", self.name, self.policy)?;
+        writeln!(f, "client:   {}", self.client)?;
+        writeln!(f, "geoip:    {}", self.geo)?;
+        writeln!(f, "candidates:")?;
+        for c in &self.candidates {
+            writeln!(f, "  {c}")?;
+        }
+        let outcome = match self.route.outcome {
+            Outcome::Preferred => "first choice",
+            Outcome::Fallback => "fallback: a preferred region is not usable",
+            Outcome::AllDownFailOpen => "all down: fail open (answering as if all were up)",
+            Outcome::AllDownServFail => "all down: SERVFAIL",
+            Outcome::AllDownFallback => "all down: fixed fallback answer",
+        };
+        writeln!(f, "outcome:  {outcome}")?;
+        writeln!(f, "answer:")?;
+        for a in &self.answer {
+            writeln!(f, "  {a}")?;
+        }
+        writeln!(f, "ttl:      {}", self.route.ttl)?;
+        write!(f, "ecs scope: /{}", self.route.scope)
+    }
+}
