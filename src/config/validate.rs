@@ -802,10 +802,8 @@ impl Validator {
     ) -> Vec<NameConfig> {
         let d = &s.defaults;
         let default_ttl = d.ttl.as_ref().map_or(60, |t| *t.get_ref());
-        let default_failover_ttl = d
-            .failover_ttl
-            .as_ref()
-            .map_or(10.min(default_ttl), |t| *t.get_ref());
+        // An explicit default is checked against each name's ttl; the implicit one adapts.
+        let default_failover_ttl = d.failover_ttl.as_ref().map(|t| *t.get_ref());
         let default_answers = d.answers.as_ref().map_or(1, |a| *a.get_ref());
         let default_all_down = match &d.when_all_down {
             Some(w) => self.when_all_down(w).unwrap_or(AllDown::FailOpen),
@@ -1046,10 +1044,11 @@ impl Validator {
             };
 
             let ttl = n.ttl.as_ref().map_or(default_ttl, |t| *t.get_ref());
-            let failover_ttl = n
-                .failover_ttl
-                .as_ref()
-                .map_or(default_failover_ttl.min(ttl), |t| *t.get_ref());
+            let failover_ttl = match (&n.failover_ttl, default_failover_ttl) {
+                (Some(t), _) => *t.get_ref(),
+                (None, Some(t)) => t,
+                (None, None) => 10.min(ttl),
+            };
             if failover_ttl > ttl {
                 let span = n
                     .failover_ttl

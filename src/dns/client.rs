@@ -3,9 +3,10 @@
 
 use std::net::IpAddr;
 
-use hickory_proto::op::Edns;
-use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
+use hickory_proto::rr::rdata::opt::ClientSubnet;
 use ipnet::IpNet;
+
+use super::wire;
 
 /// The routing subject of one query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,10 +23,16 @@ pub struct Subject {
 pub enum EcsError {
     #[error("more than one client subnet option")]
     Duplicate,
+    #[error("client subnet option shorter than its fixed part")]
+    Short,
+    #[error("unknown address family {0}")]
+    Family(u16),
     #[error("source prefix longer than the address")]
     SourceTooLong,
     #[error("non-zero scope prefix in a query")]
     ScopeInQuery,
+    #[error("address length does not match the source prefix")]
+    AddressLength,
     #[error("address bits set beyond the source prefix")]
     HostBits,
 }
@@ -42,25 +49,44 @@ fn full(addr: IpAddr) -> u8 {
     if addr.is_ipv4() { 32 } else { 128 }
 }
 
-/// Validates an ECS option per RFC 7871 section 6.
-pub fn validate(ecs: &ClientSubnet) -> Result<(), EcsError> {
-    let addr = ecs.addr();
-    let source = ecs.source_prefix();
-    if source > full(addr) {
+/// Parses and validates one ECS option's data, per RFC 7871 section 6.
+pub fn parse(data: &[u8]) -> Result<ClientSubnet, EcsError> {
+    if data.len() < 4 {
+        return Err(EcsError::Short);
+    }
+    let family = u16::from_be_bytes([data[0], data[1]]);
+    let (source, scope, addr) = (data[2], data[3], &data[4..]);
+    let width: u8 = match family {
+        1 => 32,
+        2 => 128,
+        other => return Err(EcsError::Family(other)),
+    };
+    if source > width {
         return Err(EcsError::SourceTooLong);
     }
-    if ecs.scope_prefix() != 0 {
+    if scope != 0 {
         return Err(EcsError::ScopeInQuery);
     }
-    let net = IpNet::new(addr, source).map_err(|_| EcsError::SourceTooLong)?;
-    if net.network() != addr {
+    if addr.len() != source.div_ceil(8) as usize {
+        return Err(EcsError::AddressLength);
+    }
+    if source % 8 != 0 && addr.last().is_some_and(|b| b & (0xFF >> (source % 8)) != 0) {
         return Err(EcsError::HostBits);
     }
-    Ok(())
+    let ip = if family == 1 {
+        let mut o = [0u8; 4];
+        o[..addr.len()].copy_from_slice(addr);
+        IpAddr::from(o)
+    } else {
+        let mut o = [0u8; 16];
+        o[..addr.len()].copy_from_slice(addr);
+        IpAddr::from(o)
+    };
+    Ok(ClientSubnet::new(ip, source, 0))
 }
 
-/// Picks the routing subject for a query from `src` with the given EDNS.
-pub fn subject(src: IpAddr, edns: Option<&Edns>, policy: &EcsPolicy) -> Result<Subject, EcsError> {
+/// Picks the routing subject for a query from `src`, given the raw query bytes.
+pub fn subject(src: IpAddr, raw: &[u8], policy: &EcsPolicy) -> Result<Subject, EcsError> {
     let src = match src {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(src, IpAddr::V4),
         v4 => v4,
@@ -70,25 +96,14 @@ pub fn subject(src: IpAddr, edns: Option<&Edns>, policy: &EcsPolicy) -> Result<S
         prefix: full(src),
         ecs: None,
     };
-    let Some(edns) = edns else {
+    let mut options = wire::edns_options(raw, 8);
+    let Some(first) = options.next() else {
         return Ok(resolver);
     };
-    let mut found = None;
-    for (code, option) in edns.options().as_ref() {
-        if *code != EdnsCode::Subnet {
-            continue;
-        }
-        if found.is_some() {
-            return Err(EcsError::Duplicate);
-        }
-        if let EdnsOption::Subnet(ecs) = option {
-            found = Some(ecs);
-        }
+    if options.next().is_some() {
+        return Err(EcsError::Duplicate);
     }
-    let Some(ecs) = found else {
-        return Ok(resolver);
-    };
-    validate(ecs)?;
+    let ecs = parse(first)?;
     if !policy.enabled
         || !(policy.trusted.is_empty() || policy.trusted.iter().any(|n| n.contains(&src)))
     {
@@ -98,14 +113,14 @@ pub fn subject(src: IpAddr, edns: Option<&Edns>, policy: &EcsPolicy) -> Result<S
     if ecs.source_prefix() == 0 {
         // The client asked for privacy: route on the resolver, claim scope /0.
         return Ok(Subject {
-            ecs: Some(*ecs),
+            ecs: Some(ecs),
             ..resolver
         });
     }
     Ok(Subject {
         addr: ecs.addr(),
         prefix: ecs.source_prefix(),
-        ecs: Some(*ecs),
+        ecs: Some(ecs),
     })
 }
 
@@ -113,40 +128,73 @@ pub fn subject(src: IpAddr, edns: Option<&Edns>, policy: &EcsPolicy) -> Result<S
 mod tests {
     use super::*;
 
-    #[test]
-    fn validation_table() {
-        let cases: &[(&str, u8, u8, Result<(), EcsError>)] = &[
-            ("192.0.2.0", 24, 0, Ok(())),
-            ("192.0.2.0", 32, 0, Ok(())),
-            ("0.0.0.0", 0, 0, Ok(())),
-            ("192.0.2.128", 24, 0, Err(EcsError::HostBits)),
-            ("192.0.2.0", 33, 0, Err(EcsError::SourceTooLong)),
-            ("192.0.2.0", 24, 24, Err(EcsError::ScopeInQuery)),
-            ("2001:db8::", 56, 0, Ok(())),
-            ("2001:db8::1", 56, 0, Err(EcsError::HostBits)),
-            ("2001:db8::", 129, 0, Err(EcsError::SourceTooLong)),
-        ];
-        for (addr, source, scope, want) in cases {
-            let ecs = ClientSubnet::new(addr.parse().unwrap(), *source, *scope);
-            assert_eq!(validate(&ecs), *want, "{addr}/{source} scope {scope}");
-        }
+    fn data(family: u16, source: u8, scope: u8, addr: &[u8]) -> Vec<u8> {
+        let mut d = family.to_be_bytes().to_vec();
+        d.extend_from_slice(&[source, scope]);
+        d.extend_from_slice(addr);
+        d
     }
 
     #[test]
-    fn trust_and_privacy() {
-        let mut edns = Edns::new();
-        edns.options_mut()
-            .insert(EdnsOption::Subnet(ClientSubnet::new(
-                "198.51.100.0".parse().unwrap(),
-                24,
-                0,
-            )));
+    fn parse_table() {
+        let cases: &[(Vec<u8>, Result<&str, EcsError>)] = &[
+            (data(1, 24, 0, &[192, 0, 2]), Ok("192.0.2.0/24")),
+            (data(1, 32, 0, &[192, 0, 2, 1]), Ok("192.0.2.1/32")),
+            (data(1, 0, 0, &[]), Ok("0.0.0.0/0")),
+            (data(1, 20, 0, &[192, 0, 16]), Ok("192.0.16.0/20")),
+            (data(1, 20, 0, &[192, 0, 17]), Err(EcsError::HostBits)),
+            (
+                data(1, 24, 0, &[192, 0, 2, 1]),
+                Err(EcsError::AddressLength),
+            ),
+            (data(1, 24, 0, &[192, 0]), Err(EcsError::AddressLength)),
+            (
+                data(1, 33, 0, &[192, 0, 2, 0, 0]),
+                Err(EcsError::SourceTooLong),
+            ),
+            (data(1, 24, 24, &[192, 0, 2]), Err(EcsError::ScopeInQuery)),
+            (data(3, 24, 0, &[192, 0, 2]), Err(EcsError::Family(3))),
+            (vec![0, 1, 24], Err(EcsError::Short)),
+            (
+                data(2, 56, 0, &[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0]),
+                Ok("2001:db8::/56"),
+            ),
+            (data(2, 129, 0, &[0; 17]), Err(EcsError::SourceTooLong)),
+        ];
+        for (bytes, want) in cases {
+            let got = parse(bytes).map(|c| format!("{}/{}", c.addr(), c.source_prefix()));
+            assert_eq!(got.as_deref().map_err(|e| *e), *want, "{bytes:?}");
+        }
+    }
+
+    fn query_with(options: &[Vec<u8>]) -> Vec<u8> {
+        let mut m = vec![
+            0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 3, b'a', b'p', b'p', 0, 0, 1, 0, 1,
+        ];
+        let rdata: Vec<u8> = options
+            .iter()
+            .flat_map(|d| {
+                let mut o = vec![0, 8];
+                o.extend_from_slice(&(d.len() as u16).to_be_bytes());
+                o.extend_from_slice(d);
+                o
+            })
+            .collect();
+        m.extend_from_slice(&[0, 0, 41, 4, 208, 0, 0, 0, 0]);
+        m.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        m.extend_from_slice(&rdata);
+        m
+    }
+
+    #[test]
+    fn trust_privacy_and_duplicates() {
         let src: IpAddr = "192.0.2.53".parse().unwrap();
+        let q = query_with(&[data(1, 24, 0, &[198, 51, 100])]);
         let all = EcsPolicy {
             enabled: true,
             trusted: vec![],
         };
-        let s = subject(src, Some(&edns), &all).unwrap();
+        let s = subject(src, &q, &all).unwrap();
         assert_eq!(
             (s.addr.to_string(), s.prefix, s.ecs.is_some()),
             ("198.51.100.0".into(), 24, true)
@@ -156,24 +204,23 @@ mod tests {
             enabled: true,
             trusted: vec!["203.0.113.0/24".parse().unwrap()],
         };
-        let s = subject(src, Some(&edns), &other).unwrap();
+        let s = subject(src, &q, &other).unwrap();
         assert_eq!((s.addr, s.prefix, s.ecs.is_some()), (src, 32, false));
 
         let off = EcsPolicy {
             enabled: false,
             trusted: vec![],
         };
-        assert_eq!(subject(src, Some(&edns), &off).unwrap().ecs, None);
+        assert_eq!(subject(src, &q, &off).unwrap().ecs, None);
 
-        let mut private = Edns::new();
-        private
-            .options_mut()
-            .insert(EdnsOption::Subnet(ClientSubnet::new(
-                "0.0.0.0".parse().unwrap(),
-                0,
-                0,
-            )));
-        let s = subject(src, Some(&private), &all).unwrap();
+        let private = query_with(&[data(1, 0, 0, &[])]);
+        let s = subject(src, &private, &all).unwrap();
         assert_eq!((s.addr, s.prefix, s.ecs.is_some()), (src, 32, true));
+
+        let twice = query_with(&[
+            data(1, 24, 0, &[198, 51, 100]),
+            data(1, 24, 0, &[198, 51, 100]),
+        ]);
+        assert_eq!(subject(src, &twice, &all), Err(EcsError::Duplicate));
     }
 }

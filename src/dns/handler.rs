@@ -82,7 +82,7 @@ impl RequestHandler for Handler {
                 enabled: server.ecs,
                 trusted: server.ecs_trusted.clone(),
             };
-            match subject(request.src().ip(), query_edns, &policy) {
+            match subject(request.src().ip(), request.as_slice(), &policy) {
                 Err(error) => {
                     debug!(%error, src = %request.src(), "malformed client subnet option");
                     metadata.response_code = ResponseCode::FormErr;

@@ -10,3 +10,4 @@ pub mod answer;
 pub mod client;
 pub mod handler;
 pub mod server;
+pub mod wire;

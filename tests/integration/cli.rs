@@ -1,0 +1,230 @@
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::dns::dig;
+use crate::support::{POLICIES, bin, geoip, repo, write_config};
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin())
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn policies_config() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("test-city.mmdb"), geoip::city_db()).unwrap();
+    let path = write_config(dir.path(), POLICIES);
+    (dir, path.display().to_string())
+}
+
+#[test]
+fn explain_shows_candidates_skips_answer_ttl_and_scope() {
+    let (_dir, config) = policies_config();
+    let (code, out, err) = run(&[
+        "explain",
+        "--config",
+        &config,
+        "--name",
+        "app",
+        "--client",
+        "192.0.2.0/24",
+        "--down",
+        "eu-west",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    for want in [
+        "name:     app.gslb.example.org. (policy nearest)",
+        "client:   192.0.2.0/24",
+        "geoip:    country GB, continent EU, location 51.50,-0.12 (network /25)",
+        "1. eu-west",
+        "down: skipped",
+        "2. us-east",
+        "up: answered",
+        "outcome:  fallback: a preferred region is not usable",
+        "A 192.0.2.1 (us-east)",
+        "ttl:      10",
+        "ecs scope: /24",
+    ] {
+        assert!(out.contains(want), "missing `{want}` in:\n{out}");
+    }
+    let (code, out, _) = run(&[
+        "explain",
+        "--config",
+        &config,
+        "--name",
+        "lat.gslb.example.org.",
+        "--client",
+        "203.0.113.9",
+    ]);
+    assert_eq!(code, 0);
+    assert!(out.contains("rtt 40 ms (row country:JP)"), "{out}");
+}
+
+#[test]
+fn explain_rejects_unknown_names_and_regions() {
+    let (_dir, config) = policies_config();
+    let (code, _, err) = run(&[
+        "explain",
+        "--config",
+        &config,
+        "--name",
+        "nope",
+        "--client",
+        "192.0.2.1",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is not a GSLB name in this config"), "{err}");
+    let (code, _, err) = run(&[
+        "explain",
+        "--config",
+        &config,
+        "--name",
+        "app",
+        "--client",
+        "192.0.2.1",
+        "--down",
+        "mars",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown region `mars`"), "{err}");
+    let (code, _, err) = run(&[
+        "explain",
+        "--config",
+        &config,
+        "--name",
+        "app",
+        "--client",
+        "not-an-ip",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("is not an address or subnet"), "{err}");
+}
+
+#[test]
+fn geoip_lookup_reads_maxminds_test_database() {
+    let (code, out, err) = run(&[
+        "geoip",
+        "lookup",
+        "--db",
+        "tests/fixtures/geoip/GeoIP2-City-Test.mmdb",
+        "81.2.69.142",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    for want in [
+        "network:     81.2.69.142/31",
+        "country:     GB",
+        "continent:   EU",
+        "subdivision: ENG",
+        "location:    51.5142,-0.0931",
+    ] {
+        assert!(out.contains(want), "missing `{want}` in:\n{out}");
+    }
+    let (code, _, err) = run(&["geoip", "lookup", "--db", "no-such.mmdb", "81.2.69.142"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("cannot open GeoIP database no-such.mmdb"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_example_config_and_bundled_database_check_out() {
+    let (code, out, err) = run(&["check-config", "config/example.toml"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("config/example.toml: ok (zone gslb.example.org."),
+        "{out}"
+    );
+}
+
+/// Starts the binary the way the README does (on a free port), reads its stable
+/// "listening for UDP on" line, asks with dig, then stops it with SIGTERM.
+#[tokio::test]
+async fn serve_the_example_config_with_the_bundled_database() {
+    let port = {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.local_addr().unwrap().port()
+    };
+    let mut child = Command::new(bin())
+        .args([
+            "serve",
+            "--config",
+            "config/example.toml",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .current_dir(repo())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut log = String::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "no `listening for UDP on` line within 20 s:\n{log}"
+        );
+        if let Ok(line) = rx.recv_timeout(left) {
+            log.push_str(&line);
+            log.push('\n');
+            if line.contains(&format!("listening for UDP on 127.0.0.1:{port}")) {
+                break;
+            }
+        }
+    }
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    // The bundled country database: Europe, North America, Oceania.
+    for (subnet, want) in [
+        ("81.2.69.0/24", "192.0.2.2"),
+        ("8.8.8.0/24", "192.0.2.1"),
+        ("1.1.1.0/24", "192.0.2.3"),
+    ] {
+        let d = dig(
+            addr,
+            &["app.gslb.example.org", "A", &format!("+subnet={subnet}")],
+        )
+        .await;
+        assert_eq!(
+            d.answers.first().map(|a| a.3.as_str()),
+            Some(want),
+            "{subnet}:\n{}",
+            d.raw
+        );
+    }
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "clean exit on SIGTERM: {status}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running 10 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,17 @@
+//! Integration tests: the real server on real UDP and TCP sockets, with hickory-proto
+//! and `dig` as clients, and the built binary for the CLI.
+
+mod support;
+
+/// The CLI: `explain`, `geoip lookup`, `check-config`, `serve` with the example config.
+mod cli;
+/// `check-config` on broken files: the exact error each one gets.
+mod config_errors;
+/// EDNS Client Subnet (RFC 7871): scopes, trust, malformed options.
+mod ecs;
+/// GeoIP schemas: MaxMind's own test databases and the flat `country_code` schema.
+mod geoip;
+/// Every routing policy, with clients on five continents by ECS, IPv4 and IPv6.
+mod policies;
+/// DNS protocol behaviour over UDP and TCP (RFC 1034/1035, 2308, 6891, 7766, 8482).
+mod protocol;

@@ -1,0 +1,210 @@
+//! Test harnesses: an in-process server on 127.0.0.1:0, GeoIP databases built for the
+//! test, a DNS client over real UDP/TCP sockets (hickory-proto messages), `dig`, and the
+//! spawned binary.
+
+pub mod dns;
+pub mod geoip;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use switchyard::app::{self, App};
+use switchyard::state::State;
+
+/// A server running in this process, with its config and GeoIP database in a temp dir.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub state: Arc<State>,
+    pub dir: tempfile::TempDir,
+    app: Option<App>,
+}
+
+impl TestServer {
+    /// Starts a server on `config`, in which `@GEOIP@` names a test GeoIP database
+    /// (see [`geoip::city_db`]) and `@DIR@` the temp dir.
+    pub async fn start(config: &str) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = dir.path().join("test-city.mmdb");
+        std::fs::write(&db, geoip::city_db()).expect("write test db");
+        let path = write_config(dir.path(), config);
+        let model =
+            app::load_model(&path).unwrap_or_else(|e| panic!("test config does not load: {e:#}"));
+        let app = App::start(model).await.expect("server starts");
+        TestServer {
+            addr: app.dns_addr(),
+            state: app.state.clone(),
+            dir,
+            app: Some(app),
+        }
+    }
+
+    pub fn set_up(&self, region: &str, up: bool) {
+        assert!(
+            self.state.set_region_up(region, up),
+            "unknown region {region}"
+        );
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(app) = self.app.take() {
+            app.shutdown().await.expect("clean shutdown");
+        }
+    }
+}
+
+/// Writes a config into `dir`, substituting `@GEOIP@` and `@DIR@`.
+pub fn write_config(dir: &Path, config: &str) -> PathBuf {
+    let text = config
+        .replace("@GEOIP@", "test-city.mmdb")
+        .replace("@DIR@", &dir.display().to_string());
+    let path = dir.join("switchyard.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// The switchyard binary built for these tests.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_switchyard")
+}
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A config with three regions and one name per policy, on the test GeoIP database.
+pub const POLICIES: &str = r#"
+[server]
+listen = ["127.0.0.1:0"]
+geoip_db = "@GEOIP@"
+
+[server.chaos]
+version = "switchyard-test"
+
+[defaults]
+ttl = 60
+failover_ttl = 10
+
+[zone]
+origin = "gslb.example.org."
+[zone.soa]
+rname = "hostmaster@example.org"
+minimum = 30
+ttl = 300
+[[zone.ns]]
+name = "ns1"
+ipv4 = ["192.0.2.53"]
+[[zone.records]]
+name = "static"
+type = "A"
+values = ["192.0.2.10"]
+[[zone.records]]
+name = "www"
+type = "CNAME"
+values = ["app"]
+[[zone.records]]
+name = "big"
+type = "TXT"
+ttl = 120
+values = ["aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-1",
+          "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-2",
+          "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-3",
+          "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-4"]
+[[zone.records]]
+name = "_https._tcp"
+type = "SRV"
+values = ["10 5 443 app"]
+[[zone.records]]
+name = "@"
+type = "MX"
+values = ["10 mail.example.org."]
+[[zone.records]]
+name = "child"
+type = "NS"
+values = ["ns1.child"]
+[[zone.records]]
+name = "ns1.child"
+type = "A"
+values = ["192.0.2.54"]
+
+[regions.us-east]
+location = [39.04, -77.49]
+a = ["192.0.2.1"]
+aaaa = ["2001:db8:1::1"]
+weight = 3
+
+[regions.eu-west]
+location = [53.35, -6.26]
+a = ["192.0.2.2"]
+aaaa = ["2001:db8:2::1"]
+weight = 1
+
+[regions.ap-southeast]
+location = [1.29, 103.85]
+a = ["192.0.2.3"]
+aaaa = ["2001:db8:3::1"]
+
+[regions.cdn]
+cname = "edge.cdn.example.net."
+
+[names.app]
+policy = "nearest"
+regions = ["us-east", "eu-west", "ap-southeast"]
+
+[names.lat]
+policy = "latency"
+regions = ["us-east", "eu-west", "ap-southeast"]
+
+[names.tie]
+policy = "latency"
+regions = ["us-east", "eu-west", "ap-southeast"]
+tie_window = 20
+
+[names.geo]
+policy = "geo"
+[names.geo.map]
+"continent:EU" = ["eu-west", "us-east"]
+"country:JP" = ["ap-southeast", "us-east"]
+"203.0.113.128/25" = ["eu-west"]
+"subdivision:US-CA" = ["ap-southeast"]
+"default" = ["us-east"]
+
+[names.fo]
+policy = "failover"
+regions = ["eu-west", "us-east"]
+
+[names.w]
+policy = "weighted"
+regions = ["us-east", "eu-west"]
+
+[names.mv]
+policy = "multivalue"
+regions = ["us-east", "eu-west", "ap-southeast"]
+answers = 2
+
+[names.st]
+policy = "static"
+regions = ["us-east", "eu-west"]
+answers = 2
+
+[names.sf]
+policy = "failover"
+regions = ["ap-southeast"]
+when_all_down = "servfail"
+
+[names.sorry]
+policy = "failover"
+regions = ["ap-southeast"]
+when_all_down = { fallback = ["192.0.2.99", "2001:db8::99"] }
+
+[names.edge]
+policy = "failover"
+regions = ["cdn", "us-east"]
+
+[latency]
+"default" = { us-east = 50, eu-west = 60, ap-southeast = 200 }
+"continent:EU" = { us-east = 90, eu-west = 15, ap-southeast = 180 }
+"country:JP" = { us-east = 150, eu-west = 220, ap-southeast = 40 }
+"198.51.100.0/25" = { us-east = 40, eu-west = 10, ap-southeast = 300 }
+"#;
