@@ -123,7 +123,7 @@ async fn the_scope_is_honest_every_address_in_it_gets_the_same_answer() {
 #[tokio::test]
 async fn malformed_ecs_gets_formerr_over_udp_and_tcp() {
     let s = TestServer::start(POLICIES).await;
-    let cases: Vec<(&str, Vec<(u16, Vec<u8>)>)> = vec![
+    let cases: Vec<(&str, Options)> = vec![
         (
             "host bits beyond the source prefix",
             vec![(8, ecs_bytes(1, 24, 0, &[198, 51, 100, 1]))],

@@ -135,15 +135,15 @@ pub fn ecs_echo(m: &Message) -> Option<(u8, u8)> {
     }
 }
 
+/// EDNS options as (code, data).
+pub type Options = Vec<(u16, Vec<u8>)>;
+
+/// An OPT record: (udp size, version, options).
+pub type Opt<'a> = (u16, u8, &'a [(u16, Vec<u8>)]);
+
 /// A raw query: header with the given counts, one question, and optionally an OPT
 /// record with the given option bytes (code, data).
-pub fn raw_query(
-    id: u16,
-    name: &str,
-    qtype: u16,
-    qclass: u16,
-    opt: Option<(u16, u8, &[(u16, Vec<u8>)])>,
-) -> Vec<u8> {
+pub fn raw_query(id: u16, name: &str, qtype: u16, qclass: u16, opt: Option<Opt<'_>>) -> Vec<u8> {
     let mut p = Vec::new();
     p.extend_from_slice(&id.to_be_bytes());
     p.extend_from_slice(&[0x00, 0x00]); // QUERY, no RD
