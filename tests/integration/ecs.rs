@@ -4,7 +4,8 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 
 use crate::support::dns::{
-    IN, ecs, ecs_bytes, ecs_echo, first, query, raw_query, rcode, tcp, tcp_raw, udp, udp_raw,
+    IN, Options, ecs, ecs_bytes, ecs_echo, first, query, raw_query, rcode, tcp, tcp_raw, udp,
+    udp_raw,
 };
 use crate::support::{POLICIES, TestServer};
 
