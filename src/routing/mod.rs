@@ -231,3 +231,6 @@ pub fn hash_bytes(bytes: &[u8]) -> u64 {
 fn geo_scope(client: &Client<'_>) -> u8 {
     client.geo().map_or(0, |g| g.prefix)
 }
+
+#[cfg(test)]
+mod tests;

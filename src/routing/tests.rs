@@ -1,0 +1,179 @@
+//! Table-driven policy decisions: one `check` per row, on configs without GeoIP
+//! (CIDR rows) so that each decision is visible in the table.
+
+use std::path::Path;
+
+use super::{route, Client, Outcome};
+use crate::config;
+use crate::model::Model;
+use crate::state::HealthView;
+
+const BASE: &str = r#"
+[zone]
+origin = "example.org."
+[zone.soa]
+rname = "hostmaster.example.org."
+[[zone.ns]]
+name = "ns.example.net."
+
+[regions.a]
+a = ["192.0.2.1"]
+weight = 3
+[regions.b]
+a = ["192.0.2.2"]
+weight = 1
+[regions.c]
+a = ["192.0.2.3"]
+weight = 0
+
+[latency]
+"default" = { a = 50, b = 60, c = 200 }
+"10.0.0.0/8" = { a = 90, b = 20, c = 10 }
+"10.1.0.0/16" = { a = 5, b = 100 }
+
+[names.lat]
+policy = "latency"
+[names.tie]
+policy = "latency"
+tie_window = 15
+[names.geo]
+policy = "geo"
+map = { "10.0.0.0/8" = ["c", "b"], "10.1.0.0/16" = ["b"], default = ["a", "b"] }
+[names.fo]
+policy = "failover"
+regions = ["b", "a"]
+[names.w]
+policy = "weighted"
+[names.mv]
+policy = "multivalue"
+answers = 2
+[names.st]
+policy = "static"
+answers = 3
+[names.sf]
+policy = "failover"
+regions = ["c"]
+when_all_down = "servfail"
+[names.fb]
+policy = "failover"
+regions = ["c"]
+when_all_down = { fallback = ["192.0.2.99"] }
+"#;
+
+fn model() -> Model {
+    let cfg = config::parse(BASE, Path::new(".")).unwrap_or_else(|e| panic!("{e:?}"));
+    Model::new(cfg, None)
+}
+
+/// One decision: name, client, regions down → regions answered, TTL, scope, outcome.
+fn check(m: &Model, name: &str, client: &str, down: &[&str], want: (&[&str], u32, u8, Outcome)) {
+    let (addr, prefix) = crate::cli::parse_client(client).unwrap();
+    let mut health = HealthView::initial(m);
+    for d in down {
+        health.up[m.region_index(d).unwrap() as usize] = false;
+    }
+    let index = m.names.iter().position(|n| n.fqdn.to_ascii() == format!("{name}.example.org.")).unwrap();
+    let r = route(m, &health, index, &Client::new(addr, prefix, None));
+    let got: Vec<&str> = r.regions.iter().map(|&i| m.region_name(i)).collect();
+    assert_eq!((got.as_slice(), r.ttl, r.scope, r.outcome), want, "{name} for {client} with {down:?} down");
+}
+
+#[test]
+fn latency() {
+    let m = model();
+    use Outcome::*;
+    let rows: &[(&str, &[&str], (&[&str], u32, u8, Outcome))] = &[
+        ("192.0.2.1", &[], (&["a"], 60, 1, Preferred)),
+        ("10.2.0.0/16", &[], (&["c"], 60, 15, Preferred)),
+        ("10.2.0.0/16", &["c"], (&["b"], 10, 15, Fallback)),
+        // 10.2/16 and 10.1/16 part at bit 15: the /15 is uniform.
+        // The /16 row has no rtt for c: it ranks last.
+        ("10.1.2.0/24", &[], (&["a"], 60, 16, Preferred)),
+        ("10.1.2.0/24", &["a", "b"], (&["c"], 10, 16, Fallback)),
+        ("10.1.2.0/24", &["a", "b", "c"], (&["a"], 10, 16, AllDownFailOpen)),
+    ];
+    for (client, down, want) in rows {
+        check(&m, "lat", client, down, *want);
+    }
+}
+
+#[test]
+fn latency_tie_window_is_sticky_and_covers_the_sticky_prefix() {
+    let m = model();
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..32 {
+        let client = format!("198.51.{i}.0/24");
+        let (addr, prefix) = crate::cli::parse_client(&client).unwrap();
+        let health = HealthView::initial(&m);
+        let index = m.names.iter().position(|n| n.fqdn.to_ascii() == "tie.example.org.").unwrap();
+        let r = route(&m, &health, index, &Client::new(addr, prefix, None));
+        assert_eq!(r.scope, 24, "tie split depends on the /24");
+        seen.insert(m.region_name(r.regions[0]).to_owned());
+    }
+    assert_eq!(seen.len(), 2, "a and b share the default row's clients: {seen:?}");
+}
+
+#[test]
+fn geo_map() {
+    let m = model();
+    use Outcome::*;
+    let rows: &[(&str, &[&str], (&[&str], u32, u8, Outcome))] = &[
+        ("10.9.0.0/16", &[], (&["c"], 60, 13, Preferred)),
+        ("10.9.0.0/16", &["c"], (&["b"], 10, 13, Fallback)),
+        ("10.1.0.0/16", &[], (&["b"], 60, 16, Preferred)),
+        ("10.1.0.0/16", &["b"], (&["b"], 10, 16, AllDownFailOpen)),
+        ("192.0.2.0/24", &[], (&["a"], 60, 1, Preferred)),
+    ];
+    for (client, down, want) in rows {
+        check(&m, "geo", client, down, *want);
+    }
+}
+
+#[test]
+fn failover_multivalue_static_and_all_down_rules() {
+    let m = model();
+    use Outcome::*;
+    let rows: &[(&str, &str, &[&str], (&[&str], u32, u8, Outcome))] = &[
+        ("fo", "192.0.2.0/24", &[], (&["b"], 60, 0, Preferred)),
+        ("fo", "192.0.2.0/24", &["b"], (&["a"], 10, 0, Fallback)),
+        ("fo", "192.0.2.0/24", &["a", "b"], (&["b"], 10, 0, AllDownFailOpen)),
+        ("mv", "192.0.2.0/24", &[], (&["a", "b"], 60, 0, Preferred)),
+        ("mv", "192.0.2.0/24", &["a"], (&["b", "c"], 10, 0, Fallback)),
+        ("st", "192.0.2.0/24", &["a", "b", "c"], (&["a", "b", "c"], 60, 0, Preferred)),
+        ("sf", "192.0.2.0/24", &["c"], (&[], 10, 0, AllDownServFail)),
+        ("fb", "192.0.2.0/24", &["c"], (&[], 10, 0, AllDownFallback)),
+    ];
+    for (name, client, down, want) in rows {
+        check(&m, name, client, down, *want);
+    }
+}
+
+#[test]
+fn weighted_follows_weights_moves_only_failed_clients_and_uses_zero_weight_last() {
+    let m = model();
+    let index = m.names.iter().position(|n| n.fqdn.to_ascii() == "w.example.org.").unwrap();
+    let all_up = HealthView::initial(&m);
+    let mut b_down = all_up.clone();
+    b_down.up[1] = false;
+    let mut counts = [0usize; 3];
+    for i in 0..2000u32 {
+        let addr = std::net::IpAddr::from(std::net::Ipv4Addr::from(0x0A00_0000 + (i << 8)));
+        let client = Client::new(addr, 24, None);
+        let before = route(&m, &all_up, index, &client).regions[0];
+        counts[before as usize] += 1;
+        let after = route(&m, &b_down, index, &client).regions[0];
+        if before != 1 {
+            assert_eq!(after, before, "a client of an up region stays put");
+        } else {
+            assert_eq!(after, 0, "b's clients move to a (c has weight 0)");
+        }
+    }
+    assert_eq!(counts[2], 0, "weight 0 takes nothing while others are up");
+    let share = counts[0] as f64 / 2000.0;
+    assert!((0.70..0.80).contains(&share), "weight 3:1 → about 75 %, got {share}");
+    let mut both_down = all_up.clone();
+    both_down.up[0] = false;
+    both_down.up[1] = false;
+    let r = route(&m, &both_down, index, &Client::new("10.0.0.0".parse().unwrap(), 24, None));
+    assert_eq!(m.region_name(r.regions[0]), "c", "the weight-0 backup");
+}
