@@ -65,8 +65,11 @@ fn model() -> Model {
     Model::new(cfg, None)
 }
 
+/// What one decision should be: regions answered, TTL, scope, outcome.
+type Want = (&'static [&'static str], u32, u8, Outcome);
+
 /// One decision: name, client, regions down → regions answered, TTL, scope, outcome.
-fn check(m: &Model, name: &str, client: &str, down: &[&str], want: (&[&str], u32, u8, Outcome)) {
+fn check(m: &Model, name: &str, client: &str, down: &[&str], want: Want) {
     let (addr, prefix) = crate::cli::parse_client(client).unwrap();
     let mut health = HealthView::initial(m);
     for d in down {
@@ -90,7 +93,7 @@ fn check(m: &Model, name: &str, client: &str, down: &[&str], want: (&[&str], u32
 fn latency() {
     let m = model();
     use Outcome::*;
-    let rows: &[(&str, &[&str], (&[&str], u32, u8, Outcome))] = &[
+    let rows: &[(&str, &[&str], Want)] = &[
         ("192.0.2.1", &[], (&["a"], 60, 1, Preferred)),
         ("10.2.0.0/16", &[], (&["c"], 60, 15, Preferred)),
         ("10.2.0.0/16", &["c"], (&["b"], 10, 15, Fallback)),
@@ -137,7 +140,7 @@ fn latency_tie_window_is_sticky_and_covers_the_sticky_prefix() {
 fn geo_map() {
     let m = model();
     use Outcome::*;
-    let rows: &[(&str, &[&str], (&[&str], u32, u8, Outcome))] = &[
+    let rows: &[(&str, &[&str], Want)] = &[
         ("10.9.0.0/16", &[], (&["c"], 60, 13, Preferred)),
         ("10.9.0.0/16", &["c"], (&["b"], 10, 13, Fallback)),
         ("10.1.0.0/16", &[], (&["b"], 60, 16, Preferred)),
@@ -153,7 +156,7 @@ fn geo_map() {
 fn failover_multivalue_static_and_all_down_rules() {
     let m = model();
     use Outcome::*;
-    let rows: &[(&str, &str, &[&str], (&[&str], u32, u8, Outcome))] = &[
+    let rows: &[(&str, &str, &[&str], Want)] = &[
         ("fo", "192.0.2.0/24", &[], (&["b"], 60, 0, Preferred)),
         ("fo", "192.0.2.0/24", &["b"], (&["a"], 10, 0, Fallback)),
         (
