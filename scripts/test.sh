@@ -18,7 +18,6 @@ cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --locked --no-fail-fast
-  cargo test --locked --doc
 else
   cargo test --locked --no-fail-fast
 fi
