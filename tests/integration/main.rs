@@ -15,3 +15,5 @@ mod geoip;
 mod policies;
 /// DNS protocol behaviour over UDP and TCP (RFC 1034/1035, 2308, 6891, 7766, 8482).
 mod protocol;
+/// A real resolver (unbound with ECS) in front of the server.
+mod resolver;
