@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use crate::config::{self, Config};
 use crate::dns::server::DnsServer;
 use crate::geo::GeoDb;
+use crate::health::HealthEngine;
 use crate::model::Model;
 use crate::state::State;
 
@@ -32,6 +33,7 @@ pub fn load_model(path: &Path) -> Result<Model> {
 pub struct App {
     pub state: Arc<State>,
     pub dns: DnsServer,
+    health: Option<HealthEngine>,
 }
 
 impl App {
@@ -40,8 +42,17 @@ impl App {
         let listen = model.config.server.listen.clone();
         let idle = model.config.server.tcp_idle_timeout;
         let state = Arc::new(State::new(model));
+        // Health first: in `wait` mode it marks the view not ready before any query.
+        let probed = state
+            .snapshot()
+            .model
+            .config
+            .regions
+            .iter()
+            .any(|r| !r.checks.is_empty() || r.database.is_some());
+        let health = probed.then(|| HealthEngine::start(state.clone()));
         let dns = DnsServer::start(state.clone(), &listen, idle).await?;
-        Ok(App { state, dns })
+        Ok(App { state, dns, health })
     }
 
     /// The first bound DNS address.
@@ -50,6 +61,9 @@ impl App {
     }
 
     pub async fn shutdown(mut self) -> Result<()> {
+        if let Some(health) = self.health.take() {
+            health.stop().await;
+        }
         Ok(self.dns.shutdown().await?)
     }
 }

@@ -7,6 +7,7 @@
 //! - `model`: the compiled, immutable routing table (zone nodes, area tables).
 //! - `geo`: GeoIP lookups (MaxMind and ip-location-db schemas) and distances.
 //! - `routing`: one ranking per policy, then health filter, cut, all-down rule, TTL.
+//! - `health`: probes, hysteresis, region aggregation, writer election, state file.
 //! - `state`: the snapshot (model + health) swapped atomically; the DNS path reads it.
 //! - `dns`: hickory-server handler, ECS, the pure query → response function, sockets.
 //! - `app`: wiring; `cli`: the subcommands.
@@ -19,6 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod dns;
 pub mod geo;
+pub mod health;
 pub mod model;
 pub mod routing;
 pub mod state;

@@ -14,21 +14,54 @@ use arc_swap::ArcSwap;
 use crate::model::{Model, RegionId};
 
 /// Per-region health as routing sees it, indexed like `Model::config.regions`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HealthView {
     /// The region's checks say it is up.
     pub up: Vec<bool>,
     /// An operator has taken the region out of rotation (it is still probed).
     pub drained: Vec<bool>,
+    /// The region's state changed less than `hold_down` ago: its names use `failover_ttl`.
+    pub recent: Vec<bool>,
+    /// The region whose database member is primary, if one is (or is kept on grace).
+    pub writer: Option<RegionId>,
+    /// The last region known to be the writer, kept after the grace runs out so that
+    /// `fail_open` answers it rather than a replica.
+    pub last_writer: Option<RegionId>,
+    /// The writer is kept on grace, changed less than `hold_down` ago, or is disputed.
+    pub writer_unsettled: bool,
+    /// Database members that report primary right now (two or more: split brain).
+    pub primaries: Vec<RegionId>,
+    /// Replication lag in seconds by region; `Some(0.0)` for the primary; `None` where
+    /// the member is down, unknown, or absent.
+    pub db_lag: Vec<Option<f64>>,
+    /// False until the first round of checks completes (cold start): GSLB names get SERVFAIL.
+    pub ready: bool,
 }
 
 impl HealthView {
     /// Every region up; drained as the config says.
     pub fn initial(model: &Model) -> HealthView {
+        let n = model.config.regions.len();
         HealthView {
-            up: vec![true; model.config.regions.len()],
+            up: vec![true; n],
             drained: model.config.regions.iter().map(|r| r.drained).collect(),
+            recent: vec![false; n],
+            writer: None,
+            last_writer: None,
+            writer_unsettled: false,
+            primaries: Vec::new(),
+            db_lag: vec![None; n],
+            ready: true,
         }
+    }
+
+    /// Whether a replica (or the primary) in the region may serve reads.
+    pub fn readable(&self, region: RegionId, max_lag: f64) -> bool {
+        self.db_lag
+            .get(region as usize)
+            .copied()
+            .flatten()
+            .is_some_and(|lag| lag <= max_lag)
     }
 
     /// Whether routing may send clients to the region.
@@ -52,7 +85,15 @@ pub struct State {
 
 impl State {
     pub fn new(model: Model) -> State {
-        let health = HealthView::initial(&model);
+        let mut health = HealthView::initial(&model);
+        // With checks and `cold_start = "wait"`, nothing is ready until the engine says so.
+        let has_checks = model
+            .config
+            .regions
+            .iter()
+            .any(|r| !r.checks.is_empty() || r.database.is_some());
+        health.ready =
+            !has_checks || model.config.health.cold_start == crate::config::ColdStart::AssumeUp;
         State {
             current: ArcSwap::from_pointee(Snapshot {
                 model: Arc::new(model),

@@ -22,6 +22,7 @@ use ipnet::IpNet;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub server: ServerConfig,
+    pub health: HealthSettings,
     pub zone: ZoneConfig,
     pub regions: Vec<RegionConfig>,
     pub names: Vec<NameConfig>,
@@ -66,6 +67,89 @@ pub struct RegionConfig {
     /// Geoproximity bias, percent (-99..=99).
     pub bias: i32,
     pub drained: bool,
+    /// Probes of the region's gateways.
+    pub checks: Vec<CheckConfig>,
+    pub rule: HealthRule,
+    /// The region's database member.
+    pub database: Option<CheckConfig>,
+}
+
+/// How a region's check verdicts combine into "up".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthRule {
+    All,
+    Any,
+    Quorum(u32),
+}
+
+/// One probe, with its schedule and hysteresis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckConfig {
+    /// Stable identity, e.g. `us-east/http:http://127.0.0.1:8081/healthz` (never a secret).
+    pub id: String,
+    pub kind: CheckKind,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub jitter: Duration,
+    /// Successes in a row to go up.
+    pub rise: u32,
+    /// Failures in a row to go down.
+    pub fall: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CheckKind {
+    Http(HttpCheck),
+    Tcp {
+        target: String,
+    },
+    /// A libpq connection string. Secret: never logged, never shown.
+    Postgres {
+        dsn: String,
+    },
+    /// 200 from `url` means primary; 200 from `replica_url` a healthy replica.
+    HttpRole {
+        primary: HttpCheck,
+        replica: Option<HttpCheck>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpCheck {
+    pub url: String,
+    pub method: String,
+    /// Healthy status codes; empty: any 2xx.
+    pub expect_status: Vec<u16>,
+    pub body_contains: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub sni: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub insecure: bool,
+}
+
+/// Engine-wide health settings, from `[health]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthSettings {
+    pub hold_down: Duration,
+    pub writer_grace: Duration,
+    pub cold_start: ColdStart,
+    pub cold_start_grace: Duration,
+    pub state_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColdStart {
+    /// GSLB names get SERVFAIL until the first round of checks completes (or the grace ends).
+    Wait,
+    /// Serve at once as if every region were up.
+    AssumeUp,
+}
+
+/// How `reader` names rank the readable regions.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReaderOrder {
+    Nearest,
+    Latency { tie_window: u32 },
 }
 
 #[derive(Debug, Clone)]
@@ -100,6 +184,13 @@ pub enum Policy {
     },
     Multivalue,
     Static,
+    /// The region whose database member is primary.
+    Writer,
+    /// Nearest or lowest-latency region whose replica is up and within `max_lag`.
+    Reader {
+        order: ReaderOrder,
+        max_lag: Duration,
+    },
 }
 
 impl Policy {
@@ -112,6 +203,8 @@ impl Policy {
             Policy::Weighted { .. } => "weighted",
             Policy::Multivalue => "multivalue",
             Policy::Static => "static",
+            Policy::Writer => "writer",
+            Policy::Reader { .. } => "reader",
         }
     }
 }
@@ -156,6 +249,72 @@ impl fmt::Display for Area {
 
 /// The continent codes GeoIP databases use.
 pub const CONTINENTS: &[&str] = &["AF", "AN", "AS", "EU", "NA", "OC", "SA"];
+
+/// A DSN with its password replaced, fit for logs and status pages.
+pub fn redact_dsn(dsn: &str) -> String {
+    if let Some(rest) = dsn
+        .strip_prefix("postgres://")
+        .or_else(|| dsn.strip_prefix("postgresql://"))
+    {
+        // URL form: postgres://user:secret@host/db
+        let scheme = &dsn[..dsn.len() - rest.len()];
+        let (auth, host) = rest.split_once('@').unwrap_or(("", rest));
+        let user = auth.split(':').next().unwrap_or("");
+        let query = host.split_once('?').map(|(h, _)| h).unwrap_or(host);
+        return if auth.is_empty() {
+            format!("{scheme}{query}")
+        } else {
+            format!("{scheme}{user}@{query}")
+        };
+    }
+    // Key-value form: drop password=...; values may be quoted.
+    let mut out = Vec::new();
+    let mut rest = dsn.trim();
+    while !rest.is_empty() {
+        let (pair, tail) = match rest.find('=') {
+            Some(eq) => {
+                let key = rest[..eq].trim();
+                let after = rest[eq + 1..].trim_start();
+                let end = if let Some(q) = after.strip_prefix('\'') {
+                    q.find('\'').map_or(after.len(), |i| i + 2)
+                } else {
+                    after.find(char::is_whitespace).unwrap_or(after.len())
+                };
+                ((key, &after[..end]), after[end..].trim_start())
+            }
+            None => (("", rest), ""),
+        };
+        if !pair.0.eq_ignore_ascii_case("password") && !pair.0.is_empty() {
+            out.push(format!("{}={}", pair.0, pair.1));
+        }
+        rest = tail;
+    }
+    out.join(" ")
+}
+
+/// Parses a duration: a number of seconds, or `500ms`, `2s`, `1.5s`, `1m`, `1h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration such as \"2s\" or \"500ms\""))?;
+    let scale = match unit.trim() {
+        "ms" => 0.001,
+        "" | "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        other => {
+            return Err(format!(
+                "unknown duration unit `{other}` in `{s}` (ms, s, m, h)"
+            ));
+        }
+    };
+    Duration::try_from_secs_f64(n * scale).map_err(|_| format!("`{s}` is out of range"))
+}
 
 impl Area {
     /// Parses `default`, `continent:EU`, `country:GB`, `subdivision:US-CA`,

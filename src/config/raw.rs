@@ -13,7 +13,9 @@ pub type S<T> = Spanned<T>;
 
 /// The top-level sections. Each one is deserialized on its own (see `super::load`), so
 /// that a type error in one region does not hide the errors in the next.
-pub const SECTIONS: &[&str] = &["server", "defaults", "zone", "regions", "names", "latency"];
+pub const SECTIONS: &[&str] = &[
+    "server", "defaults", "health", "zone", "regions", "names", "latency",
+];
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -129,6 +131,81 @@ pub struct Region {
     pub bias: Option<S<i32>>,
     #[serde(default)]
     pub drained: bool,
+    /// Probes of the region's gateways.
+    #[serde(default)]
+    pub checks: Vec<S<Check>>,
+    /// How checks combine: `"all"` (default), `"any"` or `{ quorum = N }`.
+    pub health: Option<S<HealthRule>>,
+    /// The region's database member, for `writer` and `reader` names.
+    pub database: Option<S<Check>>,
+}
+
+/// A duration: seconds as a number, or text such as `"500ms"`, `"2s"`, `"1m"`.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+pub enum Dur {
+    Seconds(f64),
+    Text(String),
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+pub enum HealthRule {
+    Keyword(String),
+    Quorum { quorum: u32 },
+}
+
+/// One probe. Which keys apply depends on `kind`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    /// `http`, `https`, `tcp`, `postgres`, `http_role`.
+    pub kind: S<String>,
+    /// http/https/http_role: the URL to request.
+    pub url: Option<S<String>>,
+    /// tcp: `host:port` to connect to.
+    pub target: Option<S<String>>,
+    /// postgres: a libpq-style connection string (the password is never logged).
+    pub dsn: Option<S<String>>,
+    /// http_role: the URL that answers 200 on a healthy replica (Patroni `/replica`).
+    pub replica_url: Option<S<String>>,
+    pub method: Option<S<String>>,
+    /// Status codes that count as healthy; default: any 2xx.
+    pub expect_status: Option<S<Vec<u16>>>,
+    pub body_contains: Option<String>,
+    pub headers: Option<IndexMap<String, String>>,
+    /// https: connect to the URL's address but present this name (SNI and Host).
+    pub sni: Option<S<String>>,
+    /// https: PEM file of CA certificates to trust instead of the system roots.
+    pub ca_file: Option<S<String>>,
+    /// https: accept any certificate.
+    pub insecure: Option<bool>,
+    pub interval: Option<S<Dur>>,
+    pub timeout: Option<S<Dur>>,
+    pub jitter: Option<S<Dur>>,
+    pub rise: Option<S<u32>>,
+    pub fall: Option<S<u32>>,
+}
+
+/// `[health]`: engine settings and check defaults.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    pub interval: Option<S<Dur>>,
+    pub timeout: Option<S<Dur>>,
+    pub jitter: Option<S<Dur>>,
+    pub rise: Option<S<u32>>,
+    pub fall: Option<S<u32>>,
+    /// Seconds after a change during which affected names answer with `failover_ttl`.
+    pub hold_down: Option<S<Dur>>,
+    /// How long the last writer is kept when no database member reports primary.
+    pub writer_grace: Option<S<Dur>>,
+    /// `"wait"` (default: GSLB names get SERVFAIL until the first round) or `"assume_up"`.
+    pub cold_start: Option<S<String>>,
+    /// The longest the first round may take before serving with what is known.
+    pub cold_start_grace: Option<S<Dur>>,
+    /// Where the last known health is kept across restarts (written atomically).
+    pub state_file: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -146,6 +223,10 @@ pub struct Name {
     pub map: Option<S<GeoMap>>,
     /// `weighted`: per-name weights overriding the regions' own.
     pub weights: Option<S<IndexMap<S<String>, S<u32>>>>,
+    /// `reader`: how to rank readable regions: `"nearest"` (default) or `"latency"`.
+    pub order: Option<S<String>>,
+    /// `reader`: a replica lagging more than this is not readable.
+    pub max_lag: Option<S<Dur>>,
 }
 
 /// A `geo` map: area → ordered region names.

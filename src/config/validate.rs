@@ -20,7 +20,9 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::raw::{self, S};
 use super::{
-    AllDown, Area, Config, Diagnostic, NameConfig, Policy, RegionConfig, ServerConfig, ZoneConfig,
+    AllDown, Area, CheckConfig, CheckKind, ColdStart, Config, Diagnostic, HealthRule,
+    HealthSettings, HttpCheck, NameConfig, Policy, ReaderOrder, RegionConfig, ServerConfig,
+    ZoneConfig,
 };
 
 const POLICIES: &[&str] = &[
@@ -31,6 +33,8 @@ const POLICIES: &[&str] = &[
     "weighted",
     "multivalue",
     "static",
+    "writer",
+    "reader",
 ];
 const RECORD_TYPES: &[&str] = &["A", "AAAA", "CNAME", "MX", "TXT", "SRV", "CAA", "NS", "PTR"];
 
@@ -79,6 +83,7 @@ struct Validator {
 struct Sections<'a> {
     server: raw::Server,
     defaults: raw::Defaults,
+    health: raw::Health,
     zone: Option<(Range<usize>, raw::Zone)>,
     regions: Vec<(S<String>, raw::Region)>,
     regions_span: Option<Range<usize>>,
@@ -136,6 +141,7 @@ impl Validator {
         let mut s = Sections {
             server: raw::Server::default(),
             defaults: raw::Defaults::default(),
+            health: raw::Health::default(),
             zone: None,
             regions: Vec::new(),
             regions_span: None,
@@ -147,6 +153,7 @@ impl Validator {
             match key.get_ref().as_ref() {
                 "server" => s.server = self.section(value).unwrap_or_default(),
                 "defaults" => s.defaults = self.section(value).unwrap_or_default(),
+                "health" => s.health = self.section(value).unwrap_or_default(),
                 "zone" => s.zone = self.section(value).map(|z| (value.span(), z)),
                 "regions" => {
                     s.regions_span = Some(key.span());
@@ -180,7 +187,8 @@ impl Validator {
                 None
             }
         };
-        let regions = self.regions(&s.regions);
+        let (health, defaults) = self.health(&s.health, base);
+        let regions = self.regions(&s.regions, &defaults, base);
         if regions.is_empty() && !s.names.is_empty() {
             self.err(
                 s.regions_span.clone(),
@@ -196,6 +204,7 @@ impl Validator {
         let names = self.names(&s, &zone, &regions, &latency, server.geoip_db.is_some());
         Some(Config {
             server,
+            health,
             zone,
             regions,
             names,
@@ -600,7 +609,12 @@ impl Validator {
         }
     }
 
-    fn regions(&mut self, raw: &[(S<String>, raw::Region)]) -> Vec<RegionConfig> {
+    fn regions(
+        &mut self,
+        raw: &[(S<String>, raw::Region)],
+        defaults: &CheckDefaults,
+        base: &Path,
+    ) -> Vec<RegionConfig> {
         let mut out = Vec::new();
         for (key, r) in raw {
             let name = key.get_ref().clone();
@@ -682,7 +696,7 @@ impl Validator {
                 None => 0,
             };
             out.push(RegionConfig {
-                name,
+                name: name.clone(),
                 location,
                 a,
                 aaaa,
@@ -690,9 +704,305 @@ impl Validator {
                 weight: r.weight.as_ref().map_or(1, |w| *w.get_ref()),
                 bias,
                 drained: r.drained,
+                checks: r
+                    .checks
+                    .iter()
+                    .filter_map(|c| self.check(&name, c, defaults, base, false))
+                    .collect(),
+                rule: self.rule(r.health.as_ref(), r.checks.len()),
+                database: r
+                    .database
+                    .as_ref()
+                    .and_then(|c| self.check(&name, c, defaults, base, true)),
             });
         }
         out
+    }
+
+    fn duration(&mut self, d: Option<&S<raw::Dur>>, default: Duration) -> Duration {
+        let Some(d) = d else { return default };
+        let parsed = match d.get_ref() {
+            raw::Dur::Seconds(secs) => {
+                Duration::try_from_secs_f64(*secs).map_err(|_| format!("{secs} is not a duration"))
+            }
+            raw::Dur::Text(t) => super::parse_duration(t),
+        };
+        match parsed {
+            Ok(v) => v,
+            Err(msg) => {
+                self.err(Some(d.span()), msg).hint =
+                    Some("a number of seconds, or text such as \"500ms\", \"2s\", \"1m\"".into());
+                default
+            }
+        }
+    }
+
+    fn health(&mut self, raw: &raw::Health, base: &Path) -> (HealthSettings, CheckDefaults) {
+        let interval = self.duration(raw.interval.as_ref(), Duration::from_secs(5));
+        let defaults = CheckDefaults {
+            interval,
+            timeout: self.duration(raw.timeout.as_ref(), Duration::from_secs(2).min(interval)),
+            jitter: self.duration(raw.jitter.as_ref(), interval / 10),
+            rise: raw.rise.as_ref().map_or(2, |r| *r.get_ref()),
+            fall: raw.fall.as_ref().map_or(3, |f| *f.get_ref()),
+        };
+        let cold_start = match raw
+            .cold_start
+            .as_ref()
+            .map(|c| (c.get_ref().as_str(), c.span()))
+        {
+            None | Some(("wait", _)) => ColdStart::Wait,
+            Some(("assume_up", _)) => ColdStart::AssumeUp,
+            Some((other, span)) => {
+                self.err(Some(span), format!("unknown cold_start `{other}`"))
+                    .hint = Some(
+                    "\"wait\" (SERVFAIL for GSLB names until the first round) or \"assume_up\""
+                        .into(),
+                );
+                ColdStart::Wait
+            }
+        };
+        let settings = HealthSettings {
+            hold_down: self.duration(raw.hold_down.as_ref(), Duration::from_secs(30)),
+            writer_grace: self.duration(raw.writer_grace.as_ref(), Duration::from_secs(10)),
+            cold_start,
+            cold_start_grace: self.duration(raw.cold_start_grace.as_ref(), Duration::from_secs(10)),
+            state_file: raw.state_file.as_ref().map(|p| base.join(p.get_ref())),
+        };
+        (settings, defaults)
+    }
+
+    fn rule(&mut self, raw: Option<&S<raw::HealthRule>>, checks: usize) -> HealthRule {
+        match raw.map(|r| (r.get_ref(), r.span())) {
+            None => HealthRule::All,
+            Some((raw::HealthRule::Keyword(k), _)) if k == "all" => HealthRule::All,
+            Some((raw::HealthRule::Keyword(k), _)) if k == "any" => HealthRule::Any,
+            Some((raw::HealthRule::Quorum { quorum }, span)) => {
+                if *quorum == 0 || *quorum as usize > checks {
+                    self.err(
+                        Some(span),
+                        format!("quorum {quorum} needs between 1 and {checks} checks"),
+                    );
+                }
+                HealthRule::Quorum(*quorum)
+            }
+            Some((raw::HealthRule::Keyword(k), span)) => {
+                self.err(Some(span), format!("unknown health rule `{k}`"))
+                    .hint = Some("\"all\", \"any\" or { quorum = N }".into());
+                HealthRule::All
+            }
+        }
+    }
+
+    fn http_check(
+        &mut self,
+        region: &str,
+        c: &raw::Check,
+        url: &S<String>,
+        base: &Path,
+    ) -> Option<HttpCheck> {
+        let u = url.get_ref();
+        let scheme_ok = u.starts_with("http://") || u.starts_with("https://");
+        if !scheme_ok || reqwest::Url::parse(u).is_err() {
+            self.err(
+                Some(url.span()),
+                format!("`{u}` is not an http:// or https:// URL"),
+            )
+            .hint = Some("e.g. \"http://127.0.0.1:8081/healthz\"".into());
+            return None;
+        }
+        let method = c
+            .method
+            .as_ref()
+            .map_or("GET".to_owned(), |m| m.get_ref().to_ascii_uppercase());
+        if !["GET", "HEAD", "POST", "OPTIONS"].contains(&method.as_str()) {
+            let span = c.method.as_ref().map(|m| m.span());
+            self.err(
+                span,
+                format!("method `{method}` is not allowed for a health check"),
+            )
+            .hint = Some("GET, HEAD, POST or OPTIONS".into());
+        }
+        let expect_status = match &c.expect_status {
+            Some(codes) => {
+                if codes.get_ref().is_empty()
+                    || codes.get_ref().iter().any(|c| !(100..=599).contains(c))
+                {
+                    self.err(
+                        Some(codes.span()),
+                        "expect_status must list HTTP status codes (100-599)",
+                    );
+                }
+                codes.get_ref().clone()
+            }
+            None => Vec::new(),
+        };
+        let ca_file = c.ca_file.as_ref().and_then(|p| {
+            let path = base.join(p.get_ref());
+            if path.is_file() {
+                Some(path)
+            } else {
+                self.err(
+                    Some(p.span()),
+                    format!("CA file `{}` not found", path.display()),
+                );
+                None
+            }
+        });
+        let https = u.starts_with("https://");
+        for (key, span) in [
+            ("sni", c.sni.as_ref().map(|s| s.span())),
+            ("ca_file", c.ca_file.as_ref().map(|s| s.span())),
+        ] {
+            if let Some(span) = span
+                && !https
+            {
+                self.err(
+                    Some(span),
+                    format!("`{key}` applies only to https:// URLs (region `{region}`)"),
+                );
+            }
+        }
+        Some(HttpCheck {
+            url: u.clone(),
+            method,
+            expect_status,
+            body_contains: c.body_contains.clone(),
+            headers: c
+                .headers
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            sni: c.sni.as_ref().map(|s| s.get_ref().clone()),
+            ca_file,
+            insecure: c.insecure.unwrap_or(false),
+        })
+    }
+
+    fn check(
+        &mut self,
+        region: &str,
+        raw: &S<raw::Check>,
+        d: &CheckDefaults,
+        base: &Path,
+        database: bool,
+    ) -> Option<CheckConfig> {
+        let c = raw.get_ref();
+        let kind_name = c.kind.get_ref().as_str();
+        let allowed: &[&str] = if database {
+            &["postgres", "http_role"]
+        } else {
+            &["http", "https", "tcp"]
+        };
+        if !allowed.contains(&kind_name) {
+            let what = if database {
+                "a database member"
+            } else {
+                "a gateway check"
+            };
+            self.err(
+                Some(c.kind.span()),
+                format!("`{kind_name}` is not a kind of {what}"),
+            )
+            .hint = Some(format!("one of {}", allowed.join(", ")));
+            return None;
+        }
+        let kind_span = c.kind.span();
+        let need = |v: &mut Validator, field: &Option<S<String>>, key: &str| -> Option<S<String>> {
+            if field.is_none() {
+                v.err(
+                    Some(kind_span.clone()),
+                    format!("a `{kind_name}` check needs `{key}`"),
+                );
+            }
+            field.clone()
+        };
+        let (kind, shown) = match kind_name {
+            "http" | "https" => {
+                let url = need(self, &c.url, "url")?;
+                let check = self.http_check(region, c, &url, base)?;
+                if (kind_name == "https") != check.url.starts_with("https://") {
+                    self.err(
+                        Some(url.span()),
+                        format!("a `{kind_name}` check needs a {kind_name}:// URL"),
+                    );
+                }
+                let shown = format!("{kind_name}:{}", check.url);
+                (CheckKind::Http(check), shown)
+            }
+            "tcp" => {
+                let target = need(self, &c.target, "target")?;
+                let t = target.get_ref();
+                let valid = t
+                    .rsplit_once(':')
+                    .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+                if !valid {
+                    self.err(Some(target.span()), format!("`{t}` is not host:port"))
+                        .hint = Some("e.g. \"192.0.2.1:443\" or \"[2001:db8::1]:443\"".into());
+                }
+                (CheckKind::Tcp { target: t.clone() }, format!("tcp:{t}"))
+            }
+            "postgres" => {
+                let dsn = need(self, &c.dsn, "dsn")?;
+                if dsn.get_ref().parse::<tokio_postgres::Config>().is_err() {
+                    self.err(
+                        Some(dsn.span()),
+                        "the dsn is not a valid PostgreSQL connection string",
+                    )
+                    .hint = Some(
+                        "e.g. \"host=db.example.org port=5432 user=switchyard dbname=postgres\""
+                            .into(),
+                    );
+                }
+                let shown = format!("postgres:{}", super::redact_dsn(dsn.get_ref()));
+                (
+                    CheckKind::Postgres {
+                        dsn: dsn.get_ref().clone(),
+                    },
+                    shown,
+                )
+            }
+            _ => {
+                let url = need(self, &c.url, "url")?;
+                let primary = self.http_check(region, c, &url, base)?;
+                let replica = match &c.replica_url {
+                    Some(r) => Some(self.http_check(region, c, r, base)?),
+                    None => None,
+                };
+                let shown = format!("http_role:{}", primary.url);
+                (CheckKind::HttpRole { primary, replica }, shown)
+            }
+        };
+        let interval = self.duration(c.interval.as_ref(), d.interval);
+        let timeout = self.duration(c.timeout.as_ref(), d.timeout.min(interval));
+        if timeout > interval || timeout.is_zero() || interval.is_zero() {
+            let span = c
+                .timeout
+                .as_ref()
+                .or(c.interval.as_ref())
+                .map_or(raw.span(), |t| t.span());
+            self.err(
+                Some(span),
+                format!(
+                    "timeout {timeout:?} must be non-zero and at most the interval {interval:?}"
+                ),
+            );
+        }
+        let rise = c.rise.as_ref().map_or(d.rise, |r| *r.get_ref());
+        let fall = c.fall.as_ref().map_or(d.fall, |f| *f.get_ref());
+        if rise == 0 || fall == 0 {
+            self.err(Some(raw.span()), "rise and fall must be at least 1");
+        }
+        Some(CheckConfig {
+            id: format!("{region}/{shown}"),
+            kind,
+            interval,
+            timeout,
+            jitter: self.duration(c.jitter.as_ref(), d.jitter).min(interval / 2),
+            rise: rise.max(1),
+            fall: fall.max(1),
+        })
     }
 
     fn region_ref(&mut self, s: &S<String>, regions: &[RegionConfig]) -> Option<usize> {
@@ -866,13 +1176,16 @@ impl Validator {
                 continue;
             }
             let only =
-                |v: &mut Validator, present: Option<Range<usize>>, key: &str, policy: &str| {
+                |v: &mut Validator, present: Option<Range<usize>>, key: &str, policies: &[&str]| {
                     if let Some(span) = present
-                        && policy_name != policy
+                        && !policies.contains(&policy_name)
                     {
                         v.err(
                             Some(span),
-                            format!("`{key}` applies only to the `{policy}` policy"),
+                            format!(
+                                "`{key}` applies only to the {} policy",
+                                policies.join(" and ")
+                            ),
                         );
                     }
                 };
@@ -880,14 +1193,26 @@ impl Validator {
                 self,
                 n.tie_window.as_ref().map(|t| t.span()),
                 "tie_window",
-                "latency",
+                &["latency", "reader"],
             );
-            only(self, n.map.as_ref().map(|t| t.span()), "map", "geo");
+            only(self, n.map.as_ref().map(|t| t.span()), "map", &["geo"]);
             only(
                 self,
                 n.weights.as_ref().map(|t| t.span()),
                 "weights",
-                "weighted",
+                &["weighted"],
+            );
+            only(
+                self,
+                n.order.as_ref().map(|t| t.span()),
+                "order",
+                &["reader"],
+            );
+            only(
+                self,
+                n.max_lag.as_ref().map(|t| t.span()),
+                "max_lag",
+                &["reader"],
             );
 
             let mut candidates: Vec<usize> = match &n.regions {
@@ -933,24 +1258,7 @@ impl Validator {
                     }
                 }
                 "nearest" => {
-                    if !have_geoip {
-                        self.err(
-                            Some(n.policy.span()),
-                            "the `nearest` policy needs `[server] geoip_db`",
-                        );
-                    }
-                    for &i in &candidates {
-                        if regions[i].location.is_none() {
-                            self.err(
-                                Some(n.policy.span()),
-                                format!(
-                                    "region `{}` has no location, which `nearest` needs",
-                                    regions[i].name
-                                ),
-                            )
-                            .hint = Some("add `location = [lat, lon]` to the region".into());
-                        }
-                    }
+                    self.nearest_needs(n, &candidates, regions, have_geoip);
                     Policy::Nearest
                 }
                 "geo" => {
@@ -1038,6 +1346,37 @@ impl Validator {
                     }
                     Policy::Weighted { weights }
                 }
+                "writer" => {
+                    self.needs_databases(n, &candidates, regions);
+                    Policy::Writer
+                }
+                "reader" => {
+                    self.needs_databases(n, &candidates, regions);
+                    let order = match n.order.as_ref().map(|o| (o.get_ref().as_str(), o.span())) {
+                        None | Some(("nearest", _)) => {
+                            self.nearest_needs(n, &candidates, regions, have_geoip);
+                            ReaderOrder::Nearest
+                        }
+                        Some(("latency", span)) => {
+                            if latency.is_empty() {
+                                self.err(
+                                    Some(span),
+                                    "reader order `latency` needs a `[latency]` table",
+                                );
+                            }
+                            ReaderOrder::Latency {
+                                tie_window: n.tie_window.as_ref().map_or(0, |t| *t.get_ref()),
+                            }
+                        }
+                        Some((other, span)) => {
+                            self.err(Some(span), format!("unknown reader order `{other}`"))
+                                .hint = Some("\"nearest\" or \"latency\"".into());
+                            ReaderOrder::Nearest
+                        }
+                    };
+                    let max_lag = self.duration(n.max_lag.as_ref(), Duration::from_secs(30));
+                    Policy::Reader { order, max_lag }
+                }
                 "multivalue" => Policy::Multivalue,
                 "static" => Policy::Static,
                 _ => unreachable!("checked against POLICIES"),
@@ -1082,6 +1421,59 @@ impl Validator {
             });
         }
         out
+    }
+}
+
+/// Check settings that `[health]` provides for every check.
+struct CheckDefaults {
+    interval: Duration,
+    timeout: Duration,
+    jitter: Duration,
+    rise: u32,
+    fall: u32,
+}
+
+impl Validator {
+    fn nearest_needs(
+        &mut self,
+        n: &raw::Name,
+        candidates: &[usize],
+        regions: &[RegionConfig],
+        have_geoip: bool,
+    ) {
+        if !have_geoip {
+            self.err(
+                Some(n.policy.span()),
+                "the `nearest` policy needs `[server] geoip_db`",
+            );
+        }
+        for &i in candidates {
+            if regions[i].location.is_none() {
+                self.err(
+                    Some(n.policy.span()),
+                    format!(
+                        "region `{}` has no location, which `nearest` needs",
+                        regions[i].name
+                    ),
+                )
+                .hint = Some("add `location = [lat, lon]` to the region".into());
+            }
+        }
+    }
+
+    fn needs_databases(&mut self, n: &raw::Name, candidates: &[usize], regions: &[RegionConfig]) {
+        if !candidates.iter().any(|&i| regions[i].database.is_some()) {
+            self.err(
+                Some(n.policy.span()),
+                format!(
+                    "the `{}` policy needs regions with a `database` member",
+                    n.policy.get_ref()
+                ),
+            )
+            .hint = Some(
+                "add `[regions.NAME.database]` with kind = \"postgres\" or \"http_role\"".into(),
+            );
+        }
     }
 }
 

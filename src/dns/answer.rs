@@ -207,6 +207,13 @@ fn gslb(
         // Other types do not depend on the client: NODATA, scope /0.
         return;
     }
+    if !snap.health.ready {
+        // Cold start: no verdicts yet. SERVFAIL sends resolvers to another instance
+        // rather than caching a guess.
+        r.rcode = ResponseCode::ServFail;
+        r.authoritative = false;
+        return;
+    }
     let client = Client::new(subject.addr, subject.prefix, model.geo.as_deref());
     let route = routing::route(model, &snap.health, name, &client);
     r.scope = r.scope.max(route.scope);

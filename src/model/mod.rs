@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use hickory_proto::rr::Name;
 
-use crate::config::{AllDown, Area, Config, Policy};
+use crate::config::{AllDown, Area, Config, Policy, ReaderOrder};
 use crate::geo::GeoDb;
 use area::AreaTable;
 use zone::Zone;
@@ -58,6 +58,12 @@ pub enum Compiled {
     },
     Multivalue,
     Static,
+    Writer,
+    /// `order` is `Nearest` or `Latency`; `max_lag` in seconds.
+    Reader {
+        order: Box<Compiled>,
+        max_lag: f64,
+    },
 }
 
 impl Model {
@@ -86,6 +92,17 @@ impl Model {
                     },
                     Policy::Multivalue => Compiled::Multivalue,
                     Policy::Static => Compiled::Static,
+                    Policy::Writer => Compiled::Writer,
+                    Policy::Reader { order, max_lag } => Compiled::Reader {
+                        order: Box::new(match order {
+                            ReaderOrder::Nearest => Compiled::Nearest,
+                            ReaderOrder::Latency { tie_window } => Compiled::Latency {
+                                table: AreaTable::new(config.latency.iter().cloned()),
+                                tie_window: *tie_window,
+                            },
+                        }),
+                        max_lag: max_lag.as_secs_f64(),
+                    },
                 };
                 GslbName {
                     fqdn: n.fqdn.clone(),

@@ -4,7 +4,7 @@
 
 use std::fmt::{self, Write as _};
 
-use super::{Client, Outcome, Route, finish, nearest, rank, weighted};
+use super::{Client, Outcome, Route, finish, nearest, ranking_for, usable, weighted};
 use crate::config::AllDown;
 use crate::model::{Compiled, Model};
 use crate::state::HealthView;
@@ -31,7 +31,7 @@ pub fn explain(
     client: &Client<'_>,
 ) -> Explanation {
     let n = &model.names[name_index];
-    let ranking = rank(model, n, client, health);
+    let ranking = ranking_for(model, n, client, health);
     let route = finish(n, &ranking, health, client.prefix);
 
     let geo = match (&model.geo, client.geo()) {
@@ -66,7 +66,11 @@ pub fn explain(
     let mut candidates = Vec::new();
     for (place, &r) in ranking.order.iter().enumerate() {
         let region = &model.config.regions[r as usize];
-        let measure = match &n.policy {
+        let policy = match &n.policy {
+            Compiled::Reader { order, .. } => &**order,
+            other => other,
+        };
+        let mut measure = match policy {
             Compiled::Latency { table, .. } => {
                 let m = table.lookup(client.addr, || client.geo().map(|g| &g.info));
                 match (m.row, m.index) {
@@ -95,16 +99,37 @@ pub fn explain(
                     weighted::score(model, weights, r, sticky)
                 )
             }
-            Compiled::Failover | Compiled::Multivalue | Compiled::Static => {
-                "configured order".to_owned()
-            }
+            Compiled::Writer => match (health.writer, health.primaries.len()) {
+                (Some(w), 1) if w == r => "database primary".to_owned(),
+                (Some(w), n) if w == r && n > 1 => {
+                    format!("split brain: {n} primaries, this one wins")
+                }
+                (Some(w), _) if w == r => "last writer, kept on grace (no primary seen)".to_owned(),
+                _ => "last known writer".to_owned(),
+            },
+            Compiled::Failover
+            | Compiled::Multivalue
+            | Compiled::Static
+            | Compiled::Reader { .. } => "configured order".to_owned(),
         };
+        if let Compiled::Reader { max_lag, .. } = &n.policy {
+            let lag = match health.db_lag[r as usize] {
+                Some(l) if l <= *max_lag => format!(", lag {l:.1} s"),
+                Some(l) => format!(", lag {l:.1} s > max {max_lag} s"),
+                None => ", database down".to_owned(),
+            };
+            measure.push_str(&lag);
+        }
         let state = if matches!(n.policy, Compiled::Static) {
             "static: health not consulted"
         } else if health.drained[r as usize] {
             "drained: skipped"
-        } else if !health.up[r as usize] {
-            "down: skipped"
+        } else if !usable(n, health, r) {
+            if health.up[r as usize] {
+                "not usable: skipped"
+            } else {
+                "down: skipped"
+            }
         } else if route.regions.contains(&r) {
             "up: answered"
         } else {

@@ -7,8 +7,7 @@
 
 use super::{Client, Ranking, Regions, geo_scope, hash64};
 use crate::model::area::AreaTable;
-use crate::model::{GslbName, Model};
-use crate::state::HealthView;
+use crate::model::{GslbName, Model, RegionId};
 
 pub(super) fn rank(
     model: &Model,
@@ -16,7 +15,7 @@ pub(super) fn rank(
     table: &AreaTable<Vec<Option<u32>>>,
     tie_window: u32,
     client: &Client<'_>,
-    health: &HealthView,
+    usable: &dyn Fn(RegionId) -> bool,
 ) -> Ranking {
     let m = table.lookup(client.addr, || client.geo().map(|g| &g.info));
     let mut scope = m.scope;
@@ -33,7 +32,7 @@ pub(super) fn rank(
     let best_up = name
         .regions
         .iter()
-        .filter(|&&r| health.usable(r))
+        .filter(|&&r| usable(r))
         .map(|&r| rtt(r))
         .min();
     let best = best_up.unwrap_or_else(|| {

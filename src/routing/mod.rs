@@ -124,13 +124,30 @@ pub struct Route {
 /// Ranks a name's candidates for a client. Only `latency` looks at health, to know
 /// which regions share the best usable round-trip time.
 pub fn rank(model: &Model, name: &GslbName, client: &Client<'_>, health: &HealthView) -> Ranking {
-    match &name.policy {
+    rank_by(model, name, &name.policy, client, &|r| {
+        usable(name, health, r)
+    })
+}
+
+fn rank_by(
+    model: &Model,
+    name: &GslbName,
+    policy: &Compiled,
+    client: &Client<'_>,
+    usable: &dyn Fn(RegionId) -> bool,
+) -> Ranking {
+    match policy {
         Compiled::Latency { table, tie_window } => {
-            latency::rank(model, name, table, *tie_window, client, health)
+            latency::rank(model, name, table, *tie_window, client, usable)
         }
         Compiled::Nearest => nearest::rank(model, name, client),
         Compiled::Geo { table } => geomap::rank(table, client),
         Compiled::Weighted { weights } => weighted::rank(model, name, weights, client),
+        Compiled::Reader { order, .. } => rank_by(model, name, order, client, usable),
+        Compiled::Writer => Ranking {
+            order: Regions::new(),
+            scope: 0,
+        },
         Compiled::Failover | Compiled::Multivalue | Compiled::Static => Ranking {
             order: name.regions.iter().copied().collect(),
             scope: 0,
@@ -138,11 +155,56 @@ pub fn rank(model: &Model, name: &GslbName, client: &Client<'_>, health: &Health
     }
 }
 
+/// Whether a name may answer with a region: up and not drained; for `reader`, also
+/// readable within `max_lag`; for `writer`, the writer (its gateways do not matter:
+/// writes can go nowhere else).
+pub fn usable(name: &GslbName, health: &HealthView, region: RegionId) -> bool {
+    match &name.policy {
+        Compiled::Writer => health.writer == Some(region) && !health.drained[region as usize],
+        Compiled::Reader { max_lag, .. } => {
+            health.usable(region) && health.readable(region, *max_lag)
+        }
+        _ => health.usable(region),
+    }
+}
+
+/// The writer name's ranking: the writer, or the last known one (which `fail_open`
+/// then answers), or the first candidate with a database member.
+fn writer_ranking(model: &Model, name: &GslbName, health: &HealthView) -> Ranking {
+    let has_db = |r: &RegionId| model.config.regions[*r as usize].database.is_some();
+    let w = health
+        .writer
+        .or(health.last_writer)
+        .filter(|w| name.regions.contains(w))
+        .or_else(|| name.regions.iter().copied().find(has_db));
+    Ranking {
+        order: w.into_iter().collect(),
+        scope: 0,
+    }
+}
+
+/// The ranking `route` filters: the policy's, or the writer's.
+pub fn ranking_for(
+    model: &Model,
+    n: &GslbName,
+    client: &Client<'_>,
+    health: &HealthView,
+) -> Ranking {
+    match n.policy {
+        Compiled::Writer => writer_ranking(model, n, health),
+        _ => rank(model, n, client, health),
+    }
+}
+
 /// Decides the answer for a GSLB name.
 pub fn route(model: &Model, health: &HealthView, name: usize, client: &Client<'_>) -> Route {
     let n = &model.names[name];
-    let ranking = rank(model, n, client, health);
-    finish(n, &ranking, health, client.prefix)
+    finish(
+        n,
+        &ranking_for(model, n, client, health),
+        health,
+        client.prefix,
+    )
 }
 
 /// The shared tail of every policy: health filter, cut, all-down rule, TTL.
@@ -168,7 +230,7 @@ pub fn finish(n: &GslbName, ranking: &Ranking, health: &HealthView, client_prefi
         .order
         .iter()
         .copied()
-        .filter(|&r| health.usable(r))
+        .filter(|&r| usable(n, health, r))
         .take(n.answers)
         .collect();
     if !chosen.is_empty() {
@@ -178,7 +240,17 @@ pub fn finish(n: &GslbName, ranking: &Ranking, health: &HealthView, client_prefi
         } else {
             Outcome::Fallback
         };
-        let ttl = if preferred { n.ttl } else { n.failover_ttl };
+        // Within hold-down of a change among this name's regions (or of the writer),
+        // caches are told to come back soon.
+        let settled = match n.policy {
+            Compiled::Writer => !health.writer_unsettled,
+            _ => !n.regions.iter().any(|&r| health.recent[r as usize]),
+        };
+        let ttl = if preferred && settled {
+            n.ttl
+        } else {
+            n.failover_ttl
+        };
         return Route {
             regions: chosen,
             ttl,
@@ -186,25 +258,16 @@ pub fn finish(n: &GslbName, ranking: &Ranking, health: &HealthView, client_prefi
             outcome,
         };
     }
-    match n.when_all_down {
-        AllDown::FailOpen => Route {
-            regions: ideal(),
-            ttl: n.failover_ttl,
-            scope,
-            outcome: Outcome::AllDownFailOpen,
-        },
-        AllDown::ServFail => Route {
-            regions: Regions::new(),
-            ttl: n.failover_ttl,
-            scope: 0,
-            outcome: Outcome::AllDownServFail,
-        },
-        AllDown::Fallback { .. } => Route {
-            regions: Regions::new(),
-            ttl: n.failover_ttl,
-            scope: 0,
-            outcome: Outcome::AllDownFallback,
-        },
+    let (regions, scope, outcome) = match n.when_all_down {
+        AllDown::FailOpen => (ideal(), scope, Outcome::AllDownFailOpen),
+        AllDown::ServFail => (Regions::new(), 0, Outcome::AllDownServFail),
+        AllDown::Fallback { .. } => (Regions::new(), 0, Outcome::AllDownFallback),
+    };
+    Route {
+        regions,
+        ttl: n.failover_ttl,
+        scope,
+        outcome,
     }
 }
 

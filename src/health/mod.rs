@@ -1,0 +1,486 @@
+//! The health engine: probes every check on its own schedule, smooths results with
+//! rise/fall hysteresis, combines them per region, elects the writer, and publishes a
+//! new `HealthView` whenever anything routing can see has changed.
+//!
+//! One task per check runs probes (`probe`); one supervisor task owns all mutable state
+//! and is the only writer of health into `State`. A hung target costs its own check
+//! one timeout and never delays another. Every state change is logged once with its
+//! reason. The engine never promotes or demotes anything; it only observes.
+//!
+//! Cold start: with `cold_start = "wait"`, GSLB names get SERVFAIL until every check
+//! has a first result or `cold_start_grace` passes, unless the state file restores the
+//! last known health, in which case answers are honest at once.
+
+pub mod hysteresis;
+pub mod probe;
+pub mod statefile;
+pub mod writer;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::config::{ColdStart, HealthRule};
+use crate::model::{Model, RegionId};
+use crate::routing::hash64;
+use crate::state::State;
+use hysteresis::Hysteresis;
+use probe::{Failure, Prober};
+use writer::Role;
+
+/// What the engine knows of one check.
+struct Check {
+    /// The check's stable id (never contains a secret).
+    id: String,
+    region: usize,
+    database: bool,
+    hysteresis: Hysteresis,
+    /// The last result: `Ok` or why it failed.
+    last: Option<Result<(), Failure>>,
+    role: Option<Role>,
+}
+
+/// A running engine; dropping it does not stop it, `stop` does.
+pub struct HealthEngine {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl HealthEngine {
+    /// Starts probing the checks of the current model and publishing into `state`.
+    pub fn start(state: Arc<State>) -> HealthEngine {
+        let stop = CancellationToken::new();
+        let model = state.snapshot().model.clone();
+        let (tx, rx) = mpsc::channel(1024);
+        let mut checks = Vec::new();
+        for (r, region) in model.config.regions.iter().enumerate() {
+            let all = region
+                .checks
+                .iter()
+                .map(|c| (c, false))
+                .chain(region.database.iter().map(|c| (c, true)));
+            for (config, database) in all {
+                let index = checks.len();
+                checks.push(Check {
+                    id: config.id.clone(),
+                    region: r,
+                    database,
+                    hysteresis: Hysteresis::new(config.rise, config.fall),
+                    last: None,
+                    role: None,
+                });
+                match Prober::new(config.clone()) {
+                    Ok(prober) => {
+                        tokio::spawn(run_check(index, Arc::new(prober), tx.clone(), stop.clone()));
+                    }
+                    Err(e) => {
+                        // Validation catches most of these; what is left (an unreadable CA
+                        // file) makes the check fail every round, visibly.
+                        error!(check = %config.id, error = %e, "cannot set up check");
+                        let failure = Failure {
+                            kind: probe::FailureKind::Protocol,
+                            detail: e,
+                        };
+                        tokio::spawn(run_failing(
+                            index,
+                            config.interval,
+                            failure,
+                            tx.clone(),
+                            stop.clone(),
+                        ));
+                    }
+                }
+            }
+        }
+        drop(tx);
+        let supervisor = Supervisor::new(state, model, checks);
+        let task = tokio::spawn(supervisor.run(rx, stop.clone()));
+        HealthEngine { stop, task }
+    }
+
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// The probe loop of one check: at once, then every interval (± jitter).
+async fn run_check(
+    index: usize,
+    prober: Arc<Prober>,
+    tx: mpsc::Sender<(usize, probe::Outcome)>,
+    stop: CancellationToken,
+) {
+    let c = &prober.config;
+    let mut n: u64 = 0;
+    loop {
+        let started = tokio::time::Instant::now();
+        let outcome = tokio::select! {
+            o = prober.probe() => o,
+            _ = stop.cancelled() => return,
+        };
+        if tx.send((index, outcome)).await.is_err() {
+            return;
+        }
+        n += 1;
+        let next = started + jittered(c.interval, c.jitter, index as u64, n);
+        tokio::select! {
+            _ = tokio::time::sleep_until(next) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+/// A check that could not be set up reports its failure every interval.
+async fn run_failing(
+    index: usize,
+    interval: Duration,
+    failure: Failure,
+    tx: mpsc::Sender<(usize, probe::Outcome)>,
+    stop: CancellationToken,
+) {
+    loop {
+        if tx.send((index, Err(failure.clone()))).await.is_err() {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+/// `interval` moved by up to ± `jitter`, spread by check and round.
+fn jittered(interval: Duration, jitter: Duration, check: u64, round: u64) -> Duration {
+    if jitter.is_zero() {
+        return interval;
+    }
+    let span = jitter.as_nanos() as u64 * 2;
+    let offset = hash64(check, round) % span.max(1);
+    (interval + Duration::from_nanos(offset)).saturating_sub(jitter)
+}
+
+struct Supervisor {
+    state: Arc<State>,
+    model: Arc<Model>,
+    checks: Vec<Check>,
+    started: Instant,
+    ready: bool,
+    /// Region states as last published, and when each last changed.
+    up: Vec<bool>,
+    changed_at: Vec<Option<Instant>>,
+    /// Restored from the state file, used for regions whose checks have no result yet.
+    restored: Vec<Option<bool>>,
+    writer: Option<RegionId>,
+    last_writer: Option<RegionId>,
+    writer_changed_at: Option<Instant>,
+    last_primary: Option<Instant>,
+    split_brain: bool,
+}
+
+impl Supervisor {
+    fn new(state: Arc<State>, model: Arc<Model>, checks: Vec<Check>) -> Supervisor {
+        let n = model.config.regions.len();
+        let settings = &model.config.health;
+        let mut s = Supervisor {
+            state,
+            model: model.clone(),
+            checks,
+            started: Instant::now(),
+            ready: settings.cold_start == ColdStart::AssumeUp,
+            up: vec![true; n],
+            changed_at: vec![None; n],
+            restored: vec![None; n],
+            writer: None,
+            last_writer: None,
+            writer_changed_at: None,
+            last_primary: None,
+            split_brain: false,
+        };
+        if s.checks.is_empty() {
+            s.ready = true;
+        }
+        if let Some(path) = &settings.state_file {
+            match statefile::load(path) {
+                Ok(Some(saved)) => {
+                    for (i, region) in model.config.regions.iter().enumerate() {
+                        s.restored[i] = saved.regions.get(&region.name).copied();
+                    }
+                    s.writer = saved.writer.as_deref().and_then(|w| model.region_index(w));
+                    s.last_writer = s.writer;
+                    // The restored writer gets the usual grace to be confirmed.
+                    s.last_primary = s.writer.map(|_| Instant::now());
+                    s.ready = true;
+                    info!(path = %path.display(), "restored last known health from the state file");
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    warn!(path = %path.display(), error = %e, "ignoring unreadable state file")
+                }
+            }
+        }
+        if !s.ready {
+            info!(
+                checks = s.checks.len(),
+                grace = ?settings.cold_start_grace,
+                "cold start: GSLB names answer SERVFAIL until the first round of health checks completes"
+            );
+        }
+        s
+    }
+
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<(usize, probe::Outcome)>,
+        stop: CancellationToken,
+    ) {
+        self.publish(Instant::now());
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some((index, outcome)) => self.observe(index, outcome),
+                    None => return,
+                },
+                _ = tick.tick() => {}
+                _ = stop.cancelled() => return,
+            }
+            self.publish(Instant::now());
+        }
+    }
+
+    fn observe(&mut self, index: usize, outcome: probe::Outcome) {
+        let c = &mut self.checks[index];
+        let id = &c.id;
+        let ok = outcome.is_ok();
+        if let Ok(role) = &outcome {
+            if c.role != *role && c.database {
+                info!(check = %id, role = ?role, "database member role");
+            }
+            c.role = *role;
+        }
+        let reason = match &outcome {
+            Ok(_) => "ok".to_owned(),
+            Err(f) => f.to_string(),
+        };
+        if let Some(up) = c.hysteresis.observe(ok) {
+            info!(check = %id, state = if up { "up" } else { "down" }, reason = %reason, "check state changed");
+        }
+        c.last = Some(outcome.map(|_| ()));
+    }
+
+    /// Recomputes what routing sees and publishes it if it changed.
+    fn publish(&mut self, now: Instant) {
+        let model = self.model.clone();
+        let settings = &model.config.health;
+        let n = model.config.regions.len();
+
+        if !self.ready {
+            let all_known = self.checks.iter().all(|c| c.hysteresis.state().is_some());
+            let late = now.duration_since(self.started) >= settings.cold_start_grace;
+            if all_known || late {
+                self.ready = true;
+                let unknown = self
+                    .checks
+                    .iter()
+                    .filter(|c| c.hysteresis.state().is_none())
+                    .count();
+                if unknown == 0 {
+                    info!(elapsed = ?now.duration_since(self.started), "first round of health checks complete: serving GSLB names");
+                } else {
+                    warn!(
+                        unknown,
+                        "cold start grace elapsed: serving GSLB names with checks still unknown counted as down"
+                    );
+                }
+            }
+        }
+
+        // Regions.
+        let mut changed = false;
+        for r in 0..n {
+            let up = self.region_up(r);
+            if up != self.up[r] {
+                self.up[r] = up;
+                self.changed_at[r] = Some(now);
+                changed = true;
+                let reasons: Vec<String> = self
+                    .checks
+                    .iter()
+                    .filter(|c| c.region == r && !c.database)
+                    .filter_map(|c| match &c.last {
+                        Some(Err(f)) => Some(f.to_string()),
+                        _ => None,
+                    })
+                    .collect();
+                let region = &model.config.regions[r].name;
+                if up {
+                    info!(region = %region, "region up");
+                } else {
+                    warn!(region = %region, reasons = %reasons.join("; "), "region down");
+                }
+            }
+        }
+
+        // Database members and the writer.
+        let mut db_lag = vec![None; n];
+        let mut members = Vec::new();
+        for c in self.checks.iter().filter(|c| c.database) {
+            if c.hysteresis.state() == Some(true)
+                && let Some(role) = c.role
+            {
+                members.push((c.region as RegionId, role));
+                db_lag[c.region] = Some(match role {
+                    Role::Primary { .. } => 0.0,
+                    Role::Replica { lag } => lag,
+                });
+            }
+        }
+        if members
+            .iter()
+            .any(|(_, r)| matches!(r, Role::Primary { .. }))
+        {
+            self.last_primary = Some(now);
+        }
+        let election = writer::elect(
+            &members,
+            self.writer,
+            self.last_primary,
+            now,
+            settings.writer_grace,
+        );
+        if election.writer != self.writer {
+            let name = |w: Option<RegionId>| {
+                w.map_or("none".to_owned(), |w| model.region_name(w).to_owned())
+            };
+            let why = if election.split_brain() {
+                "split brain: the higher timeline wins"
+            } else if election.writer.is_none() {
+                "no database member reports primary and the writer grace is over"
+            } else {
+                "database member reports primary"
+            };
+            warn!(from = %name(self.writer), to = %name(election.writer), reason = why, "writer changed");
+            self.writer = election.writer;
+            self.writer_changed_at = Some(now);
+            changed = true;
+        }
+        if election.writer.is_some() {
+            self.last_writer = election.writer;
+        }
+        if election.split_brain() != self.split_brain {
+            self.split_brain = election.split_brain();
+            let names: Vec<&str> = election
+                .primaries
+                .iter()
+                .map(|&p| model.region_name(p))
+                .collect();
+            if self.split_brain {
+                error!(primaries = %names.join(","), "split brain: more than one database member reports primary");
+            } else {
+                info!("split brain resolved: one primary");
+            }
+        }
+
+        let recent_until =
+            |t: Option<Instant>| t.is_some_and(|t| now.duration_since(t) < settings.hold_down);
+        let recent: Vec<bool> = self.changed_at.iter().map(|t| recent_until(*t)).collect();
+        let writer_unsettled =
+            election.on_grace || election.split_brain() || recent_until(self.writer_changed_at);
+        let ready = self.ready;
+        let up = self.up.clone();
+        let writer = self.writer;
+        let last_writer = self.last_writer;
+        let primaries = election.primaries.clone();
+        // Regions without checks keep whatever `up` they have (always up, unless a test
+        // or an operator set it): the engine speaks only for what it probes.
+        let probed: Vec<bool> = model
+            .config
+            .regions
+            .iter()
+            .map(|r| !r.checks.is_empty())
+            .collect();
+        self.state.update_health(|_, h| {
+            let merged: Vec<bool> = (0..n)
+                .map(|r| if probed[r] { up[r] } else { h.up[r] })
+                .collect();
+            let next = (
+                &merged,
+                &recent,
+                writer,
+                last_writer,
+                writer_unsettled,
+                &primaries,
+                &db_lag,
+                ready,
+            );
+            let cur = (
+                &h.up,
+                &h.recent,
+                h.writer,
+                h.last_writer,
+                h.writer_unsettled,
+                &h.primaries,
+                &h.db_lag,
+                h.ready,
+            );
+            if next != cur {
+                h.up = merged;
+                h.recent = recent.clone();
+                h.writer = writer;
+                h.last_writer = last_writer;
+                h.writer_unsettled = writer_unsettled;
+                h.primaries = primaries.clone();
+                h.db_lag = db_lag.clone();
+                h.ready = ready;
+            }
+            true
+        });
+        if changed && let Some(path) = &settings.state_file {
+            let regions = model
+                .config
+                .regions
+                .iter()
+                .zip(&self.up)
+                .map(|(r, up)| (r.name.clone(), *up))
+                .collect();
+            let saved = statefile::Saved {
+                regions,
+                writer: self.last_writer.map(|w| model.region_name(w).to_owned()),
+            };
+            if let Err(e) = statefile::save(path, &saved) {
+                warn!(path = %path.display(), error = %e, "cannot write the state file");
+            }
+        }
+    }
+
+    fn region_up(&self, r: usize) -> bool {
+        let region = &self.model.config.regions[r];
+        if region.checks.is_empty() {
+            return true;
+        }
+        let states: Vec<Option<bool>> = self
+            .checks
+            .iter()
+            .filter(|c| c.region == r && !c.database)
+            .map(|c| c.hysteresis.state())
+            .collect();
+        if states.iter().all(Option::is_none) {
+            // Nothing known yet: the state file's word, else up. (In `wait` mode no GSLB
+            // name is answered before `ready`; in `assume_up` mode this is the point.)
+            return self.restored[r].unwrap_or(true);
+        }
+        // Checks with no result yet have no vote.
+        let ups = states.iter().filter(|s| **s == Some(true)).count() as u32;
+        let known = states.iter().filter(|s| s.is_some()).count() as u32;
+        match region.rule {
+            HealthRule::All => ups == known,
+            HealthRule::Any => ups > 0,
+            HealthRule::Quorum(q) => ups >= q,
+        }
+    }
+}
