@@ -11,6 +11,8 @@ mod config_errors;
 mod ecs;
 /// GeoIP schemas: MaxMind's own test databases and the flat `country_code` schema.
 mod geoip;
+/// Health checks against gateways turned sick in every way: exact fall/rise counts.
+mod health;
 /// Every routing policy, with clients on five continents by ECS, IPv4 and IPv6.
 mod policies;
 /// DNS protocol behaviour over UDP and TCP (RFC 1034/1035, 2308, 6891, 7766, 8482).

@@ -3,6 +3,7 @@
 //! spawned binary.
 
 pub mod dns;
+pub mod gateway;
 pub mod geoip;
 
 use std::net::SocketAddr;

@@ -1,0 +1,206 @@
+//! Health checks against real gateways that a test turns sick in every way a real one
+//! fails: each leads to `down` after exactly `fall` failed probes and back to `up` after
+//! exactly `rise` good ones, seen end to end in DNS answers.
+
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+
+use crate::support::TestServer;
+use crate::support::dns::{first, query, ttls, udp};
+use crate::support::gateway::{Gateway, Mode, Pki};
+
+const FALL: u64 = 3;
+const RISE: u64 = 2;
+
+/// A failover name `fo`: `primary` (probed) first, `backup` (no checks) second.
+fn config(check: &str, extra_health: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = ["127.0.0.1:0"]
+
+[health]
+interval = "300ms"
+timeout = "150ms"
+jitter = 0
+rise = {RISE}
+fall = {FALL}
+hold_down = "2s"
+{extra_health}
+
+[defaults]
+ttl = 60
+failover_ttl = 5
+
+[zone]
+origin = "gslb.example.org."
+[zone.soa]
+rname = "hostmaster@example.org"
+[[zone.ns]]
+name = "ns1"
+ipv4 = ["192.0.2.53"]
+[[zone.records]]
+name = "static"
+type = "A"
+values = ["192.0.2.10"]
+
+[regions.primary]
+a = ["192.0.2.1"]
+[[regions.primary.checks]]
+{check}
+
+[regions.backup]
+a = ["192.0.2.2"]
+
+[names.fo]
+policy = "failover"
+regions = ["primary", "backup"]
+"#
+    )
+}
+
+fn http_check(g: &Gateway) -> String {
+    format!(
+        "kind = \"http\"\nurl = \"http://{}/healthz\"\nbody_contains = \"ok\"",
+        g.addr
+    )
+}
+
+/// Polls `fo` until it answers `want`; returns how long that took.
+async fn until(s: &TestServer, want: &str, within: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let r = udp(s.addr, &query("fo.gslb.example.org.", RecordType::A)).await;
+        if first(&r) == want {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < within,
+            "fo did not answer {want} within {within:?} (last: {})",
+            first(&r)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+const PRIMARY: &str = "192.0.2.1";
+const BACKUP: &str = "192.0.2.2";
+
+/// Healthy → `mode` → down after exactly FALL probes → healthy → up after exactly RISE.
+async fn sick_and_back(mode: Mode) {
+    let g = Gateway::http("127.0.0.11").await;
+    let s = TestServer::start(&config(&http_check(&g), "")).await;
+    until(&s, PRIMARY, Duration::from_secs(5)).await;
+
+    let h0 = g.accepted();
+    g.set(mode);
+    until(&s, BACKUP, Duration::from_secs(10)).await;
+    assert_eq!(
+        g.accepted() - h0,
+        FALL,
+        "{mode:?}: down after exactly {FALL} failed probes"
+    );
+    let r = udp(s.addr, &query("fo.gslb.example.org.", RecordType::A)).await;
+    assert_eq!(
+        ttls(&r),
+        vec![5],
+        "the fallback answer carries failover_ttl"
+    );
+
+    let h1 = g.accepted();
+    g.set(Mode::Healthy);
+    until(&s, PRIMARY, Duration::from_secs(10)).await;
+    // A probe accepted before the switch (a hung one) may still be open: count only
+    // the ones accepted after it.
+    assert_eq!(
+        g.accepted() - h1,
+        RISE,
+        "{mode:?}: up after exactly {RISE} good probes"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn server_error_status() {
+    sick_and_back(Mode::Status(503)).await;
+}
+
+#[tokio::test]
+async fn wrong_body() {
+    sick_and_back(Mode::WrongBody).await;
+}
+
+#[tokio::test]
+async fn slower_than_the_timeout() {
+    sick_and_back(Mode::Slow(Duration::from_millis(400))).await;
+}
+
+#[tokio::test]
+async fn accepts_and_never_answers() {
+    sick_and_back(Mode::Hang).await;
+}
+
+#[tokio::test]
+async fn drips_one_byte_a_second() {
+    sick_and_back(Mode::Drip).await;
+}
+
+#[tokio::test]
+async fn connection_refused() {
+    let g = Gateway::http("127.0.0.12").await;
+    let s = TestServer::start(&config(&http_check(&g), "")).await;
+    until(&s, PRIMARY, Duration::from_secs(5)).await;
+    g.stop();
+    let took = until(&s, BACKUP, Duration::from_secs(10)).await;
+    // FALL refused probes, one interval apart: at least (FALL - 1) intervals.
+    assert!(
+        took >= Duration::from_millis(300 * (FALL - 1)),
+        "down too soon: {took:?}"
+    );
+    let h = g.accepted();
+    g.restart().await;
+    until(&s, PRIMARY, Duration::from_secs(10)).await;
+    assert_eq!(g.accepted() - h, RISE);
+    s.stop().await;
+}
+
+async fn tls_case(bad: impl Fn(&Pki, &Pki) -> tokio_rustls::TlsAcceptor, what: &str) {
+    let pki = Pki::new("switchyard test CA");
+    let other = Pki::new("someone else's CA");
+    let g = Gateway::https("127.0.0.13", pki.acceptor("gw.example.test")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    let check = format!(
+        "kind = \"https\"\nurl = \"https://{}/healthz\"\nsni = \"gw.example.test\"\nca_file = \"{}\"",
+        g.addr,
+        ca.display()
+    );
+    let s = TestServer::start(&config(&check, "")).await;
+    until(&s, PRIMARY, Duration::from_secs(5)).await;
+    let h0 = g.accepted();
+    g.set_tls(bad(&pki, &other));
+    until(&s, BACKUP, Duration::from_secs(10)).await;
+    assert_eq!(
+        g.accepted() - h0,
+        FALL,
+        "{what}: down after exactly {FALL} failed handshakes"
+    );
+    let h1 = g.accepted();
+    g.set_tls(pki.acceptor("gw.example.test"));
+    until(&s, PRIMARY, Duration::from_secs(10)).await;
+    assert_eq!(g.accepted() - h1, RISE);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn tls_certificate_from_an_untrusted_ca() {
+    tls_case(|_, other| other.acceptor("gw.example.test"), "untrusted CA").await;
+}
+
+#[tokio::test]
+async fn tls_certificate_for_the_wrong_name() {
+    tls_case(|pki, _| pki.acceptor("other.example.test"), "wrong name").await;
+}
