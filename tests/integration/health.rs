@@ -204,3 +204,128 @@ async fn tls_certificate_from_an_untrusted_ca() {
 async fn tls_certificate_for_the_wrong_name() {
     tls_case(|pki, _| pki.acceptor("other.example.test"), "wrong name").await;
 }
+
+#[tokio::test]
+async fn cold_start_waits_for_the_first_round_then_answers() {
+    let g = Gateway::http("127.0.0.14").await;
+    // The first probe hangs for the whole timeout: the first round takes 150 ms.
+    g.set(Mode::Hang);
+    let s = TestServer::start(&config(&http_check(&g), "cold_start_grace = \"5s\"")).await;
+    let r = udp(s.addr, &query("fo.gslb.example.org.", RecordType::A)).await;
+    assert_eq!(
+        r.metadata.response_code,
+        ResponseCode::ServFail,
+        "no guess before the first round"
+    );
+    let r = udp(s.addr, &query("static.gslb.example.org.", RecordType::A)).await;
+    assert_eq!(first(&r), "192.0.2.10", "static records are served at once");
+    // The first result (a timeout) sets the state: primary down.
+    until(&s, BACKUP, Duration::from_secs(5)).await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn assume_up_serves_at_once() {
+    let g = Gateway::http("127.0.0.15").await;
+    g.set(Mode::Hang);
+    let s = TestServer::start(&config(&http_check(&g), "cold_start = \"assume_up\"")).await;
+    let r = udp(s.addr, &query("fo.gslb.example.org.", RecordType::A)).await;
+    assert_eq!(first(&r), PRIMARY);
+    until(&s, BACKUP, Duration::from_secs(5)).await;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_restart_restores_the_last_known_health_from_the_state_file() {
+    let g = Gateway::http("127.0.0.16").await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let extra = format!(
+        "state_file = \"{}\"\ncold_start_grace = \"5s\"",
+        state.display()
+    );
+    let s = TestServer::start(&config(&http_check(&g), &extra)).await;
+    until(&s, PRIMARY, Duration::from_secs(5)).await;
+    g.set(Mode::Status(500));
+    until(&s, BACKUP, Duration::from_secs(5)).await;
+    s.stop().await;
+    let saved = std::fs::read_to_string(&state).unwrap();
+    assert!(saved.contains("\"primary\": false"), "{saved}");
+
+    // The gateway now hangs: without the state file the first round would take a while.
+    g.set(Mode::Hang);
+    let s = TestServer::start(&config(&http_check(&g), &extra)).await;
+    let r = udp(s.addr, &query("fo.gslb.example.org.", RecordType::A)).await;
+    assert_eq!(
+        first(&r),
+        BACKUP,
+        "honest at once: primary was down when we stopped"
+    );
+    s.stop().await;
+
+    // A corrupt state file is ignored (cold start as usual), not a crash.
+    std::fs::write(&state, "{ not json").unwrap();
+    let s = TestServer::start(&config(&http_check(&g), &extra)).await;
+    let r = udp(s.addr, &query("fo.gslb.example.org.", RecordType::A)).await;
+    assert_eq!(r.metadata.response_code, ResponseCode::ServFail);
+    s.stop().await;
+}
+
+/// Waits until `g` has accepted `n` more connections than `from`.
+async fn until_accepted(g: &Gateway, from: u64, n: u64) {
+    let start = Instant::now();
+    while g.accepted() < from + n {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "gateway saw {} of {n} probes",
+            g.accepted() - from
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn region_rules_all_any_and_quorum() {
+    let gs = [
+        Gateway::http("127.0.0.17").await,
+        Gateway::http("127.0.0.17").await,
+        Gateway::http("127.0.0.17").await,
+    ];
+    let checks = gs
+        .iter()
+        .map(http_check)
+        .collect::<Vec<_>>()
+        .join("\n[[regions.primary.checks]]\n");
+    // (rule, answer with one of three sick, with two of three sick)
+    for (rule, one, two) in [
+        ("\"all\"", BACKUP, BACKUP),
+        ("\"any\"", PRIMARY, PRIMARY),
+        ("{ quorum = 2 }", PRIMARY, BACKUP),
+    ] {
+        for g in &gs {
+            g.set(Mode::Healthy);
+        }
+        let text = config(&checks, "").replacen(
+            "[regions.primary]\n",
+            &format!("[regions.primary]\nhealth = {rule}\n"),
+            1,
+        );
+        let s = TestServer::start(&text).await;
+        until(&s, PRIMARY, Duration::from_secs(5)).await;
+        for (sick, want) in [(0, one), (1, two)] {
+            let h = gs[sick].accepted();
+            gs[sick].set(Mode::Status(500));
+            // FALL failures and one more probe: any verdict it leads to has been published.
+            until_accepted(&gs[sick], h, FALL + 1).await;
+            assert_eq!(
+                first(&udp(s.addr, &query("fo.gslb.example.org.", RecordType::A)).await),
+                want,
+                "{rule} with {} sick",
+                sick + 1
+            );
+        }
+        gs[2].set(Mode::Status(500));
+        until(&s, BACKUP, Duration::from_secs(5)).await;
+        s.stop().await;
+    }
+}
