@@ -43,13 +43,7 @@ impl App {
         let idle = model.config.server.tcp_idle_timeout;
         let state = Arc::new(State::new(model));
         // Health first: in `wait` mode it marks the view not ready before any query.
-        let probed = state
-            .snapshot()
-            .model
-            .config
-            .regions
-            .iter()
-            .any(|r| !r.checks.is_empty() || r.database.is_some());
+        let probed = state.snapshot().model.config.regions.iter().any(|r| !r.checks.is_empty() || r.database.is_some());
         let health = probed.then(|| HealthEngine::start(state.clone()));
         let dns = DnsServer::start(state.clone(), &listen, idle).await?;
         Ok(App { state, dns, health })

@@ -92,16 +92,8 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve { config, listen } => serve(config, listen),
         Command::CheckConfig { file } => check_config(file),
-        Command::Explain {
-            config,
-            name,
-            client,
-            down,
-            drain,
-        } => explain(config, name, client, down, drain),
-        Command::Geoip {
-            command: GeoipCommand::Lookup { db, ip },
-        } => geoip_lookup(db, ip),
+        Command::Explain { config, name, client, down, drain } => explain(config, name, client, down, drain),
+        Command::Geoip { command: GeoipCommand::Lookup { db, ip } } => geoip_lookup(db, ip),
     }
 }
 
@@ -112,9 +104,7 @@ fn serve(path: PathBuf, listen: Vec<SocketAddr>) -> Result<()> {
     }
     info!(config = %path.display(), zone = %model.zone.origin, names = model.names.len(),
           regions = model.config.regions.len(), "config loaded");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let mut app = App::start(model).await?;
         tokio::select! {
@@ -148,11 +138,7 @@ fn check_config(path: PathBuf) -> Result<()> {
         model.config.regions.len(),
         model.names.len(),
         model.config.zone.records.len(),
-        model
-            .geo
-            .as_ref()
-            .map(|g| format!(", GeoIP {}", g.database_type()))
-            .unwrap_or_default()
+        model.geo.as_ref().map(|g| format!(", GeoIP {}", g.database_type())).unwrap_or_default()
     )?;
     Ok(())
 }
@@ -162,35 +148,20 @@ pub fn parse_client(s: &str) -> Result<(IpAddr, u8)> {
     if let Ok(ip) = s.parse::<IpAddr>() {
         return Ok((ip, if ip.is_ipv4() { 32 } else { 128 }));
     }
-    let net: ipnet::IpNet = s
-        .parse()
-        .map_err(|_| UsageError(format!("`{s}` is not an address or subnet")))?;
+    let net: ipnet::IpNet = s.parse().map_err(|_| UsageError(format!("`{s}` is not an address or subnet")))?;
     Ok((net.network(), net.prefix_len()))
 }
 
-fn explain(
-    path: PathBuf,
-    name: String,
-    client: String,
-    down: Vec<String>,
-    drain: Vec<String>,
-) -> Result<()> {
+fn explain(path: PathBuf, name: String, client: String, down: Vec<String>, drain: Vec<String>) -> Result<()> {
     let model = app::load_model(&path)?;
     let (addr, prefix) = parse_client(&client)?;
-    let fqdn = if name.ends_with('.') {
-        name.clone()
-    } else {
-        format!("{name}.{}", model.zone.origin)
-    };
+    let fqdn = if name.ends_with('.') { name.clone() } else { format!("{name}.{}", model.zone.origin) };
     let fqdn = hickory_proto::rr::Name::from_ascii(&fqdn)
         .map_err(|e| UsageError(format!("`{name}` is not a domain name: {e}")))?
         .to_lowercase();
     let Some(index) = model.name_index(&fqdn) else {
         let known: Vec<&str> = model.config.names.iter().map(|n| n.key.as_str()).collect();
-        bail!(UsageError(format!(
-            "`{fqdn}` is not a GSLB name in this config (names: {})",
-            known.join(", ")
-        )));
+        bail!(UsageError(format!("`{fqdn}` is not a GSLB name in this config (names: {})", known.join(", "))));
     };
     let mut health = HealthView::initial(&model);
     for (list, drained) in [(&down, false), (&drain, true)] {
@@ -214,8 +185,7 @@ fn explain(
 fn geoip_lookup(db: PathBuf, ip: IpAddr) -> Result<()> {
     let db = GeoDb::open(&db).context("opening the GeoIP database")?;
     let g = db.lookup(ip);
-    let code =
-        |c: Option<[u8; 2]>| c.map_or("-".to_owned(), |c| String::from_utf8_lossy(&c).into_owned());
+    let code = |c: Option<[u8; 2]>| c.map_or("-".to_owned(), |c| String::from_utf8_lossy(&c).into_owned());
     let subs: Vec<String> = g
         .info
         .subdivisions
@@ -224,47 +194,20 @@ fn geoip_lookup(db: PathBuf, ip: IpAddr) -> Result<()> {
         .map(|s| String::from_utf8_lossy(s).trim_end_matches('\0').to_owned())
         .collect();
     let mut out = std::io::stdout().lock();
-    let net = ipnet::IpNet::new(ip, g.prefix)
-        .map(|n| n.trunc().to_string())
-        .unwrap_or_default();
+    let net = ipnet::IpNet::new(ip, g.prefix).map(|n| n.trunc().to_string()).unwrap_or_default();
     writeln!(out, "address:     {ip}")?;
-    writeln!(
-        out,
-        "network:     {net}{}",
-        if g.found {
-            ""
-        } else {
-            " (not in the database)"
-        }
-    )?;
+    writeln!(out, "network:     {net}{}", if g.found { "" } else { " (not in the database)" })?;
     writeln!(out, "country:     {}", code(g.info.country))?;
     writeln!(out, "continent:   {}", code(g.info.continent))?;
-    writeln!(
-        out,
-        "subdivision: {}",
-        if subs.is_empty() {
-            "-".to_owned()
-        } else {
-            subs.join(" ")
-        }
-    )?;
+    writeln!(out, "subdivision: {}", if subs.is_empty() { "-".to_owned() } else { subs.join(" ") })?;
     match g.info.location {
         Some((lat, lon)) => writeln!(
             out,
             "location:    {lat:.4},{lon:.4}{}",
-            if g.info.location_is_centroid {
-                " (country/continent centroid)"
-            } else {
-                ""
-            }
+            if g.info.location_is_centroid { " (country/continent centroid)" } else { "" }
         )?,
         None => writeln!(out, "location:    -")?,
     }
-    writeln!(
-        out,
-        "database:    {} (built {})",
-        db.database_type(),
-        db.build_epoch()
-    )?;
+    writeln!(out, "database:    {} (built {})", db.database_type(), db.build_epoch())?;
     Ok(())
 }

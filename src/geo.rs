@@ -43,10 +43,7 @@ pub struct GeoLookup {
 #[derive(Debug, thiserror::Error)]
 pub enum GeoError {
     #[error("cannot open GeoIP database {path}: {source}")]
-    Open {
-        path: PathBuf,
-        source: maxminddb::MaxMindDbError,
-    },
+    Open { path: PathBuf, source: maxminddb::MaxMindDbError },
     #[error("GeoIP database {path} has no country information (database_type {kind})")]
     Schema { path: PathBuf, kind: String },
 }
@@ -59,9 +56,7 @@ pub struct GeoDb {
 
 impl std::fmt::Debug for GeoDb {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GeoDb")
-            .field("path", &self.path)
-            .finish_non_exhaustive()
+        f.debug_struct("GeoDb").field("path", &self.path).finish_non_exhaustive()
     }
 }
 
@@ -122,22 +117,14 @@ fn code3(s: &str) -> Option<[u8; 3]> {
 
 impl GeoDb {
     pub fn open(path: &Path) -> Result<GeoDb, GeoError> {
-        let reader = maxminddb::Reader::open_readfile(path).map_err(|source| GeoError::Open {
-            path: path.to_owned(),
-            source,
-        })?;
+        let reader = maxminddb::Reader::open_readfile(path)
+            .map_err(|source| GeoError::Open { path: path.to_owned(), source })?;
         let kind = reader.metadata().database_type.clone();
         let lower = kind.to_ascii_lowercase();
         if lower.contains("asn") && !lower.contains("country") {
-            return Err(GeoError::Schema {
-                path: path.to_owned(),
-                kind,
-            });
+            return Err(GeoError::Schema { path: path.to_owned(), kind });
         }
-        Ok(GeoDb {
-            reader,
-            path: path.to_owned(),
-        })
+        Ok(GeoDb { reader, path: path.to_owned() })
     }
 
     pub fn path(&self) -> &Path {
@@ -158,11 +145,7 @@ impl GeoDb {
     pub fn lookup(&self, ip: IpAddr) -> GeoLookup {
         let full = if ip.is_ipv4() { 32 } else { 128 };
         let Ok(result) = self.reader.lookup(ip) else {
-            return GeoLookup {
-                info: GeoInfo::default(),
-                prefix: full,
-                found: false,
-            };
+            return GeoLookup { info: GeoInfo::default(), prefix: full, found: false };
         };
         let prefix = match result.network() {
             Ok(net) if net.is_ipv4() == ip.is_ipv4() => net.prefix(),
@@ -173,11 +156,7 @@ impl GeoDb {
         let record = match result.decode::<Record<'_>>() {
             Ok(Some(r)) => r,
             _ => {
-                return GeoLookup {
-                    info: GeoInfo::default(),
-                    prefix,
-                    found: false,
-                };
+                return GeoLookup { info: GeoInfo::default(), prefix, found: false };
             }
         };
         let country = record
@@ -186,21 +165,14 @@ impl GeoDb {
             .or(record.country_code)
             .or(record.registered_country.and_then(|c| c.iso_code))
             .and_then(code2);
-        let mut info = GeoInfo {
-            country,
-            continent: record.continent.and_then(|c| c.code).and_then(code2),
-            ..GeoInfo::default()
-        };
+        let mut info =
+            GeoInfo { country, continent: record.continent.and_then(|c| c.code).and_then(code2), ..GeoInfo::default() };
         if let Some(subs) = &record.subdivisions {
             for (slot, sub) in info.subdivisions.iter_mut().zip(subs) {
                 *slot = sub.iso_code.and_then(code3);
             }
         }
-        if let Some(Location {
-            latitude: Some(lat),
-            longitude: Some(lon),
-        }) = record.location
-        {
+        if let Some(Location { latitude: Some(lat), longitude: Some(lon) }) = record.location {
             info.location = Some((lat, lon));
         }
         if let Some(c) = country.and_then(country_facts) {
@@ -218,11 +190,7 @@ impl GeoDb {
             info.location = Some(c);
             info.location_is_centroid = true;
         }
-        GeoLookup {
-            info,
-            prefix,
-            found: country.is_some() || info.continent.is_some() || info.location.is_some(),
-        }
+        GeoLookup { info, prefix, found: country.is_some() || info.continent.is_some() || info.location.is_some() }
     }
 }
 
@@ -238,22 +206,11 @@ static COUNTRIES: LazyLock<HashMap<[u8; 2], CountryFacts>> = LazyLock::new(|| {
     let mut map = HashMap::new();
     for line in include_str!("../geoip/countries.csv").lines().skip(1) {
         let mut f = line.split(',');
-        let (Some(iso), Some(cont), Some(lat), Some(lon)) =
-            (f.next(), f.next(), f.next(), f.next())
-        else {
+        let (Some(iso), Some(cont), Some(lat), Some(lon)) = (f.next(), f.next(), f.next(), f.next()) else {
             continue;
         };
-        if let (Some(iso), Some(continent), Ok(lat), Ok(lon)) =
-            (code2(iso), code2(cont), lat.parse(), lon.parse())
-        {
-            map.insert(
-                iso,
-                CountryFacts {
-                    continent,
-                    lat,
-                    lon,
-                },
-            );
+        if let (Some(iso), Some(continent), Ok(lat), Ok(lon)) = (code2(iso), code2(cont), lat.parse(), lon.parse()) {
+            map.insert(iso, CountryFacts { continent, lat, lon });
         }
     }
     map
@@ -281,8 +238,7 @@ pub fn continent_centroid(continent: [u8; 2]) -> Option<(f64, f64)> {
 pub fn distance_km(a: (f64, f64), b: (f64, f64)) -> f64 {
     let (lat1, lon1) = (a.0.to_radians(), a.1.to_radians());
     let (lat2, lon2) = (b.0.to_radians(), b.1.to_radians());
-    let h = ((lat2 - lat1) / 2.0).sin().powi(2)
-        + lat1.cos() * lat2.cos() * ((lon2 - lon1) / 2.0).sin().powi(2);
+    let h = ((lat2 - lat1) / 2.0).sin().powi(2) + lat1.cos() * lat2.cos() * ((lon2 - lon1) / 2.0).sin().powi(2);
     2.0 * 6371.0 * h.sqrt().asin()
 }
 
@@ -301,9 +257,7 @@ mod tests {
 
     #[test]
     fn country_table_is_complete_enough() {
-        for c in [
-            "US", "GB", "DE", "JP", "AU", "BR", "ZA", "SG", "IN", "CA", "FR",
-        ] {
+        for c in ["US", "GB", "DE", "JP", "AU", "BR", "ZA", "SG", "IN", "CA", "FR"] {
             let facts = country_facts([c.as_bytes()[0], c.as_bytes()[1]]);
             assert!(facts.is_some(), "{c} missing from geoip/countries.csv");
         }

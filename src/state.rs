@@ -57,11 +57,7 @@ impl HealthView {
 
     /// Whether a replica (or the primary) in the region may serve reads.
     pub fn readable(&self, region: RegionId, max_lag: f64) -> bool {
-        self.db_lag
-            .get(region as usize)
-            .copied()
-            .flatten()
-            .is_some_and(|lag| lag <= max_lag)
+        self.db_lag.get(region as usize).copied().flatten().is_some_and(|lag| lag <= max_lag)
     }
 
     /// Whether routing may send clients to the region.
@@ -87,19 +83,9 @@ impl State {
     pub fn new(model: Model) -> State {
         let mut health = HealthView::initial(&model);
         // With checks and `cold_start = "wait"`, nothing is ready until the engine says so.
-        let has_checks = model
-            .config
-            .regions
-            .iter()
-            .any(|r| !r.checks.is_empty() || r.database.is_some());
-        health.ready =
-            !has_checks || model.config.health.cold_start == crate::config::ColdStart::AssumeUp;
-        State {
-            current: ArcSwap::from_pointee(Snapshot {
-                model: Arc::new(model),
-                health,
-            }),
-        }
+        let has_checks = model.config.regions.iter().any(|r| !r.checks.is_empty() || r.database.is_some());
+        health.ready = !has_checks || model.config.health.cold_start == crate::config::ColdStart::AssumeUp;
+        State { current: ArcSwap::from_pointee(Snapshot { model: Arc::new(model), health }) }
     }
 
     /// The snapshot to answer one query from.
@@ -118,10 +104,7 @@ impl State {
         self.current.rcu(|cur| {
             let mut health = cur.health.clone();
             ok = change(&cur.model, &mut health);
-            Snapshot {
-                model: cur.model.clone(),
-                health,
-            }
+            Snapshot { model: cur.model.clone(), health }
         });
         ok
     }
@@ -158,10 +141,7 @@ impl State {
                     health.up[i] = cur.health.up[old as usize];
                 }
             }
-            Snapshot {
-                model: model.clone(),
-                health,
-            }
+            Snapshot { model: model.clone(), health }
         });
     }
 }

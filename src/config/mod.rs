@@ -252,20 +252,13 @@ pub const CONTINENTS: &[&str] = &["AF", "AN", "AS", "EU", "NA", "OC", "SA"];
 
 /// A DSN with its password replaced, fit for logs and status pages.
 pub fn redact_dsn(dsn: &str) -> String {
-    if let Some(rest) = dsn
-        .strip_prefix("postgres://")
-        .or_else(|| dsn.strip_prefix("postgresql://"))
-    {
+    if let Some(rest) = dsn.strip_prefix("postgres://").or_else(|| dsn.strip_prefix("postgresql://")) {
         // URL form: postgres://user:secret@host/db
         let scheme = &dsn[..dsn.len() - rest.len()];
         let (auth, host) = rest.split_once('@').unwrap_or(("", rest));
         let user = auth.split(':').next().unwrap_or("");
         let query = host.split_once('?').map(|(h, _)| h).unwrap_or(host);
-        return if auth.is_empty() {
-            format!("{scheme}{query}")
-        } else {
-            format!("{scheme}{user}@{query}")
-        };
+        return if auth.is_empty() { format!("{scheme}{query}") } else { format!("{scheme}{user}@{query}") };
     }
     // Key-value form: drop password=...; values may be quoted.
     let mut out = Vec::new();
@@ -295,22 +288,16 @@ pub fn redact_dsn(dsn: &str) -> String {
 /// Parses a duration: a number of seconds, or `500ms`, `2s`, `1.5s`, `1m`, `1h`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration such as \"2s\" or \"500ms\""))?;
+    let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a duration such as \"2s\" or \"500ms\""))?;
     let scale = match unit.trim() {
         "ms" => 0.001,
         "" | "s" => 1.0,
         "m" => 60.0,
         "h" => 3600.0,
         other => {
-            return Err(format!(
-                "unknown duration unit `{other}` in `{s}` (ms, s, m, h)"
-            ));
+            return Err(format!("unknown duration unit `{other}` in `{s}` (ms, s, m, h)"));
         }
     };
     Duration::try_from_secs_f64(n * scale).map_err(|_| format!("`{s}` is out of range"))
@@ -342,43 +329,29 @@ impl Area {
                 if CONTINENTS.contains(&rest) {
                     Ok(Area::Continent(c))
                 } else {
-                    Err(format!(
-                        "unknown continent `{rest}` (one of {})",
-                        CONTINENTS.join(" ")
-                    ))
+                    Err(format!("unknown continent `{rest}` (one of {})", CONTINENTS.join(" ")))
                 }
             }
             "country" => Ok(Area::Country(code(rest, "country")?)),
             "subdivision" => {
-                let (c, sub) = rest
-                    .split_once('-')
-                    .ok_or_else(|| format!("subdivision `{rest}` must look like `US-CA`"))?;
-                if sub.is_empty()
-                    || sub.len() > 3
-                    || !sub.bytes().all(|b| b.is_ascii_alphanumeric())
-                {
+                let (c, sub) =
+                    rest.split_once('-').ok_or_else(|| format!("subdivision `{rest}` must look like `US-CA`"))?;
+                if sub.is_empty() || sub.len() > 3 || !sub.bytes().all(|b| b.is_ascii_alphanumeric()) {
                     return Err(format!("subdivision `{rest}` must look like `US-CA`"));
                 }
-                Ok(Area::Subdivision(
-                    code(c, "country")?,
-                    sub.to_ascii_uppercase(),
-                ))
+                Ok(Area::Subdivision(code(c, "country")?, sub.to_ascii_uppercase()))
             }
             "cidr" => {
-                let net: IpNet = rest
-                    .parse()
-                    .map_err(|_| format!("`{rest}` is not a CIDR network such as 192.0.2.0/24"))?;
+                let net: IpNet =
+                    rest.parse().map_err(|_| format!("`{rest}` is not a CIDR network such as 192.0.2.0/24"))?;
                 if net.trunc() != net {
-                    return Err(format!(
-                        "`{rest}` has host bits set; did you mean {}?",
-                        net.trunc()
-                    ));
+                    return Err(format!("`{rest}` has host bits set; did you mean {}?", net.trunc()));
                 }
                 Ok(Area::Cidr(net))
             }
-            other => Err(format!(
-                "unknown area kind `{other}` (use default, continent:, country:, subdivision: or a CIDR)"
-            )),
+            other => {
+                Err(format!("unknown area kind `{other}` (use default, continent:, country:, subdivision: or a CIDR)"))
+            }
         }
     }
 }
@@ -393,11 +366,7 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(span: Option<Range<usize>>, message: impl Into<String>) -> Self {
-        Diagnostic {
-            span,
-            message: message.into(),
-            hint: None,
-        }
+        Diagnostic { span, message: message.into(), hint: None }
     }
 
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
@@ -437,17 +406,9 @@ impl fmt::Display for ConfigErrors {
                     let (line, col) = self.line_col(span.start);
                     writeln!(f, "{path}:{line}:{col}: error: {}", d.message)?;
                     if let Some(src) = self.text.lines().nth(line - 1) {
-                        let width = self.text[span.clone()]
-                            .lines()
-                            .next()
-                            .map_or(1, |l| l.chars().count().max(1));
+                        let width = self.text[span.clone()].lines().next().map_or(1, |l| l.chars().count().max(1));
                         writeln!(f, "  {line:>4} | {src}")?;
-                        writeln!(
-                            f,
-                            "       | {}{}",
-                            " ".repeat(col - 1),
-                            "^".repeat(width.min(80))
-                        )?;
+                        writeln!(f, "       | {}{}", " ".repeat(col - 1), "^".repeat(width.min(80)))?;
                     }
                 }
                 None => writeln!(f, "{path}: error: {}", d.message)?,
@@ -456,12 +417,7 @@ impl fmt::Display for ConfigErrors {
                 writeln!(f, "       = hint: {hint}")?;
             }
         }
-        write!(
-            f,
-            "{} error{} in {path}",
-            self.diagnostics.len(),
-            if self.diagnostics.len() == 1 { "" } else { "s" }
-        )
+        write!(f, "{} error{} in {path}", self.diagnostics.len(), if self.diagnostics.len() == 1 { "" } else { "s" })
     }
 }
 
@@ -471,10 +427,7 @@ impl std::error::Error for ConfigErrors {}
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{0}")]
     Invalid(Box<ConfigErrors>),
 }
@@ -482,18 +435,10 @@ pub enum LoadError {
 /// Reads and validates a config file. Relative paths inside it are taken from the
 /// file's own directory.
 pub fn load(path: &Path) -> Result<Config, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
     let base = path.parent().map(Path::to_owned).unwrap_or_default();
-    parse(&text, &base).map_err(|diagnostics| {
-        LoadError::Invalid(Box::new(ConfigErrors {
-            path: path.to_owned(),
-            text,
-            diagnostics,
-        }))
-    })
+    parse(&text, &base)
+        .map_err(|diagnostics| LoadError::Invalid(Box::new(ConfigErrors { path: path.to_owned(), text, diagnostics })))
 }
 
 /// Parses and validates config text; `base` resolves relative paths.

@@ -13,9 +13,7 @@ pub type S<T> = Spanned<T>;
 
 /// The top-level sections. Each one is deserialized on its own (see `super::load`), so
 /// that a type error in one region does not hide the errors in the next.
-pub const SECTIONS: &[&str] = &[
-    "server", "defaults", "health", "zone", "regions", "names", "latency",
-];
+pub const SECTIONS: &[&str] = &["server", "defaults", "health", "zone", "regions", "names", "latency"];
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]

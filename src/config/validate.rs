@@ -20,22 +20,12 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::raw::{self, S};
 use super::{
-    AllDown, Area, CheckConfig, CheckKind, ColdStart, Config, Diagnostic, HealthRule,
-    HealthSettings, HttpCheck, NameConfig, Policy, ReaderOrder, RegionConfig, ServerConfig,
-    ZoneConfig,
+    AllDown, Area, CheckConfig, CheckKind, ColdStart, Config, Diagnostic, HealthRule, HealthSettings, HttpCheck,
+    NameConfig, Policy, ReaderOrder, RegionConfig, ServerConfig, ZoneConfig,
 };
 
-const POLICIES: &[&str] = &[
-    "latency",
-    "nearest",
-    "geo",
-    "failover",
-    "weighted",
-    "multivalue",
-    "static",
-    "writer",
-    "reader",
-];
+const POLICIES: &[&str] =
+    &["latency", "nearest", "geo", "failover", "weighted", "multivalue", "static", "writer", "reader"];
 const RECORD_TYPES: &[&str] = &["A", "AAAA", "CNAME", "MX", "TXT", "SRV", "CAA", "NS", "PTR"];
 
 pub(super) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Diagnostic>> {
@@ -48,8 +38,7 @@ pub(super) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Diagnostic>> 
     match config {
         Some(config) if v.errors.is_empty() => Ok(config),
         _ => {
-            v.errors
-                .sort_by_key(|d| d.span.as_ref().map_or(usize::MAX, |s| s.start));
+            v.errors.sort_by_key(|d| d.span.as_ref().map_or(usize::MAX, |s| s.start));
             Err(v.errors)
         }
     }
@@ -58,9 +47,7 @@ pub(super) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Diagnostic>> 
 fn toml_diagnostic(e: &toml::de::Error) -> Diagnostic {
     let message = e.message().trim_end().to_owned();
     let hint = if message.starts_with("unknown field") {
-        Some(
-            "remove the key or fix its spelling; `switchyard check-config` rejects keys it does not know",
-        )
+        Some("remove the key or fix its spelling; `switchyard check-config` rejects keys it does not know")
     } else if message.starts_with("missing field") {
         Some("add the key: it has no default")
     } else if message.starts_with("invalid type") {
@@ -121,11 +108,8 @@ impl Validator {
         what: &str,
     ) -> Vec<(S<String>, T)> {
         let Some(table) = value.get_ref().as_table() else {
-            self.err(
-                Some(value.span()),
-                format!("`{what}` must be a table of named entries"),
-            )
-            .hint = Some(format!("write `[{what}.NAME]` sections"));
+            self.err(Some(value.span()), format!("`{what}` must be a table of named entries")).hint =
+                Some(format!("write `[{what}.NAME]` sections"));
             return Vec::new();
         };
         let mut out = Vec::new();
@@ -166,8 +150,7 @@ impl Validator {
                         Some(s) => format!("did you mean `{s}`?"),
                         None => format!("the sections are: {}", raw::SECTIONS.join(", ")),
                     };
-                    self.err(Some(key.span()), format!("unknown section `{other}`"))
-                        .hint = Some(hint);
+                    self.err(Some(key.span()), format!("unknown section `{other}`")).hint = Some(hint);
                 }
             }
         }
@@ -180,21 +163,16 @@ impl Validator {
         let zone = match &s.zone {
             Some((_, z)) => self.zone(z),
             None => {
-                self.err(None, "missing section `[zone]`").hint = Some(
-                    "add `[zone]` with `origin`, `[zone.soa]` and at least one `[[zone.ns]]`"
-                        .into(),
-                );
+                self.err(None, "missing section `[zone]`").hint =
+                    Some("add `[zone]` with `origin`, `[zone.soa]` and at least one `[[zone.ns]]`".into());
                 None
             }
         };
         let (health, defaults) = self.health(&s.health, base);
         let regions = self.regions(&s.regions, &defaults, base);
         if regions.is_empty() && !s.names.is_empty() {
-            self.err(
-                s.regions_span.clone(),
-                "no regions are defined, but names refer to regions",
-            )
-            .hint = Some("add `[regions.NAME]` sections".into());
+            self.err(s.regions_span.clone(), "no regions are defined, but names refer to regions").hint =
+                Some("add `[regions.NAME]` sections".into());
         }
         let latency = match &s.latency {
             Some((span, l)) => self.latency(span.clone(), l, &regions),
@@ -202,14 +180,7 @@ impl Validator {
         };
         let zone = zone?;
         let names = self.names(&s, &zone, &regions, &latency, server.geoip_db.is_some());
-        Some(Config {
-            server,
-            health,
-            zone,
-            regions,
-            names,
-            latency,
-        })
+        Some(Config { server, health, zone, regions, names, latency })
     }
 
     fn server(&mut self, raw: &raw::Server, base: &Path) -> ServerConfig {
@@ -225,11 +196,8 @@ impl Validator {
                     match addr.get_ref().parse::<SocketAddr>() {
                         Ok(a) => listen.push(a),
                         Err(_) => {
-                            self.err(
-                                Some(addr.span()),
-                                format!("`{}` is not an address:port", addr.get_ref()),
-                            )
-                            .hint = Some("write e.g. \"127.0.0.1:5353\" or \"[::1]:53\"".into());
+                            self.err(Some(addr.span()), format!("`{}` is not an address:port", addr.get_ref())).hint =
+                                Some("write e.g. \"127.0.0.1:5353\" or \"[::1]:53\"".into());
                         }
                     }
                 }
@@ -248,26 +216,17 @@ impl Validator {
         let mut ecs_trusted = Vec::new();
         for net in raw.ecs_trusted.iter().flatten() {
             let s = net.get_ref();
-            let parsed = s
-                .parse::<IpNet>()
-                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from));
+            let parsed = s.parse::<IpNet>().or_else(|_| s.parse::<IpAddr>().map(IpNet::from));
             match parsed {
                 Ok(n) => ecs_trusted.push(n.trunc()),
                 Err(_) => {
-                    self.err(
-                        Some(net.span()),
-                        format!("`{s}` is not an address or CIDR network"),
-                    );
+                    self.err(Some(net.span()), format!("`{s}` is not an address or CIDR network"));
                 }
             }
         }
         let edns_udp_size = match &raw.edns_udp_size {
             Some(v) if !(512..=4096).contains(v.get_ref()) => {
-                self.err(
-                    Some(v.span()),
-                    format!("edns_udp_size {} is out of range", v.get_ref()),
-                )
-                .hint =
+                self.err(Some(v.span()), format!("edns_udp_size {} is out of range", v.get_ref())).hint =
                     Some("use 512..=4096; 1232 avoids IP fragmentation (DNS flag day 2020)".into());
                 1232
             }
@@ -276,11 +235,8 @@ impl Validator {
         };
         let tcp_idle_timeout = match &raw.tcp_idle_timeout {
             Some(v) if !(1..=300).contains(v.get_ref()) => {
-                self.err(
-                    Some(v.span()),
-                    format!("tcp_idle_timeout {} is out of range", v.get_ref()),
-                )
-                .hint = Some("seconds, 1..=300 (RFC 7766 suggests about 10)".into());
+                self.err(Some(v.span()), format!("tcp_idle_timeout {} is out of range", v.get_ref())).hint =
+                    Some("seconds, 1..=300 (RFC 7766 suggests about 10)".into());
                 10
             }
             Some(v) => *v.get_ref(),
@@ -321,8 +277,7 @@ impl Validator {
         match parsed {
             Ok(n) if !text.is_empty() => Some(n.to_lowercase()),
             _ => {
-                self.err(Some(s.span()), format!("`{text}` is not a valid {what}"))
-                    .hint =
+                self.err(Some(s.span()), format!("`{text}` is not a valid {what}")).hint =
                     Some("labels of letters, digits and hyphens, at most 63 bytes each".into());
                 None
             }
@@ -333,13 +288,8 @@ impl Validator {
         if origin.zone_of(name) {
             true
         } else {
-            self.err(
-                Some(span),
-                format!("`{name}` is outside the zone `{origin}`"),
-            )
-            .hint = Some(
-                "write names relative to the origin, or absolute names ending in the origin".into(),
-            );
+            self.err(Some(span), format!("`{name}` is outside the zone `{origin}`")).hint =
+                Some("write names relative to the origin, or absolute names ending in the origin".into());
             false
         }
     }
@@ -351,32 +301,20 @@ impl Validator {
 
         let mut ns = Vec::new();
         if raw.ns.get_ref().is_empty() {
-            self.err(
-                Some(raw.ns.span()),
-                "the zone needs at least one name server",
-            )
-            .hint = Some("add `[[zone.ns]]` entries; two or more instances is the norm".into());
+            self.err(Some(raw.ns.span()), "the zone needs at least one name server").hint =
+                Some("add `[[zone.ns]]` entries; two or more instances is the norm".into());
         }
         for server in raw.ns.get_ref() {
             let server_raw = server.get_ref();
             let Some(name) = self.domain(&server_raw.name, Some(&origin), "name server") else {
                 continue;
             };
-            ns.push(Record::from_rdata(
-                origin.clone(),
-                zone_ttl,
-                RData::NS(NS(name.clone())),
-            ));
+            ns.push(Record::from_rdata(origin.clone(), zone_ttl, RData::NS(NS(name.clone()))));
             let glue = !server_raw.ipv4.is_empty() || !server_raw.ipv6.is_empty();
             if origin.zone_of(&name) {
                 if !glue {
-                    self.err(
-                        Some(server_raw.name.span()),
-                        format!("in-zone name server `{name}` has no address"),
-                    )
-                    .hint = Some(
-                        "add `ipv4 = [...]` and/or `ipv6 = [...]`: the parent needs glue".into(),
-                    );
+                    self.err(Some(server_raw.name.span()), format!("in-zone name server `{name}` has no address"))
+                        .hint = Some("add `ipv4 = [...]` and/or `ipv6 = [...]`: the parent needs glue".into());
                 }
                 for a in &server_raw.ipv4 {
                     if let Some(ip) = self.parse::<Ipv4Addr>(a, "IPv4 address") {
@@ -385,16 +323,15 @@ impl Validator {
                 }
                 for a in &server_raw.ipv6 {
                     if let Some(ip) = self.parse::<Ipv6Addr>(a, "IPv6 address") {
-                        records.push(Record::from_rdata(
-                            name.clone(),
-                            zone_ttl,
-                            RData::AAAA(AAAA(ip)),
-                        ));
+                        records.push(Record::from_rdata(name.clone(), zone_ttl, RData::AAAA(AAAA(ip))));
                     }
                 }
             } else if glue {
-                self.err(Some(server_raw.name.span()), format!("name server `{name}` is outside the zone, so its addresses would not be served"))
-                    .hint = Some("remove ipv4/ipv6 here; the name server's own zone publishes them".into());
+                self.err(
+                    Some(server_raw.name.span()),
+                    format!("name server `{name}` is outside the zone, so its addresses would not be served"),
+                )
+                .hint = Some("remove ipv4/ipv6 here; the name server's own zone publishes them".into());
             }
         }
 
@@ -409,18 +346,10 @@ impl Validator {
         // `hostmaster@example.org` is the mailbox `hostmaster.example.org.`: absolute.
         let rname_raw = soa_raw.rname.get_ref();
         let rname_text = match rname_raw.split_once('@') {
-            Some((user, domain)) => format!(
-                "{}.{}.",
-                user.replace('.', "\\."),
-                domain.trim_end_matches('.')
-            ),
+            Some((user, domain)) => format!("{}.{}.", user.replace('.', "\\."), domain.trim_end_matches('.')),
             None => rname_raw.clone(),
         };
-        let rname = self.domain(
-            &Spanned::new(soa_raw.rname.span(), rname_text),
-            Some(&origin),
-            "SOA rname (mailbox)",
-        );
+        let rname = self.domain(&Spanned::new(soa_raw.rname.span(), rname_text), Some(&origin), "SOA rname (mailbox)");
         let minimum = soa_raw.minimum.unwrap_or(60);
         let soa = SOA::new(
             mname.unwrap_or_else(|| origin.clone()),
@@ -431,44 +360,26 @@ impl Validator {
             soa_raw.expire.unwrap_or(1_209_600) as i32,
             minimum,
         );
-        let soa = Record::from_rdata(
-            origin.clone(),
-            soa_raw.ttl.unwrap_or(zone_ttl),
-            RData::SOA(soa),
-        );
+        let soa = Record::from_rdata(origin.clone(), soa_raw.ttl.unwrap_or(zone_ttl), RData::SOA(soa));
 
         for rec in &raw.records {
             self.static_record(rec, &origin, zone_ttl, &mut records);
         }
         self.zone_consistency(&origin, &records);
-        Some(ZoneConfig {
-            origin,
-            soa,
-            ns,
-            records,
-        })
+        Some(ZoneConfig { origin, soa, ns, records })
     }
 
     fn parse<T: FromStr>(&mut self, s: &S<String>, what: &str) -> Option<T> {
         match s.get_ref().trim().parse::<T>() {
             Ok(v) => Some(v),
             Err(_) => {
-                self.err(
-                    Some(s.span()),
-                    format!("`{}` is not a valid {what}", s.get_ref()),
-                );
+                self.err(Some(s.span()), format!("`{}` is not a valid {what}", s.get_ref()));
                 None
             }
         }
     }
 
-    fn static_record(
-        &mut self,
-        rec: &S<raw::StaticRecord>,
-        origin: &Name,
-        zone_ttl: u32,
-        out: &mut Vec<Record>,
-    ) {
+    fn static_record(&mut self, rec: &S<raw::StaticRecord>, origin: &Name, zone_ttl: u32, out: &mut Vec<Record>) {
         let r = rec.get_ref();
         let Some(owner) = self.domain(&r.name, Some(origin), "record name") else {
             return;
@@ -478,23 +389,14 @@ impl Validator {
         }
         let type_text = r.rtype.get_ref().to_ascii_uppercase();
         if !RECORD_TYPES.contains(&type_text.as_str()) {
-            self.err(
-                Some(r.rtype.span()),
-                format!("record type `{}` is not supported here", r.rtype.get_ref()),
-            )
-            .hint = Some(format!("one of {}", RECORD_TYPES.join(" ")));
+            self.err(Some(r.rtype.span()), format!("record type `{}` is not supported here", r.rtype.get_ref())).hint =
+                Some(format!("one of {}", RECORD_TYPES.join(" ")));
             return;
         }
         let rtype = RecordType::from_str(&type_text).expect("listed types parse");
         if rtype == RecordType::NS && owner == *origin {
-            self.err(
-                Some(r.name.span()),
-                "NS records at the apex come from `[[zone.ns]]`",
-            )
-            .hint = Some(
-                "NS records in `[[zone.records]]` delegate a child zone; move this to [[zone.ns]]"
-                    .into(),
-            );
+            self.err(Some(r.name.span()), "NS records at the apex come from `[[zone.ns]]`").hint =
+                Some("NS records in `[[zone.records]]` delegate a child zone; move this to [[zone.ns]]".into());
             return;
         }
         if r.values.get_ref().is_empty() {
@@ -515,16 +417,9 @@ impl Validator {
         let text = value.get_ref().trim();
         if rtype == RecordType::TXT && !text.starts_with('"') {
             // A bare string is one TXT value, split into 255-byte character-strings.
-            let chunks = text
-                .as_bytes()
-                .chunks(255)
-                .map(|c| String::from_utf8_lossy(c).into_owned())
-                .collect::<Vec<_>>();
-            return Some(RData::TXT(TXT::new(if chunks.is_empty() {
-                vec![String::new()]
-            } else {
-                chunks
-            })));
+            let chunks =
+                text.as_bytes().chunks(255).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>();
+            return Some(RData::TXT(TXT::new(if chunks.is_empty() { vec![String::new()] } else { chunks })));
         }
         let data = match RData::try_from_str(rtype, text) {
             Ok(d) => d,
@@ -537,35 +432,22 @@ impl Validator {
                     RecordType::AAAA => "\"2001:db8::10\"",
                     _ => "\"target.example.org.\"",
                 };
-                self.err(
-                    Some(value.span()),
-                    format!("invalid {rtype} data `{text}`: {e}"),
-                )
-                .hint = Some(format!("for example {example}"));
+                self.err(Some(value.span()), format!("invalid {rtype} data `{text}`: {e}")).hint =
+                    Some(format!("for example {example}"));
                 return None;
             }
         };
         // Targets written without a trailing dot are relative to the origin, as in a zone file.
         let absolute = |n: Name| {
-            if n.is_fqdn() {
-                n
-            } else {
-                n.clone().append_domain(origin).unwrap_or(n)
-            }
+            if n.is_fqdn() { n } else { n.clone().append_domain(origin).unwrap_or(n) }
         };
         Some(match data {
             RData::CNAME(c) => RData::CNAME(CNAME(absolute(c.0))),
             RData::NS(n) => RData::NS(NS(absolute(n.0))),
-            RData::MX(mx) => RData::MX(hickory_proto::rr::rdata::MX::new(
-                mx.preference,
-                absolute(mx.exchange),
-            )),
-            RData::SRV(srv) => RData::SRV(hickory_proto::rr::rdata::SRV::new(
-                srv.priority,
-                srv.weight,
-                srv.port,
-                absolute(srv.target),
-            )),
+            RData::MX(mx) => RData::MX(hickory_proto::rr::rdata::MX::new(mx.preference, absolute(mx.exchange))),
+            RData::SRV(srv) => {
+                RData::SRV(hickory_proto::rr::rdata::SRV::new(srv.priority, srv.weight, srv.port, absolute(srv.target)))
+            }
             other => other,
         })
     }
@@ -576,15 +458,11 @@ impl Validator {
         for r in records {
             types.entry(&r.name).or_default().insert(r.record_type());
         }
-        let cuts: Vec<&Name> = types
-            .iter()
-            .filter(|(n, t)| t.contains(&RecordType::NS) && ***n != *origin)
-            .map(|(n, _)| *n)
-            .collect();
+        let cuts: Vec<&Name> =
+            types.iter().filter(|(n, t)| t.contains(&RecordType::NS) && ***n != *origin).map(|(n, _)| *n).collect();
         for (name, t) in &types {
             if t.contains(&RecordType::CNAME) && t.len() > 1 {
-                self.err(None, format!("`{name}` has a CNAME and other records"))
-                    .hint =
+                self.err(None, format!("`{name}` has a CNAME and other records")).hint =
                     Some("a CNAME must be the only record at its name (RFC 1034 3.6.2)".into());
             }
             if *name == origin && t.contains(&RecordType::CNAME) {
@@ -592,18 +470,13 @@ impl Validator {
             }
             for cut in &cuts {
                 let below = cut.zone_of(name) && name != cut;
-                let glue_only = t
-                    .iter()
-                    .all(|t| matches!(t, RecordType::A | RecordType::AAAA));
+                let glue_only = t.iter().all(|t| matches!(t, RecordType::A | RecordType::AAAA));
                 if below && !glue_only {
-                    self.err(None, format!("`{name}` is below the delegation `{cut}`"))
-                        .hint = Some("only glue (A/AAAA) may sit below a delegated name".into());
+                    self.err(None, format!("`{name}` is below the delegation `{cut}`")).hint =
+                        Some("only glue (A/AAAA) may sit below a delegated name".into());
                 }
                 if name == cut && t.iter().any(|t| *t != RecordType::NS) {
-                    self.err(
-                        None,
-                        format!("`{name}` is delegated (NS) and has other records"),
-                    );
+                    self.err(None, format!("`{name}` is delegated (NS) and has other records"));
                 }
             }
         }
@@ -620,76 +493,41 @@ impl Validator {
             let name = key.get_ref().clone();
             let valid = !name.is_empty()
                 && name.len() <= 63
-                && name.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
-                });
+                && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
             if !valid {
-                self.err(
-                    Some(key.span()),
-                    format!("region name `{name}` is not valid"),
-                )
-                .hint = Some("use lower-case letters, digits, `-` and `_`, e.g. `eu-west`".into());
+                self.err(Some(key.span()), format!("region name `{name}` is not valid")).hint =
+                    Some("use lower-case letters, digits, `-` and `_`, e.g. `eu-west`".into());
             }
-            let location = r
-                .location
-                .as_ref()
-                .and_then(|loc| match loc.get_ref().as_slice() {
-                    [lat, lon]
-                        if (-90.0..=90.0).contains(lat) && (-180.0..=180.0).contains(lon) =>
-                    {
-                        Some((*lat, *lon))
-                    }
-                    _ => {
-                        self.err(
-                            Some(loc.span()),
-                            "location must be [latitude, longitude] in degrees",
-                        )
-                        .hint = Some(
-                            "latitude -90..=90, longitude -180..=180, e.g. [50.11, 8.68]".into(),
-                        );
-                        None
-                    }
-                });
-            let a: Vec<Ipv4Addr> =
-                r.a.iter()
-                    .filter_map(|s| self.parse(s, "IPv4 address"))
-                    .collect();
-            let aaaa: Vec<Ipv6Addr> = r
-                .aaaa
-                .iter()
-                .filter_map(|s| self.parse(s, "IPv6 address"))
-                .collect();
+            let location = r.location.as_ref().and_then(|loc| match loc.get_ref().as_slice() {
+                [lat, lon] if (-90.0..=90.0).contains(lat) && (-180.0..=180.0).contains(lon) => Some((*lat, *lon)),
+                _ => {
+                    self.err(Some(loc.span()), "location must be [latitude, longitude] in degrees").hint =
+                        Some("latitude -90..=90, longitude -180..=180, e.g. [50.11, 8.68]".into());
+                    None
+                }
+            });
+            let a: Vec<Ipv4Addr> = r.a.iter().filter_map(|s| self.parse(s, "IPv4 address")).collect();
+            let aaaa: Vec<Ipv6Addr> = r.aaaa.iter().filter_map(|s| self.parse(s, "IPv6 address")).collect();
             let cname = r.cname.as_ref().and_then(|c| {
                 if !c.get_ref().ends_with('.') {
-                    self.err(Some(c.span()), "a region's cname must be fully qualified")
-                        .hint = Some(format!("end it with a dot: \"{}.\"", c.get_ref()));
+                    self.err(Some(c.span()), "a region's cname must be fully qualified").hint =
+                        Some(format!("end it with a dot: \"{}.\"", c.get_ref()));
                     return None;
                 }
                 self.domain(c, None, "cname target")
             });
             if r.cname.is_some() && (!r.a.is_empty() || !r.aaaa.is_empty()) {
-                self.err(
-                    Some(key.span()),
-                    format!("region `{name}` has both a cname and addresses"),
-                )
-                .hint = Some(
-                    "a region answers either with addresses (a/aaaa) or with one CNAME".into(),
-                );
+                self.err(Some(key.span()), format!("region `{name}` has both a cname and addresses")).hint =
+                    Some("a region answers either with addresses (a/aaaa) or with one CNAME".into());
             }
             if r.cname.is_none() && r.a.is_empty() && r.aaaa.is_empty() {
-                self.err(
-                    Some(key.span()),
-                    format!("region `{name}` has nothing to answer with"),
-                )
-                .hint = Some("add `a = [...]`, `aaaa = [...]` or `cname = \"...\"`".into());
+                self.err(Some(key.span()), format!("region `{name}` has nothing to answer with")).hint =
+                    Some("add `a = [...]`, `aaaa = [...]` or `cname = \"...\"`".into());
             }
             let bias = match &r.bias {
                 Some(b) if !(-99..=99).contains(b.get_ref()) => {
-                    self.err(
-                        Some(b.span()),
-                        format!("bias {} is out of range", b.get_ref()),
-                    )
-                    .hint = Some("a percentage, -99..=99".into());
+                    self.err(Some(b.span()), format!("bias {} is out of range", b.get_ref())).hint =
+                        Some("a percentage, -99..=99".into());
                     0
                 }
                 Some(b) => *b.get_ref(),
@@ -704,16 +542,9 @@ impl Validator {
                 weight: r.weight.as_ref().map_or(1, |w| *w.get_ref()),
                 bias,
                 drained: r.drained,
-                checks: r
-                    .checks
-                    .iter()
-                    .filter_map(|c| self.check(&name, c, defaults, base, false))
-                    .collect(),
+                checks: r.checks.iter().filter_map(|c| self.check(&name, c, defaults, base, false)).collect(),
                 rule: self.rule(r.health.as_ref(), r.checks.len()),
-                database: r
-                    .database
-                    .as_ref()
-                    .and_then(|c| self.check(&name, c, defaults, base, true)),
+                database: r.database.as_ref().and_then(|c| self.check(&name, c, defaults, base, true)),
             });
         }
         out
@@ -746,19 +577,12 @@ impl Validator {
             rise: raw.rise.as_ref().map_or(2, |r| *r.get_ref()),
             fall: raw.fall.as_ref().map_or(3, |f| *f.get_ref()),
         };
-        let cold_start = match raw
-            .cold_start
-            .as_ref()
-            .map(|c| (c.get_ref().as_str(), c.span()))
-        {
+        let cold_start = match raw.cold_start.as_ref().map(|c| (c.get_ref().as_str(), c.span())) {
             None | Some(("wait", _)) => ColdStart::Wait,
             Some(("assume_up", _)) => ColdStart::AssumeUp,
             Some((other, span)) => {
-                self.err(Some(span), format!("unknown cold_start `{other}`"))
-                    .hint = Some(
-                    "\"wait\" (SERVFAIL for GSLB names until the first round) or \"assume_up\""
-                        .into(),
-                );
+                self.err(Some(span), format!("unknown cold_start `{other}`")).hint =
+                    Some("\"wait\" (SERVFAIL for GSLB names until the first round) or \"assume_up\"".into());
                 ColdStart::Wait
             }
         };
@@ -779,59 +603,36 @@ impl Validator {
             Some((raw::HealthRule::Keyword(k), _)) if k == "any" => HealthRule::Any,
             Some((raw::HealthRule::Quorum { quorum }, span)) => {
                 if *quorum == 0 || *quorum as usize > checks {
-                    self.err(
-                        Some(span),
-                        format!("quorum {quorum} needs between 1 and {checks} checks"),
-                    );
+                    self.err(Some(span), format!("quorum {quorum} needs between 1 and {checks} checks"));
                 }
                 HealthRule::Quorum(*quorum)
             }
             Some((raw::HealthRule::Keyword(k), span)) => {
-                self.err(Some(span), format!("unknown health rule `{k}`"))
-                    .hint = Some("\"all\", \"any\" or { quorum = N }".into());
+                self.err(Some(span), format!("unknown health rule `{k}`")).hint =
+                    Some("\"all\", \"any\" or { quorum = N }".into());
                 HealthRule::All
             }
         }
     }
 
-    fn http_check(
-        &mut self,
-        region: &str,
-        c: &raw::Check,
-        url: &S<String>,
-        base: &Path,
-    ) -> Option<HttpCheck> {
+    fn http_check(&mut self, region: &str, c: &raw::Check, url: &S<String>, base: &Path) -> Option<HttpCheck> {
         let u = url.get_ref();
         let scheme_ok = u.starts_with("http://") || u.starts_with("https://");
         if !scheme_ok || reqwest::Url::parse(u).is_err() {
-            self.err(
-                Some(url.span()),
-                format!("`{u}` is not an http:// or https:// URL"),
-            )
-            .hint = Some("e.g. \"http://127.0.0.1:8081/healthz\"".into());
+            self.err(Some(url.span()), format!("`{u}` is not an http:// or https:// URL")).hint =
+                Some("e.g. \"http://127.0.0.1:8081/healthz\"".into());
             return None;
         }
-        let method = c
-            .method
-            .as_ref()
-            .map_or("GET".to_owned(), |m| m.get_ref().to_ascii_uppercase());
+        let method = c.method.as_ref().map_or("GET".to_owned(), |m| m.get_ref().to_ascii_uppercase());
         if !["GET", "HEAD", "POST", "OPTIONS"].contains(&method.as_str()) {
             let span = c.method.as_ref().map(|m| m.span());
-            self.err(
-                span,
-                format!("method `{method}` is not allowed for a health check"),
-            )
-            .hint = Some("GET, HEAD, POST or OPTIONS".into());
+            self.err(span, format!("method `{method}` is not allowed for a health check")).hint =
+                Some("GET, HEAD, POST or OPTIONS".into());
         }
         let expect_status = match &c.expect_status {
             Some(codes) => {
-                if codes.get_ref().is_empty()
-                    || codes.get_ref().iter().any(|c| !(100..=599).contains(c))
-                {
-                    self.err(
-                        Some(codes.span()),
-                        "expect_status must list HTTP status codes (100-599)",
-                    );
+                if codes.get_ref().is_empty() || codes.get_ref().iter().any(|c| !(100..=599).contains(c)) {
+                    self.err(Some(codes.span()), "expect_status must list HTTP status codes (100-599)");
                 }
                 codes.get_ref().clone()
             }
@@ -842,25 +643,18 @@ impl Validator {
             if path.is_file() {
                 Some(path)
             } else {
-                self.err(
-                    Some(p.span()),
-                    format!("CA file `{}` not found", path.display()),
-                );
+                self.err(Some(p.span()), format!("CA file `{}` not found", path.display()));
                 None
             }
         });
         let https = u.starts_with("https://");
-        for (key, span) in [
-            ("sni", c.sni.as_ref().map(|s| s.span())),
-            ("ca_file", c.ca_file.as_ref().map(|s| s.span())),
-        ] {
+        for (key, span) in
+            [("sni", c.sni.as_ref().map(|s| s.span())), ("ca_file", c.ca_file.as_ref().map(|s| s.span()))]
+        {
             if let Some(span) = span
                 && !https
             {
-                self.err(
-                    Some(span),
-                    format!("`{key}` applies only to https:// URLs (region `{region}`)"),
-                );
+                self.err(Some(span), format!("`{key}` applies only to https:// URLs (region `{region}`)"));
             }
         }
         Some(HttpCheck {
@@ -868,12 +662,7 @@ impl Validator {
             method,
             expect_status,
             body_contains: c.body_contains.clone(),
-            headers: c
-                .headers
-                .iter()
-                .flatten()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            headers: c.headers.iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect(),
             sni: c.sni.as_ref().map(|s| s.get_ref().clone()),
             ca_file,
             insecure: c.insecure.unwrap_or(false),
@@ -890,31 +679,17 @@ impl Validator {
     ) -> Option<CheckConfig> {
         let c = raw.get_ref();
         let kind_name = c.kind.get_ref().as_str();
-        let allowed: &[&str] = if database {
-            &["postgres", "http_role"]
-        } else {
-            &["http", "https", "tcp"]
-        };
+        let allowed: &[&str] = if database { &["postgres", "http_role"] } else { &["http", "https", "tcp"] };
         if !allowed.contains(&kind_name) {
-            let what = if database {
-                "a database member"
-            } else {
-                "a gateway check"
-            };
-            self.err(
-                Some(c.kind.span()),
-                format!("`{kind_name}` is not a kind of {what}"),
-            )
-            .hint = Some(format!("one of {}", allowed.join(", ")));
+            let what = if database { "a database member" } else { "a gateway check" };
+            self.err(Some(c.kind.span()), format!("`{kind_name}` is not a kind of {what}")).hint =
+                Some(format!("one of {}", allowed.join(", ")));
             return None;
         }
         let kind_span = c.kind.span();
         let need = |v: &mut Validator, field: &Option<S<String>>, key: &str| -> Option<S<String>> {
             if field.is_none() {
-                v.err(
-                    Some(kind_span.clone()),
-                    format!("a `{kind_name}` check needs `{key}`"),
-                );
+                v.err(Some(kind_span.clone()), format!("a `{kind_name}` check needs `{key}`"));
             }
             field.clone()
         };
@@ -923,10 +698,7 @@ impl Validator {
                 let url = need(self, &c.url, "url")?;
                 let check = self.http_check(region, c, &url, base)?;
                 if (kind_name == "https") != check.url.starts_with("https://") {
-                    self.err(
-                        Some(url.span()),
-                        format!("a `{kind_name}` check needs a {kind_name}:// URL"),
-                    );
+                    self.err(Some(url.span()), format!("a `{kind_name}` check needs a {kind_name}:// URL"));
                 }
                 let shown = format!("{kind_name}:{}", check.url);
                 (CheckKind::Http(check), shown)
@@ -934,34 +706,21 @@ impl Validator {
             "tcp" => {
                 let target = need(self, &c.target, "target")?;
                 let t = target.get_ref();
-                let valid = t
-                    .rsplit_once(':')
-                    .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+                let valid = t.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
                 if !valid {
-                    self.err(Some(target.span()), format!("`{t}` is not host:port"))
-                        .hint = Some("e.g. \"192.0.2.1:443\" or \"[2001:db8::1]:443\"".into());
+                    self.err(Some(target.span()), format!("`{t}` is not host:port")).hint =
+                        Some("e.g. \"192.0.2.1:443\" or \"[2001:db8::1]:443\"".into());
                 }
                 (CheckKind::Tcp { target: t.clone() }, format!("tcp:{t}"))
             }
             "postgres" => {
                 let dsn = need(self, &c.dsn, "dsn")?;
                 if dsn.get_ref().parse::<tokio_postgres::Config>().is_err() {
-                    self.err(
-                        Some(dsn.span()),
-                        "the dsn is not a valid PostgreSQL connection string",
-                    )
-                    .hint = Some(
-                        "e.g. \"host=db.example.org port=5432 user=switchyard dbname=postgres\""
-                            .into(),
-                    );
+                    self.err(Some(dsn.span()), "the dsn is not a valid PostgreSQL connection string").hint =
+                        Some("e.g. \"host=db.example.org port=5432 user=switchyard dbname=postgres\"".into());
                 }
                 let shown = format!("postgres:{}", super::redact_dsn(dsn.get_ref()));
-                (
-                    CheckKind::Postgres {
-                        dsn: dsn.get_ref().clone(),
-                    },
-                    shown,
-                )
+                (CheckKind::Postgres { dsn: dsn.get_ref().clone() }, shown)
             }
             _ => {
                 let url = need(self, &c.url, "url")?;
@@ -977,17 +736,8 @@ impl Validator {
         let interval = self.duration(c.interval.as_ref(), d.interval);
         let timeout = self.duration(c.timeout.as_ref(), d.timeout.min(interval));
         if timeout > interval || timeout.is_zero() || interval.is_zero() {
-            let span = c
-                .timeout
-                .as_ref()
-                .or(c.interval.as_ref())
-                .map_or(raw.span(), |t| t.span());
-            self.err(
-                Some(span),
-                format!(
-                    "timeout {timeout:?} must be non-zero and at most the interval {interval:?}"
-                ),
-            );
+            let span = c.timeout.as_ref().or(c.interval.as_ref()).map_or(raw.span(), |t| t.span());
+            self.err(Some(span), format!("timeout {timeout:?} must be non-zero and at most the interval {interval:?}"));
         }
         let rise = c.rise.as_ref().map_or(d.rise, |r| *r.get_ref());
         let fall = c.fall.as_ref().map_or(d.fall, |f| *f.get_ref());
@@ -1015,8 +765,7 @@ impl Validator {
                     Some(s) => format!("did you mean `{s}`?"),
                     None => format!("defined regions: {}", names.join(", ")),
                 };
-                self.err(Some(s.span()), format!("unknown region `{name}`"))
-                    .hint = Some(hint);
+                self.err(Some(s.span()), format!("unknown region `{name}`")).hint = Some(hint);
                 None
             }
         }
@@ -1026,10 +775,8 @@ impl Validator {
         match Area::parse(s.get_ref()) {
             Ok(a) => Some(a),
             Err(msg) => {
-                self.err(Some(s.span()), msg).hint = Some(
-                    "areas: default, continent:EU, country:GB, subdivision:US-CA, 192.0.2.0/24"
-                        .into(),
-                );
+                self.err(Some(s.span()), msg).hint =
+                    Some("areas: default, continent:EU, country:GB, subdivision:US-CA, 192.0.2.0/24".into());
                 None
             }
         }
@@ -1080,21 +827,16 @@ impl Validator {
                         Ok(IpAddr::V4(v4)) => a.push(v4),
                         Ok(IpAddr::V6(v6)) => aaaa.push(v6),
                         Err(_) => {
-                            self.err(
-                                Some(w.span()),
-                                format!("fallback `{ip}` is not an IP address"),
-                            );
+                            self.err(Some(w.span()), format!("fallback `{ip}` is not an IP address"));
                         }
                     }
                 }
-                let cname = f.cname.as_ref().and_then(|c| {
-                    self.domain(&Spanned::new(w.span(), c.clone()), None, "fallback cname")
-                });
+                let cname = f
+                    .cname
+                    .as_ref()
+                    .and_then(|c| self.domain(&Spanned::new(w.span(), c.clone()), None, "fallback cname"));
                 if cname.is_some() == (!a.is_empty() || !aaaa.is_empty()) {
-                    self.err(
-                        Some(w.span()),
-                        "when_all_down needs either `fallback` addresses or a `cname`",
-                    );
+                    self.err(Some(w.span()), "when_all_down needs either `fallback` addresses or a `cname`");
                     return None;
                 }
                 Some(AllDown::Fallback { a, aaaa, cname })
@@ -1120,12 +862,8 @@ impl Validator {
             None => AllDown::FailOpen,
         };
         let static_names: HashSet<&Name> = zone.records.iter().map(|r| &r.name).collect();
-        let cuts: Vec<&Name> = zone
-            .records
-            .iter()
-            .filter(|r| r.record_type() == RecordType::NS)
-            .map(|r| &r.name)
-            .collect();
+        let cuts: Vec<&Name> =
+            zone.records.iter().filter(|r| r.record_type() == RecordType::NS).map(|r| &r.name).collect();
         let mut seen: HashMap<Name, Range<usize>> = HashMap::new();
         let mut out = Vec::new();
 
@@ -1137,11 +875,8 @@ impl Validator {
                 continue;
             }
             if fqdn == zone.origin {
-                self.err(Some(key.span()), "a GSLB name cannot be the zone apex")
-                    .hint = Some(
-                    "use a label such as `app`; point the apex elsewhere with static records"
-                        .into(),
-                );
+                self.err(Some(key.span()), "a GSLB name cannot be the zone apex").hint =
+                    Some("use a label such as `app`; point the apex elsewhere with static records".into());
                 continue;
             }
             if seen.insert(fqdn.clone(), key.span()).is_some() {
@@ -1149,17 +884,11 @@ impl Validator {
                 continue;
             }
             if static_names.contains(&fqdn) {
-                self.err(
-                    Some(key.span()),
-                    format!("`{fqdn}` is both a GSLB name and a static record"),
-                )
-                .hint = Some("remove one of them".into());
+                self.err(Some(key.span()), format!("`{fqdn}` is both a GSLB name and a static record")).hint =
+                    Some("remove one of them".into());
             }
             if let Some(cut) = cuts.iter().find(|c| c.zone_of(&fqdn)) {
-                self.err(
-                    Some(key.span()),
-                    format!("`{fqdn}` is inside the delegated zone `{cut}`"),
-                );
+                self.err(Some(key.span()), format!("`{fqdn}` is inside the delegated zone `{cut}`"));
             }
 
             let policy_name = n.policy.get_ref().as_str();
@@ -1168,52 +897,21 @@ impl Validator {
                     Some(s) => format!("did you mean `{s}`?"),
                     None => format!("one of {}", POLICIES.join(", ")),
                 };
-                self.err(
-                    Some(n.policy.span()),
-                    format!("unknown policy `{policy_name}`"),
-                )
-                .hint = Some(hint);
+                self.err(Some(n.policy.span()), format!("unknown policy `{policy_name}`")).hint = Some(hint);
                 continue;
             }
-            let only =
-                |v: &mut Validator, present: Option<Range<usize>>, key: &str, policies: &[&str]| {
-                    if let Some(span) = present
-                        && !policies.contains(&policy_name)
-                    {
-                        v.err(
-                            Some(span),
-                            format!(
-                                "`{key}` applies only to the {} policy",
-                                policies.join(" and ")
-                            ),
-                        );
-                    }
-                };
-            only(
-                self,
-                n.tie_window.as_ref().map(|t| t.span()),
-                "tie_window",
-                &["latency", "reader"],
-            );
+            let only = |v: &mut Validator, present: Option<Range<usize>>, key: &str, policies: &[&str]| {
+                if let Some(span) = present
+                    && !policies.contains(&policy_name)
+                {
+                    v.err(Some(span), format!("`{key}` applies only to the {} policy", policies.join(" and ")));
+                }
+            };
+            only(self, n.tie_window.as_ref().map(|t| t.span()), "tie_window", &["latency", "reader"]);
             only(self, n.map.as_ref().map(|t| t.span()), "map", &["geo"]);
-            only(
-                self,
-                n.weights.as_ref().map(|t| t.span()),
-                "weights",
-                &["weighted"],
-            );
-            only(
-                self,
-                n.order.as_ref().map(|t| t.span()),
-                "order",
-                &["reader"],
-            );
-            only(
-                self,
-                n.max_lag.as_ref().map(|t| t.span()),
-                "max_lag",
-                &["reader"],
-            );
+            only(self, n.weights.as_ref().map(|t| t.span()), "weights", &["weighted"]);
+            only(self, n.order.as_ref().map(|t| t.span()), "order", &["reader"]);
+            only(self, n.max_lag.as_ref().map(|t| t.span()), "max_lag", &["reader"]);
 
             let mut candidates: Vec<usize> = match &n.regions {
                 Some(list) => {
@@ -1224,10 +922,7 @@ impl Validator {
                     for r in list.get_ref() {
                         if let Some(i) = self.region_ref(r, regions) {
                             if v.contains(&i) {
-                                self.err(
-                                    Some(r.span()),
-                                    format!("region `{}` is listed twice", r.get_ref()),
-                                );
+                                self.err(Some(r.span()), format!("region `{}` is listed twice", r.get_ref()));
                             } else {
                                 v.push(i);
                             }
@@ -1241,21 +936,16 @@ impl Validator {
             let policy = match policy_name {
                 "latency" => {
                     if latency.is_empty() {
-                        self.err(
-                            Some(n.policy.span()),
-                            "the `latency` policy needs a `[latency]` table",
-                        )
-                        .hint = Some(
-                            "add rows such as `[latency] default = { us-east = 80, eu-west = 20 }`"
-                                .into(),
-                        );
+                        self.err(Some(n.policy.span()), "the `latency` policy needs a `[latency]` table").hint =
+                            Some("add rows such as `[latency] default = { us-east = 80, eu-west = 20 }`".into());
                     }
                     if !have_geoip && latency.iter().any(|(a, _)| needs_geoip(a)) {
-                        self.err(Some(n.policy.span()), "latency rows by continent/country/subdivision need `[server] geoip_db`");
+                        self.err(
+                            Some(n.policy.span()),
+                            "latency rows by continent/country/subdivision need `[server] geoip_db`",
+                        );
                     }
-                    Policy::Latency {
-                        tie_window: n.tie_window.as_ref().map_or(0, |t| *t.get_ref()),
-                    }
+                    Policy::Latency { tie_window: n.tie_window.as_ref().map_or(0, |t| *t.get_ref()) }
                 }
                 "nearest" => {
                     self.nearest_needs(n, &candidates, regions, have_geoip);
@@ -1275,24 +965,15 @@ impl Validator {
                                 let Some(area) = self.area(area_s) else {
                                     continue;
                                 };
-                                let rs: Vec<usize> = list
-                                    .get_ref()
-                                    .iter()
-                                    .filter_map(|r| self.region_ref(r, regions))
-                                    .collect();
+                                let rs: Vec<usize> =
+                                    list.get_ref().iter().filter_map(|r| self.region_ref(r, regions)).collect();
                                 if list.get_ref().is_empty() {
-                                    self.err(
-                                        Some(list.span()),
-                                        "a map entry needs at least one region",
-                                    );
+                                    self.err(Some(list.span()), "a map entry needs at least one region");
                                 }
                                 if map.iter().any(|(a, _): &(Area, Vec<usize>)| *a == area)
                                     || (area == Area::Default && default.is_some())
                                 {
-                                    self.err(
-                                        Some(area_s.span()),
-                                        format!("duplicate map entry `{area}`"),
-                                    );
+                                    self.err(Some(area_s.span()), format!("duplicate map entry `{area}`"));
                                 } else if area == Area::Default {
                                     default = Some(rs);
                                 } else {
@@ -1310,20 +991,13 @@ impl Validator {
                     // Every region the map names is a candidate, in first-mentioned order.
                     if n.regions.is_none() {
                         candidates.clear();
-                        for &i in map
-                            .iter()
-                            .flat_map(|(_, rs)| rs)
-                            .chain(default.iter().flatten())
-                        {
+                        for &i in map.iter().flat_map(|(_, rs)| rs).chain(default.iter().flatten()) {
                             if !candidates.contains(&i) {
                                 candidates.push(i);
                             }
                         }
                     }
-                    Policy::Geo {
-                        map,
-                        default: default.unwrap_or_else(|| candidates.clone()),
-                    }
+                    Policy::Geo { map, default: default.unwrap_or_else(|| candidates.clone()) }
                 }
                 "failover" => Policy::Failover,
                 "weighted" => {
@@ -1333,16 +1007,19 @@ impl Validator {
                             if let Some(i) = self.region_ref(r, regions) {
                                 weights[i] = *weight.get_ref();
                                 if !candidates.contains(&i) {
-                                    self.err(Some(r.span()), format!("region `{}` has a weight but is not among this name's regions", r.get_ref()));
+                                    self.err(
+                                        Some(r.span()),
+                                        format!(
+                                            "region `{}` has a weight but is not among this name's regions",
+                                            r.get_ref()
+                                        ),
+                                    );
                                 }
                             }
                         }
                     }
                     if !candidates.is_empty() && candidates.iter().all(|&i| weights[i] == 0) {
-                        self.err(
-                            Some(n.policy.span()),
-                            "every region of this weighted name has weight 0",
-                        );
+                        self.err(Some(n.policy.span()), "every region of this weighted name has weight 0");
                     }
                     Policy::Weighted { weights }
                 }
@@ -1359,18 +1036,13 @@ impl Validator {
                         }
                         Some(("latency", span)) => {
                             if latency.is_empty() {
-                                self.err(
-                                    Some(span),
-                                    "reader order `latency` needs a `[latency]` table",
-                                );
+                                self.err(Some(span), "reader order `latency` needs a `[latency]` table");
                             }
-                            ReaderOrder::Latency {
-                                tie_window: n.tie_window.as_ref().map_or(0, |t| *t.get_ref()),
-                            }
+                            ReaderOrder::Latency { tie_window: n.tie_window.as_ref().map_or(0, |t| *t.get_ref()) }
                         }
                         Some((other, span)) => {
-                            self.err(Some(span), format!("unknown reader order `{other}`"))
-                                .hint = Some("\"nearest\" or \"latency\"".into());
+                            self.err(Some(span), format!("unknown reader order `{other}`")).hint =
+                                Some("\"nearest\" or \"latency\"".into());
                             ReaderOrder::Nearest
                         }
                     };
@@ -1389,11 +1061,7 @@ impl Validator {
                 (None, None) => 10.min(ttl),
             };
             if failover_ttl > ttl {
-                let span = n
-                    .failover_ttl
-                    .as_ref()
-                    .or(d.failover_ttl.as_ref())
-                    .map(|t| t.span());
+                let span = n.failover_ttl.as_ref().or(d.failover_ttl.as_ref()).map(|t| t.span());
                 self.err(
                     span.or(Some(key.span())),
                     format!("failover_ttl ({failover_ttl}) is longer than ttl ({ttl})"),
@@ -1434,27 +1102,15 @@ struct CheckDefaults {
 }
 
 impl Validator {
-    fn nearest_needs(
-        &mut self,
-        n: &raw::Name,
-        candidates: &[usize],
-        regions: &[RegionConfig],
-        have_geoip: bool,
-    ) {
+    fn nearest_needs(&mut self, n: &raw::Name, candidates: &[usize], regions: &[RegionConfig], have_geoip: bool) {
         if !have_geoip {
-            self.err(
-                Some(n.policy.span()),
-                "the `nearest` policy needs `[server] geoip_db`",
-            );
+            self.err(Some(n.policy.span()), "the `nearest` policy needs `[server] geoip_db`");
         }
         for &i in candidates {
             if regions[i].location.is_none() {
                 self.err(
                     Some(n.policy.span()),
-                    format!(
-                        "region `{}` has no location, which `nearest` needs",
-                        regions[i].name
-                    ),
+                    format!("region `{}` has no location, which `nearest` needs", regions[i].name),
                 )
                 .hint = Some("add `location = [lat, lon]` to the region".into());
             }
@@ -1465,14 +1121,9 @@ impl Validator {
         if !candidates.iter().any(|&i| regions[i].database.is_some()) {
             self.err(
                 Some(n.policy.span()),
-                format!(
-                    "the `{}` policy needs regions with a `database` member",
-                    n.policy.get_ref()
-                ),
+                format!("the `{}` policy needs regions with a `database` member", n.policy.get_ref()),
             )
-            .hint = Some(
-                "add `[regions.NAME.database]` with kind = \"postgres\" or \"http_role\"".into(),
-            );
+            .hint = Some("add `[regions.NAME.database]` with kind = \"postgres\" or \"http_role\"".into());
         }
     }
 }
@@ -1497,11 +1148,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur.push(
-                (prev[j] + usize::from(ca != *cb))
-                    .min(prev[j + 1] + 1)
-                    .min(cur[j] + 1),
-            );
+            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
         }
         prev = cur;
     }

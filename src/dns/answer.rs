@@ -95,8 +95,7 @@ pub fn resolve(snap: &Snapshot, q: &Question<'_>, subject: &Subject) -> Response
             node.rrset(q.qtype)
         };
         if let Some(set) = wanted {
-            r.answers
-                .extend(set.records.iter().map(|rec| with_owner(rec, &owner)));
+            r.answers.extend(set.records.iter().map(|rec| with_owner(rec, &owner)));
             if q.qtype == RecordType::NS && owner == model.zone.origin {
                 r.additional.extend(model.zone.glue(&set.records).cloned());
             }
@@ -148,17 +147,10 @@ fn referral(model: &Model, cut: &Node, q: &Question<'_>) -> Response {
     let Some(ns) = cut.rrset(RecordType::NS) else {
         return Response::refused();
     };
-    let at_cut = ns
-        .records
-        .first()
-        .is_some_and(|r| key(&r.name).as_ref() == q.key);
+    let at_cut = ns.records.first().is_some_and(|r| key(&r.name).as_ref() == q.key);
     if at_cut && q.qtype == RecordType::DS {
         // The parent side of the cut answers DS; we have none.
-        return negative(
-            model,
-            ResponseCode::NoError,
-            Response::new(ResponseCode::NoError, true),
-        );
+        return negative(model, ResponseCode::NoError, Response::new(ResponseCode::NoError, true));
     }
     let mut r = Response::new(ResponseCode::NoError, false);
     r.authority.extend(ns.records.iter().cloned());
@@ -177,11 +169,7 @@ fn chaos(model: &Model, q: &Question<'_>) -> Response {
     match (text, q.qtype) {
         (Some(text), RecordType::TXT | RecordType::ANY) => {
             let mut r = Response::new(ResponseCode::NoError, true);
-            let mut rec = Record::from_rdata(
-                q.name.clone(),
-                0,
-                RData::TXT(TXT::new(vec![text.to_owned()])),
-            );
+            let mut rec = Record::from_rdata(q.name.clone(), 0, RData::TXT(TXT::new(vec![text.to_owned()])));
             rec.dns_class = DNSClass::CH;
             r.answers.push(rec);
             r
@@ -191,19 +179,9 @@ fn chaos(model: &Model, q: &Question<'_>) -> Response {
 }
 
 /// Answers a GSLB name (possibly reached through a CNAME at `owner`).
-fn gslb(
-    snap: &Snapshot,
-    name: usize,
-    owner: &Name,
-    qtype: RecordType,
-    subject: &Subject,
-    r: &mut Response,
-) {
+fn gslb(snap: &Snapshot, name: usize, owner: &Name, qtype: RecordType, subject: &Subject, r: &mut Response) {
     let model = &*snap.model;
-    if !matches!(
-        qtype,
-        RecordType::A | RecordType::AAAA | RecordType::CNAME | RecordType::ANY
-    ) {
+    if !matches!(qtype, RecordType::A | RecordType::AAAA | RecordType::CNAME | RecordType::ANY) {
         // Other types do not depend on the client: NODATA, scope /0.
         return;
     }

@@ -91,11 +91,7 @@ pub fn subject(src: IpAddr, raw: &[u8], policy: &EcsPolicy) -> Result<Subject, E
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(src, IpAddr::V4),
         v4 => v4,
     };
-    let resolver = Subject {
-        addr: src,
-        prefix: full(src),
-        ecs: None,
-    };
+    let resolver = Subject { addr: src, prefix: full(src), ecs: None };
     let mut options = wire::edns_options(raw, 8);
     let Some(first) = options.next() else {
         return Ok(resolver);
@@ -104,24 +100,15 @@ pub fn subject(src: IpAddr, raw: &[u8], policy: &EcsPolicy) -> Result<Subject, E
         return Err(EcsError::Duplicate);
     }
     let ecs = parse(first)?;
-    if !policy.enabled
-        || !(policy.trusted.is_empty() || policy.trusted.iter().any(|n| n.contains(&src)))
-    {
+    if !policy.enabled || !(policy.trusted.is_empty() || policy.trusted.iter().any(|n| n.contains(&src))) {
         // Ignored options are not echoed: the answer is then valid for every client.
         return Ok(resolver);
     }
     if ecs.source_prefix() == 0 {
         // The client asked for privacy: route on the resolver, claim scope /0.
-        return Ok(Subject {
-            ecs: Some(ecs),
-            ..resolver
-        });
+        return Ok(Subject { ecs: Some(ecs), ..resolver });
     }
-    Ok(Subject {
-        addr: ecs.addr(),
-        prefix: ecs.source_prefix(),
-        ecs: Some(ecs),
-    })
+    Ok(Subject { addr: ecs.addr(), prefix: ecs.source_prefix(), ecs: Some(ecs) })
 }
 
 #[cfg(test)]
@@ -143,22 +130,13 @@ mod tests {
             (data(1, 0, 0, &[]), Ok("0.0.0.0/0")),
             (data(1, 20, 0, &[192, 0, 16]), Ok("192.0.16.0/20")),
             (data(1, 20, 0, &[192, 0, 17]), Err(EcsError::HostBits)),
-            (
-                data(1, 24, 0, &[192, 0, 2, 1]),
-                Err(EcsError::AddressLength),
-            ),
+            (data(1, 24, 0, &[192, 0, 2, 1]), Err(EcsError::AddressLength)),
             (data(1, 24, 0, &[192, 0]), Err(EcsError::AddressLength)),
-            (
-                data(1, 33, 0, &[192, 0, 2, 0, 0]),
-                Err(EcsError::SourceTooLong),
-            ),
+            (data(1, 33, 0, &[192, 0, 2, 0, 0]), Err(EcsError::SourceTooLong)),
             (data(1, 24, 24, &[192, 0, 2]), Err(EcsError::ScopeInQuery)),
             (data(3, 24, 0, &[192, 0, 2]), Err(EcsError::Family(3))),
             (vec![0, 1, 24], Err(EcsError::Short)),
-            (
-                data(2, 56, 0, &[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0]),
-                Ok("2001:db8::/56"),
-            ),
+            (data(2, 56, 0, &[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0]), Ok("2001:db8::/56")),
             (data(2, 129, 0, &[0; 17]), Err(EcsError::SourceTooLong)),
         ];
         for (bytes, want) in cases {
@@ -168,9 +146,7 @@ mod tests {
     }
 
     fn query_with(options: &[Vec<u8>]) -> Vec<u8> {
-        let mut m = vec![
-            0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 3, b'a', b'p', b'p', 0, 0, 1, 0, 1,
-        ];
+        let mut m = vec![0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 3, b'a', b'p', b'p', 0, 0, 1, 0, 1];
         let rdata: Vec<u8> = options
             .iter()
             .flat_map(|d| {
@@ -190,37 +166,22 @@ mod tests {
     fn trust_privacy_and_duplicates() {
         let src: IpAddr = "192.0.2.53".parse().unwrap();
         let q = query_with(&[data(1, 24, 0, &[198, 51, 100])]);
-        let all = EcsPolicy {
-            enabled: true,
-            trusted: vec![],
-        };
+        let all = EcsPolicy { enabled: true, trusted: vec![] };
         let s = subject(src, &q, &all).unwrap();
-        assert_eq!(
-            (s.addr.to_string(), s.prefix, s.ecs.is_some()),
-            ("198.51.100.0".into(), 24, true)
-        );
+        assert_eq!((s.addr.to_string(), s.prefix, s.ecs.is_some()), ("198.51.100.0".into(), 24, true));
 
-        let other = EcsPolicy {
-            enabled: true,
-            trusted: vec!["203.0.113.0/24".parse().unwrap()],
-        };
+        let other = EcsPolicy { enabled: true, trusted: vec!["203.0.113.0/24".parse().unwrap()] };
         let s = subject(src, &q, &other).unwrap();
         assert_eq!((s.addr, s.prefix, s.ecs.is_some()), (src, 32, false));
 
-        let off = EcsPolicy {
-            enabled: false,
-            trusted: vec![],
-        };
+        let off = EcsPolicy { enabled: false, trusted: vec![] };
         assert_eq!(subject(src, &q, &off).unwrap().ecs, None);
 
         let private = query_with(&[data(1, 0, 0, &[])]);
         let s = subject(src, &private, &all).unwrap();
         assert_eq!((s.addr, s.prefix, s.ecs.is_some()), (src, 32, true));
 
-        let twice = query_with(&[
-            data(1, 24, 0, &[198, 51, 100]),
-            data(1, 24, 0, &[198, 51, 100]),
-        ]);
+        let twice = query_with(&[data(1, 24, 0, &[198, 51, 100]), data(1, 24, 0, &[198, 51, 100])]);
         assert_eq!(subject(src, &twice, &all), Err(EcsError::Duplicate));
     }
 }

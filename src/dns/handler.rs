@@ -57,40 +57,24 @@ impl RequestHandler for Handler {
         let query_edns = request.edns.as_ref();
         let ours = server.edns_udp_size;
 
-        let reply =
-            |metadata: Metadata, edns: Option<Edns>, r: Option<Response>| (metadata, edns, r);
+        let reply = |metadata: Metadata, edns: Option<Edns>, r: Option<Response>| (metadata, edns, r);
         let (mut metadata, edns, response) = if request.metadata.op_code != OpCode::Query {
             metadata.response_code = ResponseCode::NotImp;
-            reply(
-                metadata,
-                query_edns.map(|e| response_edns(e, ours, None)),
-                None,
-            )
+            reply(metadata, query_edns.map(|e| response_edns(e, ours, None)), None)
         } else if let Some(e) = query_edns.filter(|e| e.version() > 0) {
             // RFC 6891 6.1.3: BADVERS, with an OPT of the version we do speak.
             metadata.response_code = ResponseCode::BADVERS;
             reply(metadata, Some(response_edns(e, ours, None)), None)
         } else if queries.len() != 1 {
             metadata.response_code = ResponseCode::FormErr;
-            reply(
-                metadata,
-                query_edns.map(|e| response_edns(e, ours, None)),
-                None,
-            )
+            reply(metadata, query_edns.map(|e| response_edns(e, ours, None)), None)
         } else {
-            let policy = EcsPolicy {
-                enabled: server.ecs,
-                trusted: server.ecs_trusted.clone(),
-            };
+            let policy = EcsPolicy { enabled: server.ecs, trusted: server.ecs_trusted.clone() };
             match subject(request.src().ip(), request.as_slice(), &policy) {
                 Err(error) => {
                     debug!(%error, src = %request.src(), "malformed client subnet option");
                     metadata.response_code = ResponseCode::FormErr;
-                    reply(
-                        metadata,
-                        query_edns.map(|e| response_edns(e, ours, None)),
-                        None,
-                    )
+                    reply(metadata, query_edns.map(|e| response_edns(e, ours, None)), None)
                 }
                 Ok(subject) => {
                     let lower = &queries.queries()[0];
@@ -109,11 +93,7 @@ impl RequestHandler for Handler {
                     });
                     metadata.response_code = r.rcode;
                     metadata.authoritative = r.authoritative;
-                    reply(
-                        metadata,
-                        query_edns.map(|e| response_edns(e, ours, ecs)),
-                        Some(r),
-                    )
+                    reply(metadata, query_edns.map(|e| response_edns(e, ours, ecs)), Some(r))
                 }
             }
         };
@@ -128,24 +108,14 @@ impl RequestHandler for Handler {
             Some(r) => (&r.answers[..], &r.authority[..], &r.additional[..]),
             None => (empty, empty, empty),
         };
-        let message = builder.build(
-            metadata,
-            answers.iter(),
-            authority.iter(),
-            empty.iter(),
-            additional.iter(),
-        );
+        let message = builder.build(metadata, answers.iter(), authority.iter(), empty.iter(), additional.iter());
         match response_handle.send_response(message).await {
             Ok(info) => info,
             Err(error) => {
                 debug!(%error, "failed to send response");
                 let mut metadata = metadata;
                 metadata.response_code = ResponseCode::ServFail;
-                Header {
-                    metadata,
-                    counts: HeaderCounts::default(),
-                }
-                .into()
+                Header { metadata, counts: HeaderCounts::default() }.into()
             }
         }
     }

@@ -42,17 +42,12 @@ async fn bind_pair(addr: SocketAddr) -> io::Result<(UdpSocket, TcpListener)> {
 }
 
 impl DnsServer {
-    pub async fn start(
-        state: Arc<State>,
-        listen: &[SocketAddr],
-        tcp_idle: Duration,
-    ) -> io::Result<DnsServer> {
+    pub async fn start(state: Arc<State>, listen: &[SocketAddr], tcp_idle: Duration) -> io::Result<DnsServer> {
         let mut server = Server::new(Handler::new(state));
         let mut addrs = Vec::new();
         for &addr in listen {
-            let (udp, tcp) = bind_pair(addr)
-                .await
-                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+            let (udp, tcp) =
+                bind_pair(addr).await.map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
             let bound = udp.local_addr()?;
             info!(addr = %bound, "listening for UDP on {bound}");
             info!(addr = %bound, "listening for TCP on {bound}");
@@ -65,17 +60,11 @@ impl DnsServer {
 
     /// Stops accepting and waits for the listeners to finish.
     pub async fn shutdown(&mut self) -> io::Result<()> {
-        self.server
-            .shutdown_gracefully()
-            .await
-            .map_err(io::Error::other)
+        self.server.shutdown_gracefully().await.map_err(io::Error::other)
     }
 
     /// Runs until the listeners stop on their own (an unrecoverable socket error).
     pub async fn wait(&mut self) -> io::Result<()> {
-        self.server
-            .block_until_done()
-            .await
-            .map_err(io::Error::other)
+        self.server.block_until_done().await.map_err(io::Error::other)
     }
 }

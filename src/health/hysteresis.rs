@@ -14,12 +14,7 @@ pub struct Hysteresis {
 
 impl Hysteresis {
     pub fn new(rise: u32, fall: u32) -> Self {
-        Hysteresis {
-            state: None,
-            streak: 0,
-            rise: rise.max(1),
-            fall: fall.max(1),
-        }
+        Hysteresis { state: None, streak: 0, rise: rise.max(1), fall: fall.max(1) }
     }
 
     /// Starts from a known state (restored from the state file).

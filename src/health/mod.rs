@@ -57,11 +57,7 @@ impl HealthEngine {
         let (tx, rx) = mpsc::channel(1024);
         let mut checks = Vec::new();
         for (r, region) in model.config.regions.iter().enumerate() {
-            let all = region
-                .checks
-                .iter()
-                .map(|c| (c, false))
-                .chain(region.database.iter().map(|c| (c, true)));
+            let all = region.checks.iter().map(|c| (c, false)).chain(region.database.iter().map(|c| (c, true)));
             for (config, database) in all {
                 let index = checks.len();
                 checks.push(Check {
@@ -80,17 +76,8 @@ impl HealthEngine {
                         // Validation catches most of these; what is left (an unreadable CA
                         // file) makes the check fail every round, visibly.
                         error!(check = %config.id, error = %e, "cannot set up check");
-                        let failure = Failure {
-                            kind: probe::FailureKind::Protocol,
-                            detail: e,
-                        };
-                        tokio::spawn(run_failing(
-                            index,
-                            config.interval,
-                            failure,
-                            tx.clone(),
-                            stop.clone(),
-                        ));
+                        let failure = Failure { kind: probe::FailureKind::Protocol, detail: e };
+                        tokio::spawn(run_failing(index, config.interval, failure, tx.clone(), stop.clone()));
                     }
                 }
             }
@@ -232,11 +219,7 @@ impl Supervisor {
         s
     }
 
-    async fn run(
-        mut self,
-        mut rx: mpsc::Receiver<(usize, probe::Outcome)>,
-        stop: CancellationToken,
-    ) {
+    async fn run(mut self, mut rx: mpsc::Receiver<(usize, probe::Outcome)>, stop: CancellationToken) {
         self.publish(Instant::now());
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -284,11 +267,7 @@ impl Supervisor {
             let late = now.duration_since(self.started) >= settings.cold_start_grace;
             if all_known || late {
                 self.ready = true;
-                let unknown = self
-                    .checks
-                    .iter()
-                    .filter(|c| c.hysteresis.state().is_none())
-                    .count();
+                let unknown = self.checks.iter().filter(|c| c.hysteresis.state().is_none()).count();
                 if unknown == 0 {
                     info!(elapsed = ?now.duration_since(self.started), "first round of health checks complete: serving GSLB names");
                 } else {
@@ -340,23 +319,12 @@ impl Supervisor {
                 });
             }
         }
-        if members
-            .iter()
-            .any(|(_, r)| matches!(r, Role::Primary { .. }))
-        {
+        if members.iter().any(|(_, r)| matches!(r, Role::Primary { .. })) {
             self.last_primary = Some(now);
         }
-        let election = writer::elect(
-            &members,
-            self.writer,
-            self.last_primary,
-            now,
-            settings.writer_grace,
-        );
+        let election = writer::elect(&members, self.writer, self.last_primary, now, settings.writer_grace);
         if election.writer != self.writer {
-            let name = |w: Option<RegionId>| {
-                w.map_or("none".to_owned(), |w| model.region_name(w).to_owned())
-            };
+            let name = |w: Option<RegionId>| w.map_or("none".to_owned(), |w| model.region_name(w).to_owned());
             let why = if election.split_brain() {
                 "split brain: the higher timeline wins"
             } else if election.writer.is_none() {
@@ -374,11 +342,7 @@ impl Supervisor {
         }
         if election.split_brain() != self.split_brain {
             self.split_brain = election.split_brain();
-            let names: Vec<&str> = election
-                .primaries
-                .iter()
-                .map(|&p| model.region_name(p))
-                .collect();
+            let names: Vec<&str> = election.primaries.iter().map(|&p| model.region_name(p)).collect();
             if self.split_brain {
                 error!(primaries = %names.join(","), "split brain: more than one database member reports primary");
             } else {
@@ -386,11 +350,9 @@ impl Supervisor {
             }
         }
 
-        let recent_until =
-            |t: Option<Instant>| t.is_some_and(|t| now.duration_since(t) < settings.hold_down);
+        let recent_until = |t: Option<Instant>| t.is_some_and(|t| now.duration_since(t) < settings.hold_down);
         let recent: Vec<bool> = self.changed_at.iter().map(|t| recent_until(*t)).collect();
-        let writer_unsettled =
-            election.on_grace || election.split_brain() || recent_until(self.writer_changed_at);
+        let writer_unsettled = election.on_grace || election.split_brain() || recent_until(self.writer_changed_at);
         let ready = self.ready;
         let up = self.up.clone();
         let writer = self.writer;
@@ -398,36 +360,11 @@ impl Supervisor {
         let primaries = election.primaries.clone();
         // Regions without checks keep whatever `up` they have (always up, unless a test
         // or an operator set it): the engine speaks only for what it probes.
-        let probed: Vec<bool> = model
-            .config
-            .regions
-            .iter()
-            .map(|r| !r.checks.is_empty())
-            .collect();
+        let probed: Vec<bool> = model.config.regions.iter().map(|r| !r.checks.is_empty()).collect();
         self.state.update_health(|_, h| {
-            let merged: Vec<bool> = (0..n)
-                .map(|r| if probed[r] { up[r] } else { h.up[r] })
-                .collect();
-            let next = (
-                &merged,
-                &recent,
-                writer,
-                last_writer,
-                writer_unsettled,
-                &primaries,
-                &db_lag,
-                ready,
-            );
-            let cur = (
-                &h.up,
-                &h.recent,
-                h.writer,
-                h.last_writer,
-                h.writer_unsettled,
-                &h.primaries,
-                &h.db_lag,
-                h.ready,
-            );
+            let merged: Vec<bool> = (0..n).map(|r| if probed[r] { up[r] } else { h.up[r] }).collect();
+            let next = (&merged, &recent, writer, last_writer, writer_unsettled, &primaries, &db_lag, ready);
+            let cur = (&h.up, &h.recent, h.writer, h.last_writer, h.writer_unsettled, &h.primaries, &h.db_lag, h.ready);
             if next != cur {
                 h.up = merged;
                 h.recent = recent.clone();
@@ -441,17 +378,8 @@ impl Supervisor {
             true
         });
         if changed && let Some(path) = &settings.state_file {
-            let regions = model
-                .config
-                .regions
-                .iter()
-                .zip(&self.up)
-                .map(|(r, up)| (r.name.clone(), *up))
-                .collect();
-            let saved = statefile::Saved {
-                regions,
-                writer: self.last_writer.map(|w| model.region_name(w).to_owned()),
-            };
+            let regions = model.config.regions.iter().zip(&self.up).map(|(r, up)| (r.name.clone(), *up)).collect();
+            let saved = statefile::Saved { regions, writer: self.last_writer.map(|w| model.region_name(w).to_owned()) };
             if let Err(e) = statefile::save(path, &saved) {
                 warn!(path = %path.display(), error = %e, "cannot write the state file");
             }
@@ -463,12 +391,8 @@ impl Supervisor {
         if region.checks.is_empty() {
             return true;
         }
-        let states: Vec<Option<bool>> = self
-            .checks
-            .iter()
-            .filter(|c| c.region == r && !c.database)
-            .map(|c| c.hysteresis.state())
-            .collect();
+        let states: Vec<Option<bool>> =
+            self.checks.iter().filter(|c| c.region == r && !c.database).map(|c| c.hysteresis.state()).collect();
         if states.iter().all(Option::is_none) {
             // Nothing known yet: the state file's word, else up. (In `wait` mode no GSLB
             // name is answered before `ready`; in `assume_up` mode this is the point.)

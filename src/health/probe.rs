@@ -54,10 +54,7 @@ impl fmt::Display for Failure {
 }
 
 fn fail(kind: FailureKind, detail: impl Into<String>) -> Failure {
-    Failure {
-        kind,
-        detail: detail.into(),
-    }
+    Failure { kind, detail: detail.into() }
 }
 
 /// What a successful probe saw: nothing more for gateways, a role for databases.
@@ -79,18 +76,11 @@ impl Prober {
             CheckKind::Http(h) => (Some(client(h, config.timeout)?), None),
             CheckKind::HttpRole { primary, replica } => (
                 Some(client(primary, config.timeout)?),
-                replica
-                    .as_ref()
-                    .map(|r| client(r, config.timeout))
-                    .transpose()?,
+                replica.as_ref().map(|r| client(r, config.timeout)).transpose()?,
             ),
             CheckKind::Tcp { .. } | CheckKind::Postgres { .. } => (None, None),
         };
-        Ok(Prober {
-            config,
-            http,
-            replica_http,
-        })
+        Ok(Prober { config, http, replica_http })
     }
 
     /// One attempt, never longer than the timeout.
@@ -98,18 +88,13 @@ impl Prober {
         let timeout = self.config.timeout;
         match tokio::time::timeout(timeout, self.attempt()).await {
             Ok(outcome) => outcome,
-            Err(_) => Err(fail(
-                FailureKind::Timeout,
-                format!("no answer within {timeout:?}"),
-            )),
+            Err(_) => Err(fail(FailureKind::Timeout, format!("no answer within {timeout:?}"))),
         }
     }
 
     async fn attempt(&self) -> Outcome {
         match &self.config.kind {
-            CheckKind::Http(h) => http(self.http.as_ref().expect("built"), h)
-                .await
-                .map(|_| None),
+            CheckKind::Http(h) => http(self.http.as_ref().expect("built"), h).await.map(|_| None),
             CheckKind::Tcp { target } => tcp(target).await.map(|_| None),
             CheckKind::Postgres { dsn } => postgres(dsn).await.map(Some),
             CheckKind::HttpRole { primary, replica } => {
@@ -117,13 +102,9 @@ impl Prober {
                 match (is_primary, replica, &self.replica_http) {
                     (Ok(()), _, _) => Ok(Some(Role::Primary { timeline: 0 })),
                     // It answered, and not as primary.
-                    (Err(e), None, _) if e.kind == FailureKind::Status => {
-                        Ok(Some(Role::Replica { lag: 0.0 }))
-                    }
+                    (Err(e), None, _) if e.kind == FailureKind::Status => Ok(Some(Role::Replica { lag: 0.0 })),
                     (Err(e), Some(r), Some(client)) if e.kind == FailureKind::Status => {
-                        http(client, r)
-                            .await
-                            .map(|_| Some(Role::Replica { lag: 0.0 }))
+                        http(client, r).await.map(|_| Some(Role::Replica { lag: 0.0 }))
                     }
                     (Err(e), _, _) => Err(e),
                 }
@@ -141,14 +122,9 @@ fn client(h: &HttpCheck, timeout: Duration) -> Result<reqwest::Client, String> {
         .http1_only()
         // A fresh connection per probe: a gateway that stops accepting is seen at once.
         .pool_max_idle_per_host(0)
-        .user_agent(concat!(
-            "switchyard/",
-            env!("CARGO_PKG_VERSION"),
-            " health-check"
-        ));
+        .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION"), " health-check"));
     if let Some(path) = &h.ca_file {
-        let pem = std::fs::read(path)
-            .map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
+        let pem = std::fs::read(path).map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem)
             .map_err(|e| format!("CA file {} has no usable certificate: {e}", path.display()))?;
         b = b.tls_certs_only(certs);
@@ -158,18 +134,12 @@ fn client(h: &HttpCheck, timeout: Duration) -> Result<reqwest::Client, String> {
     }
     if let Some(sni) = &h.sni {
         let url = reqwest::Url::parse(&h.url).map_err(|e| e.to_string())?;
-        let host = url
-            .host_str()
-            .unwrap_or_default()
-            .trim_start_matches('[')
-            .trim_end_matches(']');
+        let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
         let port = url.port_or_known_default().unwrap_or(443);
         let addr: SocketAddr = format!("{host}:{port}")
             .parse()
             .or_else(|_| format!("[{host}]:{port}").parse())
-            .map_err(|_| {
-                format!("with `sni`, the URL's host must be an IP address, not `{host}`")
-            })?;
+            .map_err(|_| format!("with `sni`, the URL's host must be an IP address, not `{host}`"))?;
         b = b.resolve(sni, addr);
     }
     b.build().map_err(|e| e.to_string())
@@ -206,8 +176,7 @@ fn classify(e: &reqwest::Error) -> Failure {
         FailureKind::Timeout
     } else if lower.contains("connection refused") {
         FailureKind::Refused
-    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
-    {
+    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
         FailureKind::Tls
     } else if e.is_connect() {
         FailureKind::Connect
@@ -225,11 +194,7 @@ async fn http(client: &reqwest::Client, h: &HttpCheck) -> Result<(), Failure> {
     }
     let mut resp = req.send().await.map_err(|e| classify(&e))?;
     let status = resp.status().as_u16();
-    let ok = if h.expect_status.is_empty() {
-        (200..300).contains(&status)
-    } else {
-        h.expect_status.contains(&status)
-    };
+    let ok = if h.expect_status.is_empty() { (200..300).contains(&status) } else { h.expect_status.contains(&status) };
     if !ok {
         return Err(fail(FailureKind::Status, format!("status {status}")));
     }
@@ -247,17 +212,11 @@ async fn http(client: &reqwest::Client, h: &HttpCheck) -> Result<(), Failure> {
                     return Ok(());
                 }
                 if seen.len() >= BODY_LIMIT {
-                    return Err(fail(
-                        FailureKind::Body,
-                        format!("no `{needle}` in the first {BODY_LIMIT} bytes"),
-                    ));
+                    return Err(fail(FailureKind::Body, format!("no `{needle}` in the first {BODY_LIMIT} bytes")));
                 }
             }
             Ok(None) => {
-                return Err(fail(
-                    FailureKind::Body,
-                    format!("body does not contain `{needle}`"),
-                ));
+                return Err(fail(FailureKind::Body, format!("body does not contain `{needle}`")));
             }
             Err(e) => return Err(classify(&e)),
         }
@@ -271,9 +230,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 async fn tcp(target: &str) -> Result<(), Failure> {
     match TcpStream::connect(target).await {
         Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-            Err(fail(FailureKind::Refused, e.to_string()))
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Err(fail(FailureKind::Refused, e.to_string())),
         Err(e) => Err(fail(FailureKind::Connect, e.to_string())),
     }
 }
@@ -289,21 +246,13 @@ const ROLE_QUERY: &str = "SELECT pg_is_in_recovery(), \
           ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8 END";
 
 async fn postgres(dsn: &str) -> Result<Role, Failure> {
-    let (client, connection) = tokio_postgres::connect(dsn, tokio_postgres::NoTls)
-        .await
-        .map_err(|e| {
-            let text = e.to_string();
-            let source = std::error::Error::source(&e)
-                .map(|s| s.to_string())
-                .unwrap_or_default();
-            let kind = if source.contains("refused") {
-                FailureKind::Refused
-            } else {
-                FailureKind::Connect
-            };
-            // Connection errors never include the password; the DSN is not printed.
-            fail(kind, format!("{text} {source}").trim().to_owned())
-        })?;
+    let (client, connection) = tokio_postgres::connect(dsn, tokio_postgres::NoTls).await.map_err(|e| {
+        let text = e.to_string();
+        let source = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default();
+        let kind = if source.contains("refused") { FailureKind::Refused } else { FailureKind::Connect };
+        // Connection errors never include the password; the DSN is not printed.
+        fail(kind, format!("{text} {source}").trim().to_owned())
+    })?;
     let task = tokio::spawn(connection);
     let row = client.query_one(ROLE_QUERY, &[]).await;
     drop(client);
@@ -313,9 +262,7 @@ async fn postgres(dsn: &str) -> Result<Role, Failure> {
     if in_recovery {
         let lag: Option<f64> = row.get(2);
         // Never replayed anything: treat as far behind.
-        return Ok(Role::Replica {
-            lag: lag.unwrap_or(f64::INFINITY).max(0.0),
-        });
+        return Ok(Role::Replica { lag: lag.unwrap_or(f64::INFINITY).max(0.0) });
     }
     let walfile: Option<String> = row.get(1);
     let timeline = walfile

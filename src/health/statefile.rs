@@ -31,11 +31,7 @@ pub fn load(path: &Path) -> Result<Option<Saved>, String> {
         .and_then(Value::as_object)
         .ok_or("no `regions` object")?
         .iter()
-        .map(|(k, up)| {
-            up.as_bool()
-                .map(|b| (k.clone(), b))
-                .ok_or(format!("region `{k}` is not true/false"))
-        })
+        .map(|(k, up)| up.as_bool().map(|b| (k.clone(), b)).ok_or(format!("region `{k}` is not true/false")))
         .collect::<Result<_, _>>()?;
     let writer = v.get("writer").and_then(Value::as_str).map(str::to_owned);
     Ok(Some(Saved { regions, writer }))
@@ -52,11 +48,7 @@ pub fn save(path: &Path, saved: &Saved) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(
-            serde_json::to_string_pretty(&v)
-                .unwrap_or_default()
-                .as_bytes(),
-        )?;
+        f.write_all(serde_json::to_string_pretty(&v).unwrap_or_default().as_bytes())?;
         f.sync_all()?;
     }
     std::fs::rename(&tmp, path)
@@ -72,9 +64,7 @@ mod tests {
         let path = dir.path().join("state.json");
         assert_eq!(load(&path), Ok(None));
         let saved = Saved {
-            regions: [("us-east".to_owned(), false), ("eu-west".to_owned(), true)]
-                .into_iter()
-                .collect(),
+            regions: [("us-east".to_owned(), false), ("eu-west".to_owned(), true)].into_iter().collect(),
             writer: Some("eu-west".into()),
         };
         save(&path, &saved).unwrap();

@@ -57,33 +57,17 @@ pub fn elect(
     match primaries.as_slice() {
         [] => {
             let within = last_primary.is_some_and(|t| now.saturating_duration_since(t) <= grace);
-            Election {
-                writer: current.filter(|_| within),
-                primaries: ids,
-                on_grace: within && current.is_some(),
-            }
+            Election { writer: current.filter(|_| within), primaries: ids, on_grace: within && current.is_some() }
         }
-        [(only, _)] => Election {
-            writer: Some(*only),
-            primaries: ids,
-            on_grace: false,
-        },
+        [(only, _)] => Election { writer: Some(*only), primaries: ids, on_grace: false },
         many => {
             let top = many.iter().map(|(_, t)| *t).max().unwrap_or(0);
-            let best: Vec<RegionId> = many
-                .iter()
-                .filter(|(_, t)| *t == top)
-                .map(|(r, _)| *r)
-                .collect();
+            let best: Vec<RegionId> = many.iter().filter(|(_, t)| *t == top).map(|(r, _)| *r).collect();
             let writer = match current {
                 Some(c) if best.contains(&c) => c,
                 _ => best[0],
             };
-            Election {
-                writer: Some(writer),
-                primaries: ids,
-                on_grace: false,
-            }
+            Election { writer: Some(writer), primaries: ids, on_grace: false }
         }
     }
 }
@@ -97,12 +81,7 @@ mod tests {
     const R: Role = Role::Replica { lag: 0.0 };
 
     /// (members, current writer, last primary seen) → (writer, split brain, on grace)
-    type Case = (
-        Vec<(RegionId, Role)>,
-        Option<RegionId>,
-        Option<Instant>,
-        (Option<RegionId>, bool, bool),
-    );
+    type Case = (Vec<(RegionId, Role)>, Option<RegionId>, Option<Instant>, (Option<RegionId>, bool, bool));
 
     #[test]
     fn elections() {
@@ -112,64 +91,25 @@ mod tests {
         let old = Some(now - Duration::from_secs(30));
         // (members, current, last primary seen) → (writer, split brain, on grace)
         let cases: Vec<Case> = vec![
-            (
-                vec![(0, P1), (1, R), (2, R)],
-                None,
-                None,
-                (Some(0), false, false),
-            ),
-            (
-                vec![(0, P1), (1, R)],
-                Some(0),
-                recent,
-                (Some(0), false, false),
-            ),
+            (vec![(0, P1), (1, R), (2, R)], None, None, (Some(0), false, false)),
+            (vec![(0, P1), (1, R)], Some(0), recent, (Some(0), false, false)),
             // Promotion: the standby reports primary on a new timeline.
-            (
-                vec![(1, P2), (2, R)],
-                Some(0),
-                recent,
-                (Some(1), false, false),
-            ),
+            (vec![(1, P2), (2, R)], Some(0), recent, (Some(1), false, false)),
             // Split brain: the old primary still runs; the higher timeline wins.
-            (
-                vec![(0, P1), (1, P2)],
-                Some(0),
-                recent,
-                (Some(1), true, false),
-            ),
-            (
-                vec![(0, P2), (1, P1)],
-                Some(1),
-                recent,
-                (Some(0), true, false),
-            ),
+            (vec![(0, P1), (1, P2)], Some(0), recent, (Some(1), true, false)),
+            (vec![(0, P2), (1, P1)], Some(1), recent, (Some(0), true, false)),
             // Equal timelines: the current writer stays.
-            (
-                vec![(0, P1), (1, P1)],
-                Some(1),
-                recent,
-                (Some(1), true, false),
-            ),
+            (vec![(0, P1), (1, P1)], Some(1), recent, (Some(1), true, false)),
             (vec![(0, P1), (1, P1)], None, recent, (Some(0), true, false)),
             // No primary: kept on grace, then none.
-            (
-                vec![(1, R), (2, R)],
-                Some(0),
-                recent,
-                (Some(0), false, true),
-            ),
+            (vec![(1, R), (2, R)], Some(0), recent, (Some(0), false, true)),
             (vec![(1, R)], Some(0), old, (None, false, false)),
             (vec![], Some(0), recent, (Some(0), false, true)),
             (vec![], None, None, (None, false, false)),
         ];
         for (members, current, seen, want) in cases {
             let e = elect(&members, current, seen, now, grace);
-            assert_eq!(
-                (e.writer, e.split_brain(), e.on_grace),
-                want,
-                "{members:?} current {current:?}"
-            );
+            assert_eq!((e.writer, e.split_brain(), e.on_grace), want, "{members:?} current {current:?}");
         }
     }
 }

@@ -142,9 +142,7 @@ impl<T> AreaTable<T> {
                     }
                     t.subdivision.insert((*c, code), i);
                 }
-                Area::Cidr(IpNet::V4(n)) => {
-                    t.v4.insert((u32::from(n.network()) as u128) << 96, n.prefix_len(), i)
-                }
+                Area::Cidr(IpNet::V4(n)) => t.v4.insert((u32::from(n.network()) as u128) << 96, n.prefix_len(), i),
                 Area::Cidr(IpNet::V6(n)) => t.v6.insert(u128::from(n.network()), n.prefix_len(), i),
             }
             t.rows.push(row);
@@ -167,11 +165,7 @@ impl<T> AreaTable<T> {
     }
 
     /// Finds the row for a client. `geo` is asked only when no CIDR row matches.
-    pub fn lookup<'g>(
-        &self,
-        ip: IpAddr,
-        geo: impl FnOnce() -> Option<&'g GeoInfo>,
-    ) -> AreaMatch<'_, T> {
+    pub fn lookup<'g>(&self, ip: IpAddr, geo: impl FnOnce() -> Option<&'g GeoInfo>) -> AreaMatch<'_, T> {
         let (addr, max) = bits(ip);
         let trie = if ip.is_ipv4() { &self.v4 } else { &self.v6 };
         let (cidr_row, scope) = trie.lookup(addr, max);
@@ -185,11 +179,7 @@ impl<T> AreaTable<T> {
             return self.matched(self.default, scope, true);
         };
         let by_sub = info.country.and_then(|c| {
-            info.subdivisions
-                .iter()
-                .rev()
-                .flatten()
-                .find_map(|s| self.subdivision.get(&(c, *s)).copied())
+            info.subdivisions.iter().rev().flatten().find_map(|s| self.subdivision.get(&(c, *s)).copied())
         });
         let row = by_sub
             .or_else(|| info.country.and_then(|c| self.country.get(&c).copied()))
@@ -199,12 +189,7 @@ impl<T> AreaTable<T> {
     }
 
     fn matched(&self, row: Option<u32>, scope: u8, used_geo: bool) -> AreaMatch<'_, T> {
-        AreaMatch {
-            row: row.map(|i| &self.rows[i as usize]),
-            index: row.map(|i| i as usize),
-            scope,
-            used_geo,
-        }
+        AreaMatch { row: row.map(|i| &self.rows[i as usize]), index: row.map(|i| i as usize), scope, used_geo }
     }
 }
 
@@ -213,11 +198,7 @@ mod tests {
     use super::*;
 
     fn table(rows: &[&str]) -> AreaTable<usize> {
-        AreaTable::new(
-            rows.iter()
-                .enumerate()
-                .map(|(i, r)| (Area::parse(r).unwrap(), i)),
-        )
+        AreaTable::new(rows.iter().enumerate().map(|(i, r)| (Area::parse(r).unwrap(), i)))
     }
 
     #[test]
@@ -241,32 +222,15 @@ mod tests {
 
     #[test]
     fn specificity_order() {
-        let t = table(&[
-            "default",
-            "continent:EU",
-            "country:GB",
-            "subdivision:GB-SCT",
-        ]);
-        let mut info = GeoInfo {
-            country: Some(*b"GB"),
-            continent: Some(*b"EU"),
-            ..GeoInfo::default()
-        };
+        let t = table(&["default", "continent:EU", "country:GB", "subdivision:GB-SCT"]);
+        let mut info = GeoInfo { country: Some(*b"GB"), continent: Some(*b"EU"), ..GeoInfo::default() };
         let ip = "81.2.69.1".parse().unwrap();
         assert_eq!(t.lookup(ip, || Some(&info)).row, Some(&2));
         info.subdivisions[0] = Some(*b"SCT");
         assert_eq!(t.lookup(ip, || Some(&info)).row, Some(&3));
-        info = GeoInfo {
-            country: Some(*b"FR"),
-            continent: Some(*b"EU"),
-            ..GeoInfo::default()
-        };
+        info = GeoInfo { country: Some(*b"FR"), continent: Some(*b"EU"), ..GeoInfo::default() };
         assert_eq!(t.lookup(ip, || Some(&info)).row, Some(&1));
-        info = GeoInfo {
-            country: Some(*b"JP"),
-            continent: Some(*b"AS"),
-            ..GeoInfo::default()
-        };
+        info = GeoInfo { country: Some(*b"JP"), continent: Some(*b"AS"), ..GeoInfo::default() };
         assert_eq!(t.lookup(ip, || Some(&info)).row, Some(&0));
         assert_eq!(t.lookup(ip, || None).row, Some(&0));
         assert!(t.lookup(ip, || None).used_geo);

@@ -87,9 +87,7 @@ impl Model {
                         ),
                     },
                     Policy::Failover => Compiled::Failover,
-                    Policy::Weighted { weights } => Compiled::Weighted {
-                        weights: weights.clone(),
-                    },
+                    Policy::Weighted { weights } => Compiled::Weighted { weights: weights.clone() },
                     Policy::Multivalue => Compiled::Multivalue,
                     Policy::Static => Compiled::Static,
                     Policy::Writer => Compiled::Writer,
@@ -117,18 +115,8 @@ impl Model {
             .collect();
         let fqdns: Vec<Name> = names.iter().map(|n| n.fqdn.clone()).collect();
         let zone = Zone::new(&config.zone, &fqdns);
-        let region_hash = config
-            .regions
-            .iter()
-            .map(|r| crate::routing::hash_bytes(r.name.as_bytes()))
-            .collect();
-        Model {
-            config,
-            zone,
-            names,
-            geo,
-            region_hash,
-        }
+        let region_hash = config.regions.iter().map(|r| crate::routing::hash_bytes(r.name.as_bytes())).collect();
+        Model { config, zone, names, geo, region_hash }
     }
 
     pub fn region_name(&self, id: RegionId) -> &str {
@@ -136,11 +124,7 @@ impl Model {
     }
 
     pub fn region_index(&self, name: &str) -> Option<RegionId> {
-        self.config
-            .regions
-            .iter()
-            .position(|r| r.name == name)
-            .map(|i| i as RegionId)
+        self.config.regions.iter().position(|r| r.name == name).map(|i| i as RegionId)
     }
 
     pub fn name_index(&self, fqdn: &Name) -> Option<usize> {

@@ -57,10 +57,7 @@ pub struct Zone {
 
 /// The lookup key of a name: its lower-case wire form.
 pub fn key(name: &Name) -> Box<[u8]> {
-    name.to_lowercase()
-        .to_bytes()
-        .unwrap_or_default()
-        .into_boxed_slice()
+    name.to_lowercase().to_bytes().unwrap_or_default().into_boxed_slice()
 }
 
 impl Zone {
@@ -70,26 +67,14 @@ impl Zone {
             RData::SOA(soa) => soa.minimum.min(z.soa.ttl),
             _ => z.soa.ttl,
         };
-        let mut zone = Zone {
-            origin: z.origin.clone(),
-            origin_key,
-            soa: z.soa.clone(),
-            negative_ttl,
-            nodes: HashMap::new(),
-        };
+        let mut zone =
+            Zone { origin: z.origin.clone(), origin_key, soa: z.soa.clone(), negative_ttl, nodes: HashMap::new() };
         let apex = std::iter::once(&z.soa).chain(&z.ns);
         for record in apex.chain(&z.records) {
             let node = zone.node_mut(&record.name);
-            match node
-                .rrsets
-                .iter_mut()
-                .find(|s| s.rtype == record.record_type())
-            {
+            match node.rrsets.iter_mut().find(|s| s.rtype == record.record_type()) {
                 Some(set) => set.records.push(record.clone()),
-                None => node.rrsets.push(RrSet {
-                    rtype: record.record_type(),
-                    records: vec![record.clone()],
-                }),
+                None => node.rrsets.push(RrSet { rtype: record.record_type(), records: vec![record.clone()] }),
             }
             if record.record_type() == RecordType::NS && record.name != z.origin {
                 node.delegation = true;
@@ -158,11 +143,7 @@ impl Zone {
                 RData::NS(n) => self.nodes.get(&key(&n.0)),
                 _ => None,
             })
-            .flat_map(|node| {
-                node.rrsets
-                    .iter()
-                    .filter(|s| matches!(s.rtype, RecordType::A | RecordType::AAAA))
-            })
+            .flat_map(|node| node.rrsets.iter().filter(|s| matches!(s.rtype, RecordType::A | RecordType::AAAA)))
             .flat_map(|s| s.records.iter())
     }
 }

@@ -24,12 +24,7 @@ pub struct Explanation {
     pub answer: Vec<String>,
 }
 
-pub fn explain(
-    model: &Model,
-    health: &HealthView,
-    name_index: usize,
-    client: &Client<'_>,
-) -> Explanation {
+pub fn explain(model: &Model, health: &HealthView, name_index: usize, client: &Client<'_>) -> Explanation {
     let n = &model.names[name_index];
     let ranking = ranking_for(model, n, client, health);
     let route = finish(n, &ranking, health, client.prefix);
@@ -41,20 +36,10 @@ pub fn explain(
             format!("unknown to the GeoIP database (network /{})", g.prefix)
         }
         (Some(_), Some(g)) => {
-            let code = |c: Option<[u8; 2]>| {
-                c.map_or("-".to_owned(), |c| String::from_utf8_lossy(&c).into_owned())
-            };
-            let mut s = format!(
-                "country {}, continent {}",
-                code(g.info.country),
-                code(g.info.continent)
-            );
+            let code = |c: Option<[u8; 2]>| c.map_or("-".to_owned(), |c| String::from_utf8_lossy(&c).into_owned());
+            let mut s = format!("country {}, continent {}", code(g.info.country), code(g.info.continent));
             if let Some((lat, lon)) = g.info.location {
-                let what = if g.info.location_is_centroid {
-                    "centroid"
-                } else {
-                    "location"
-                };
+                let what = if g.info.location_is_centroid { "centroid" } else { "location" };
                 let _ = write!(s, ", {what} {lat:.2},{lon:.2}");
             }
             let _ = write!(s, " (network /{})", g.prefix);
@@ -93,11 +78,7 @@ pub fn explain(
             },
             Compiled::Geo { .. } => "listed by the map entry".to_owned(),
             Compiled::Weighted { weights } => {
-                format!(
-                    "weight {}, score {:.3}",
-                    weights[r as usize],
-                    weighted::score(model, weights, r, sticky)
-                )
+                format!("weight {}, score {:.3}", weights[r as usize], weighted::score(model, weights, r, sticky))
             }
             Compiled::Writer => match (health.writer, health.primaries.len()) {
                 (Some(w), 1) if w == r => "database primary".to_owned(),
@@ -107,10 +88,9 @@ pub fn explain(
                 (Some(w), _) if w == r => "last writer, kept on grace (no primary seen)".to_owned(),
                 _ => "last known writer".to_owned(),
             },
-            Compiled::Failover
-            | Compiled::Multivalue
-            | Compiled::Static
-            | Compiled::Reader { .. } => "configured order".to_owned(),
+            Compiled::Failover | Compiled::Multivalue | Compiled::Static | Compiled::Reader { .. } => {
+                "configured order".to_owned()
+            }
         };
         if let Compiled::Reader { max_lag, .. } = &n.policy {
             let lag = match health.db_lag[r as usize] {
@@ -125,30 +105,18 @@ pub fn explain(
         } else if health.drained[r as usize] {
             "drained: skipped"
         } else if !usable(n, health, r) {
-            if health.up[r as usize] {
-                "not usable: skipped"
-            } else {
-                "down: skipped"
-            }
+            if health.up[r as usize] { "not usable: skipped" } else { "down: skipped" }
         } else if route.regions.contains(&r) {
             "up: answered"
         } else {
             "up: not needed"
         };
-        candidates.push(format!(
-            "{}. {:<16} {:<40} {}",
-            place + 1,
-            region.name,
-            measure,
-            state
-        ));
+        candidates.push(format!("{}. {:<16} {:<40} {}", place + 1, region.name, measure, state));
     }
 
     let mut answer = Vec::new();
     match (&route.outcome, &n.when_all_down) {
-        (Outcome::AllDownServFail, _) => {
-            answer.push("SERVFAIL (when_all_down = servfail)".to_owned())
-        }
+        (Outcome::AllDownServFail, _) => answer.push("SERVFAIL (when_all_down = servfail)".to_owned()),
         (Outcome::AllDownFallback, AllDown::Fallback { a, aaaa, cname }) => {
             answer.extend(a.iter().map(|ip| format!("A {ip} (fallback)")));
             answer.extend(aaaa.iter().map(|ip| format!("AAAA {ip} (fallback)")));
@@ -157,24 +125,9 @@ pub fn explain(
         _ => {
             for &r in &route.regions {
                 let region = &model.config.regions[r as usize];
-                answer.extend(
-                    region
-                        .a
-                        .iter()
-                        .map(|ip| format!("A {ip} ({})", region.name)),
-                );
-                answer.extend(
-                    region
-                        .aaaa
-                        .iter()
-                        .map(|ip| format!("AAAA {ip} ({})", region.name)),
-                );
-                answer.extend(
-                    region
-                        .cname
-                        .iter()
-                        .map(|c| format!("CNAME {c} ({})", region.name)),
-                );
+                answer.extend(region.a.iter().map(|ip| format!("A {ip} ({})", region.name)));
+                answer.extend(region.aaaa.iter().map(|ip| format!("AAAA {ip} ({})", region.name)));
+                answer.extend(region.cname.iter().map(|c| format!("CNAME {c} ({})", region.name)));
             }
         }
     }

@@ -14,11 +14,5 @@ pub(super) fn rank(table: &AreaTable<Vec<RegionId>>, client: &Client<'_>) -> Ran
     if m.used_geo {
         scope = scope.max(geo_scope(client));
     }
-    Ranking {
-        order: m
-            .row
-            .map(|r| r.iter().copied().collect())
-            .unwrap_or_default(),
-        scope,
-    }
+    Ranking { order: m.row.map(|r| r.iter().copied().collect()).unwrap_or_default(), scope }
 }

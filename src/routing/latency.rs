@@ -23,25 +23,11 @@ pub(super) fn rank(
         scope = scope.max(geo_scope(client));
     }
     let Some(row) = m.row else {
-        return Ranking {
-            order: name.regions.iter().copied().collect(),
-            scope,
-        };
+        return Ranking { order: name.regions.iter().copied().collect(), scope };
     };
     let rtt = |r: u16| row[r as usize].unwrap_or(u32::MAX);
-    let best_up = name
-        .regions
-        .iter()
-        .filter(|&&r| usable(r))
-        .map(|&r| rtt(r))
-        .min();
-    let best = best_up.unwrap_or_else(|| {
-        name.regions
-            .iter()
-            .map(|&r| rtt(r))
-            .min()
-            .unwrap_or(u32::MAX)
-    });
+    let best_up = name.regions.iter().filter(|&&r| usable(r)).map(|&r| rtt(r)).min();
+    let best = best_up.unwrap_or_else(|| name.regions.iter().map(|&r| rtt(r)).min().unwrap_or(u32::MAX));
     let tier_top = best.saturating_add(tie_window);
     let sticky = client.sticky_hash();
     let mut tied = 0;
@@ -63,8 +49,5 @@ pub(super) fn rank(
     if tied > 1 {
         scope = scope.max(client.sticky_prefix());
     }
-    Ranking {
-        order: keyed,
-        scope,
-    }
+    Ranking { order: keyed, scope }
 }

@@ -39,19 +39,12 @@ pub struct Client<'a> {
 
 impl<'a> Client<'a> {
     pub fn new(addr: IpAddr, prefix: u8, geo_db: Option<&'a GeoDb>) -> Self {
-        Client {
-            addr,
-            prefix,
-            geo_db,
-            geo: OnceCell::new(),
-        }
+        Client { addr, prefix, geo_db, geo: OnceCell::new() }
     }
 
     /// The GeoIP lookup, done at most once and only if a policy asks.
     pub fn geo(&self) -> Option<&GeoLookup> {
-        self.geo
-            .get_or_init(|| self.geo_db.map(|db| db.lookup(self.addr)))
-            .as_ref()
+        self.geo.get_or_init(|| self.geo_db.map(|db| db.lookup(self.addr))).as_ref()
     }
 
     /// The prefix used to key sticky choices: a /24 or /56 at most, so that one
@@ -67,20 +60,12 @@ impl<'a> Client<'a> {
         match self.addr {
             IpAddr::V4(v4) => {
                 let a = u32::from(v4);
-                let masked = if bits == 0 {
-                    0
-                } else {
-                    a & (u32::MAX << (32 - bits))
-                };
+                let masked = if bits == 0 { 0 } else { a & (u32::MAX << (32 - bits)) };
                 hash64(u64::from(masked), 4)
             }
             IpAddr::V6(v6) => {
                 let a = u128::from(v6);
-                let masked = if bits == 0 {
-                    0
-                } else {
-                    a & (u128::MAX << (128 - bits))
-                };
+                let masked = if bits == 0 { 0 } else { a & (u128::MAX << (128 - bits)) };
                 hash64((masked >> 64) as u64 ^ hash64(masked as u64, 6), 6)
             }
         }
@@ -124,9 +109,7 @@ pub struct Route {
 /// Ranks a name's candidates for a client. Only `latency` looks at health, to know
 /// which regions share the best usable round-trip time.
 pub fn rank(model: &Model, name: &GslbName, client: &Client<'_>, health: &HealthView) -> Ranking {
-    rank_by(model, name, &name.policy, client, &|r| {
-        usable(name, health, r)
-    })
+    rank_by(model, name, &name.policy, client, &|r| usable(name, health, r))
 }
 
 fn rank_by(
@@ -137,21 +120,15 @@ fn rank_by(
     usable: &dyn Fn(RegionId) -> bool,
 ) -> Ranking {
     match policy {
-        Compiled::Latency { table, tie_window } => {
-            latency::rank(model, name, table, *tie_window, client, usable)
-        }
+        Compiled::Latency { table, tie_window } => latency::rank(model, name, table, *tie_window, client, usable),
         Compiled::Nearest => nearest::rank(model, name, client),
         Compiled::Geo { table } => geomap::rank(table, client),
         Compiled::Weighted { weights } => weighted::rank(model, name, weights, client),
         Compiled::Reader { order, .. } => rank_by(model, name, order, client, usable),
-        Compiled::Writer => Ranking {
-            order: Regions::new(),
-            scope: 0,
-        },
-        Compiled::Failover | Compiled::Multivalue | Compiled::Static => Ranking {
-            order: name.regions.iter().copied().collect(),
-            scope: 0,
-        },
+        Compiled::Writer => Ranking { order: Regions::new(), scope: 0 },
+        Compiled::Failover | Compiled::Multivalue | Compiled::Static => {
+            Ranking { order: name.regions.iter().copied().collect(), scope: 0 }
+        }
     }
 }
 
@@ -161,9 +138,7 @@ fn rank_by(
 pub fn usable(name: &GslbName, health: &HealthView, region: RegionId) -> bool {
     match &name.policy {
         Compiled::Writer => health.writer == Some(region) && !health.drained[region as usize],
-        Compiled::Reader { max_lag, .. } => {
-            health.usable(region) && health.readable(region, *max_lag)
-        }
+        Compiled::Reader { max_lag, .. } => health.usable(region) && health.readable(region, *max_lag),
         _ => health.usable(region),
     }
 }
@@ -177,19 +152,11 @@ fn writer_ranking(model: &Model, name: &GslbName, health: &HealthView) -> Rankin
         .or(health.last_writer)
         .filter(|w| name.regions.contains(w))
         .or_else(|| name.regions.iter().copied().find(has_db));
-    Ranking {
-        order: w.into_iter().collect(),
-        scope: 0,
-    }
+    Ranking { order: w.into_iter().collect(), scope: 0 }
 }
 
 /// The ranking `route` filters: the policy's, or the writer's.
-pub fn ranking_for(
-    model: &Model,
-    n: &GslbName,
-    client: &Client<'_>,
-    health: &HealthView,
-) -> Ranking {
+pub fn ranking_for(model: &Model, n: &GslbName, client: &Client<'_>, health: &HealthView) -> Ranking {
     match n.policy {
         Compiled::Writer => writer_ranking(model, n, health),
         _ => rank(model, n, client, health),
@@ -199,76 +166,35 @@ pub fn ranking_for(
 /// Decides the answer for a GSLB name.
 pub fn route(model: &Model, health: &HealthView, name: usize, client: &Client<'_>) -> Route {
     let n = &model.names[name];
-    finish(
-        n,
-        &ranking_for(model, n, client, health),
-        health,
-        client.prefix,
-    )
+    finish(n, &ranking_for(model, n, client, health), health, client.prefix)
 }
 
 /// The shared tail of every policy: health filter, cut, all-down rule, TTL.
 pub fn finish(n: &GslbName, ranking: &Ranking, health: &HealthView, client_prefix: u8) -> Route {
     let scope = ranking.scope.min(client_prefix);
-    let ideal = || {
-        ranking
-            .order
-            .iter()
-            .copied()
-            .take(n.answers)
-            .collect::<Regions>()
-    };
+    let ideal = || ranking.order.iter().copied().take(n.answers).collect::<Regions>();
     if matches!(n.policy, Compiled::Static) {
-        return Route {
-            regions: ideal(),
-            ttl: n.ttl,
-            scope,
-            outcome: Outcome::Preferred,
-        };
+        return Route { regions: ideal(), ttl: n.ttl, scope, outcome: Outcome::Preferred };
     }
-    let chosen: Regions = ranking
-        .order
-        .iter()
-        .copied()
-        .filter(|&r| usable(n, health, r))
-        .take(n.answers)
-        .collect();
+    let chosen: Regions = ranking.order.iter().copied().filter(|&r| usable(n, health, r)).take(n.answers).collect();
     if !chosen.is_empty() {
         let preferred = ranking.order.iter().take(n.answers).eq(chosen.iter());
-        let outcome = if preferred {
-            Outcome::Preferred
-        } else {
-            Outcome::Fallback
-        };
+        let outcome = if preferred { Outcome::Preferred } else { Outcome::Fallback };
         // Within hold-down of a change among this name's regions (or of the writer),
         // caches are told to come back soon.
         let settled = match n.policy {
             Compiled::Writer => !health.writer_unsettled,
             _ => !n.regions.iter().any(|&r| health.recent[r as usize]),
         };
-        let ttl = if preferred && settled {
-            n.ttl
-        } else {
-            n.failover_ttl
-        };
-        return Route {
-            regions: chosen,
-            ttl,
-            scope,
-            outcome,
-        };
+        let ttl = if preferred && settled { n.ttl } else { n.failover_ttl };
+        return Route { regions: chosen, ttl, scope, outcome };
     }
     let (regions, scope, outcome) = match n.when_all_down {
         AllDown::FailOpen => (ideal(), scope, Outcome::AllDownFailOpen),
         AllDown::ServFail => (Regions::new(), 0, Outcome::AllDownServFail),
         AllDown::Fallback { .. } => (Regions::new(), 0, Outcome::AllDownFallback),
     };
-    Route {
-        regions,
-        ttl: n.failover_ttl,
-        scope,
-        outcome,
-    }
+    Route { regions, ttl: n.failover_ttl, scope, outcome }
 }
 
 /// A stable 64-bit mix (splitmix64 finalizer): the same on every build and host, so

@@ -75,18 +75,10 @@ fn check(m: &Model, name: &str, client: &str, down: &[&str], want: Want) {
     for d in down {
         health.up[m.region_index(d).unwrap() as usize] = false;
     }
-    let index = m
-        .names
-        .iter()
-        .position(|n| n.fqdn.to_ascii() == format!("{name}.example.org."))
-        .unwrap();
+    let index = m.names.iter().position(|n| n.fqdn.to_ascii() == format!("{name}.example.org.")).unwrap();
     let r = route(m, &health, index, &Client::new(addr, prefix, None));
     let got: Vec<&str> = r.regions.iter().map(|&i| m.region_name(i)).collect();
-    assert_eq!(
-        (got.as_slice(), r.ttl, r.scope, r.outcome),
-        want,
-        "{name} for {client} with {down:?} down"
-    );
+    assert_eq!((got.as_slice(), r.ttl, r.scope, r.outcome), want, "{name} for {client} with {down:?} down");
 }
 
 #[test]
@@ -101,11 +93,7 @@ fn latency() {
         // The /16 row has no rtt for c: it ranks last.
         ("10.1.2.0/24", &[], (&["a"], 60, 16, Preferred)),
         ("10.1.2.0/24", &["a", "b"], (&["c"], 10, 16, Fallback)),
-        (
-            "10.1.2.0/24",
-            &["a", "b", "c"],
-            (&["a"], 10, 16, AllDownFailOpen),
-        ),
+        ("10.1.2.0/24", &["a", "b", "c"], (&["a"], 10, 16, AllDownFailOpen)),
     ];
     for (client, down, want) in rows {
         check(&m, "lat", client, down, *want);
@@ -120,20 +108,12 @@ fn latency_tie_window_is_sticky_and_covers_the_sticky_prefix() {
         let client = format!("198.51.{i}.0/24");
         let (addr, prefix) = crate::cli::parse_client(&client).unwrap();
         let health = HealthView::initial(&m);
-        let index = m
-            .names
-            .iter()
-            .position(|n| n.fqdn.to_ascii() == "tie.example.org.")
-            .unwrap();
+        let index = m.names.iter().position(|n| n.fqdn.to_ascii() == "tie.example.org.").unwrap();
         let r = route(&m, &health, index, &Client::new(addr, prefix, None));
         assert_eq!(r.scope, 24, "tie split depends on the /24");
         seen.insert(m.region_name(r.regions[0]).to_owned());
     }
-    assert_eq!(
-        seen.len(),
-        2,
-        "a and b share the default row's clients: {seen:?}"
-    );
+    assert_eq!(seen.len(), 2, "a and b share the default row's clients: {seen:?}");
 }
 
 #[test]
@@ -159,20 +139,10 @@ fn failover_multivalue_static_and_all_down_rules() {
     let rows: &[(&str, &str, &[&str], Want)] = &[
         ("fo", "192.0.2.0/24", &[], (&["b"], 60, 0, Preferred)),
         ("fo", "192.0.2.0/24", &["b"], (&["a"], 10, 0, Fallback)),
-        (
-            "fo",
-            "192.0.2.0/24",
-            &["a", "b"],
-            (&["b"], 10, 0, AllDownFailOpen),
-        ),
+        ("fo", "192.0.2.0/24", &["a", "b"], (&["b"], 10, 0, AllDownFailOpen)),
         ("mv", "192.0.2.0/24", &[], (&["a", "b"], 60, 0, Preferred)),
         ("mv", "192.0.2.0/24", &["a"], (&["b", "c"], 10, 0, Fallback)),
-        (
-            "st",
-            "192.0.2.0/24",
-            &["a", "b", "c"],
-            (&["a", "b", "c"], 60, 0, Preferred),
-        ),
+        ("st", "192.0.2.0/24", &["a", "b", "c"], (&["a", "b", "c"], 60, 0, Preferred)),
         ("sf", "192.0.2.0/24", &["c"], (&[], 10, 0, AllDownServFail)),
         ("fb", "192.0.2.0/24", &["c"], (&[], 10, 0, AllDownFallback)),
     ];
@@ -184,11 +154,7 @@ fn failover_multivalue_static_and_all_down_rules() {
 #[test]
 fn weighted_follows_weights_moves_only_failed_clients_and_uses_zero_weight_last() {
     let m = model();
-    let index = m
-        .names
-        .iter()
-        .position(|n| n.fqdn.to_ascii() == "w.example.org.")
-        .unwrap();
+    let index = m.names.iter().position(|n| n.fqdn.to_ascii() == "w.example.org.").unwrap();
     let all_up = HealthView::initial(&m);
     let mut b_down = all_up.clone();
     b_down.up[1] = false;
@@ -207,18 +173,10 @@ fn weighted_follows_weights_moves_only_failed_clients_and_uses_zero_weight_last(
     }
     assert_eq!(counts[2], 0, "weight 0 takes nothing while others are up");
     let share = counts[0] as f64 / 2000.0;
-    assert!(
-        (0.70..0.80).contains(&share),
-        "weight 3:1 → about 75 %, got {share}"
-    );
+    assert!((0.70..0.80).contains(&share), "weight 3:1 → about 75 %, got {share}");
     let mut both_down = all_up.clone();
     both_down.up[0] = false;
     both_down.up[1] = false;
-    let r = route(
-        &m,
-        &both_down,
-        index,
-        &Client::new("10.0.0.0".parse().unwrap(), 24, None),
-    );
+    let r = route(&m, &both_down, index, &Client::new("10.0.0.0".parse().unwrap(), 24, None));
     assert_eq!(m.region_name(r.regions[0]), "c", "the weight-0 backup");
 }

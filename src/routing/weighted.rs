@@ -19,19 +19,9 @@ pub(super) fn score(model: &Model, weights: &[u32], region: RegionId, sticky: u6
     f64::from(w) / -u.ln()
 }
 
-pub(super) fn rank(
-    model: &Model,
-    name: &GslbName,
-    weights: &[u32],
-    client: &Client<'_>,
-) -> Ranking {
+pub(super) fn rank(model: &Model, name: &GslbName, weights: &[u32], client: &Client<'_>) -> Ranking {
     let sticky = client.sticky_hash();
     let mut order: Regions = name.regions.iter().copied().collect();
-    order.sort_by(|&a, &b| {
-        score(model, weights, b, sticky).total_cmp(&score(model, weights, a, sticky))
-    });
-    Ranking {
-        order,
-        scope: client.sticky_prefix(),
-    }
+    order.sort_by(|&a, &b| score(model, weights, b, sticky).total_cmp(&score(model, weights, a, sticky)));
+    Ranking { order, scope: client.sticky_prefix() }
 }

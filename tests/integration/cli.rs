@@ -6,11 +6,7 @@ use crate::support::dns::dig;
 use crate::support::{POLICIES, bin, geoip, repo, write_config};
 
 fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(bin())
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .unwrap();
+    let out = Command::new(bin()).args(args).current_dir(repo()).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -28,17 +24,8 @@ fn policies_config() -> (tempfile::TempDir, String) {
 #[test]
 fn explain_shows_candidates_skips_answer_ttl_and_scope() {
     let (_dir, config) = policies_config();
-    let (code, out, err) = run(&[
-        "explain",
-        "--config",
-        &config,
-        "--name",
-        "app",
-        "--client",
-        "192.0.2.0/24",
-        "--down",
-        "eu-west",
-    ]);
+    let (code, out, err) =
+        run(&["explain", "--config", &config, "--name", "app", "--client", "192.0.2.0/24", "--down", "eu-west"]);
     assert_eq!(code, 0, "{err}");
     for want in [
         "name:     app.gslb.example.org. (policy nearest)",
@@ -55,15 +42,8 @@ fn explain_shows_candidates_skips_answer_ttl_and_scope() {
     ] {
         assert!(out.contains(want), "missing `{want}` in:\n{out}");
     }
-    let (code, out, _) = run(&[
-        "explain",
-        "--config",
-        &config,
-        "--name",
-        "lat.gslb.example.org.",
-        "--client",
-        "203.0.113.9",
-    ]);
+    let (code, out, _) =
+        run(&["explain", "--config", &config, "--name", "lat.gslb.example.org.", "--client", "203.0.113.9"]);
     assert_eq!(code, 0);
     assert!(out.contains("rtt 40 ms (row country:JP)"), "{out}");
 }
@@ -71,52 +51,22 @@ fn explain_shows_candidates_skips_answer_ttl_and_scope() {
 #[test]
 fn explain_rejects_unknown_names_and_regions() {
     let (_dir, config) = policies_config();
-    let (code, _, err) = run(&[
-        "explain",
-        "--config",
-        &config,
-        "--name",
-        "nope",
-        "--client",
-        "192.0.2.1",
-    ]);
+    let (code, _, err) = run(&["explain", "--config", &config, "--name", "nope", "--client", "192.0.2.1"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("is not a GSLB name in this config"), "{err}");
-    let (code, _, err) = run(&[
-        "explain",
-        "--config",
-        &config,
-        "--name",
-        "app",
-        "--client",
-        "192.0.2.1",
-        "--down",
-        "mars",
-    ]);
+    let (code, _, err) =
+        run(&["explain", "--config", &config, "--name", "app", "--client", "192.0.2.1", "--down", "mars"]);
     assert_eq!(code, 2);
     assert!(err.contains("unknown region `mars`"), "{err}");
-    let (code, _, err) = run(&[
-        "explain",
-        "--config",
-        &config,
-        "--name",
-        "app",
-        "--client",
-        "not-an-ip",
-    ]);
+    let (code, _, err) = run(&["explain", "--config", &config, "--name", "app", "--client", "not-an-ip"]);
     assert_eq!(code, 2);
     assert!(err.contains("is not an address or subnet"), "{err}");
 }
 
 #[test]
 fn geoip_lookup_reads_maxminds_test_database() {
-    let (code, out, err) = run(&[
-        "geoip",
-        "lookup",
-        "--db",
-        "tests/fixtures/geoip/GeoIP2-City-Test.mmdb",
-        "81.2.69.142",
-    ]);
+    let (code, out, err) =
+        run(&["geoip", "lookup", "--db", "tests/fixtures/geoip/GeoIP2-City-Test.mmdb", "81.2.69.142"]);
     assert_eq!(code, 0, "{err}");
     for want in [
         "network:     81.2.69.142/31",
@@ -129,20 +79,14 @@ fn geoip_lookup_reads_maxminds_test_database() {
     }
     let (code, _, err) = run(&["geoip", "lookup", "--db", "no-such.mmdb", "81.2.69.142"]);
     assert_eq!(code, 1);
-    assert!(
-        err.contains("cannot open GeoIP database no-such.mmdb"),
-        "{err}"
-    );
+    assert!(err.contains("cannot open GeoIP database no-such.mmdb"), "{err}");
 }
 
 #[test]
 fn the_example_config_and_bundled_database_check_out() {
     let (code, out, err) = run(&["check-config", "config/example.toml"]);
     assert_eq!(code, 0, "{err}");
-    assert!(
-        out.contains("config/example.toml: ok (zone gslb.example.org."),
-        "{out}"
-    );
+    assert!(out.contains("config/example.toml: ok (zone gslb.example.org."), "{out}");
 }
 
 /// Starts the binary the way the README does (on a free port), reads its stable
@@ -154,13 +98,7 @@ async fn serve_the_example_config_with_the_bundled_database() {
         sock.local_addr().unwrap().port()
     };
     let mut child = Command::new(bin())
-        .args([
-            "serve",
-            "--config",
-            "config/example.toml",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
+        .args(["serve", "--config", "config/example.toml", "--listen", &format!("127.0.0.1:{port}")])
         .current_dir(repo())
         .stderr(Stdio::piped())
         .spawn()
@@ -176,10 +114,7 @@ async fn serve_the_example_config_with_the_bundled_database() {
     let mut log = String::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        assert!(
-            !left.is_zero(),
-            "no `listening for UDP on` line within 20 s:\n{log}"
-        );
+        assert!(!left.is_zero(), "no `listening for UDP on` line within 20 s:\n{log}");
         if let Ok(line) = rx.recv_timeout(left) {
             log.push_str(&line);
             log.push('\n');
@@ -190,41 +125,19 @@ async fn serve_the_example_config_with_the_bundled_database() {
     }
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
     // The bundled country database: Europe, North America, Oceania.
-    for (subnet, want) in [
-        ("81.2.69.0/24", "192.0.2.2"),
-        ("8.8.8.0/24", "192.0.2.1"),
-        ("1.1.1.0/24", "192.0.2.3"),
-    ] {
-        let d = dig(
-            addr,
-            &["app.gslb.example.org", "A", &format!("+subnet={subnet}")],
-        )
-        .await;
-        assert_eq!(
-            d.answers.first().map(|a| a.3.as_str()),
-            Some(want),
-            "{subnet}:\n{}",
-            d.raw
-        );
+    for (subnet, want) in [("81.2.69.0/24", "192.0.2.2"), ("8.8.8.0/24", "192.0.2.1"), ("1.1.1.0/24", "192.0.2.3")] {
+        let d = dig(addr, &["app.gslb.example.org", "A", &format!("+subnet={subnet}")]).await;
+        assert_eq!(d.answers.first().map(|a| a.3.as_str()), Some(want), "{subnet}:\n{}", d.raw);
     }
     let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             assert!(status.success(), "clean exit on SIGTERM: {status}");
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "still running 10 s after SIGTERM"
-        );
+        assert!(Instant::now() < deadline, "still running 10 s after SIGTERM");
         std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -40,11 +40,7 @@ struct Outcome {
 fn check_config(text: &str) -> Outcome {
     let dir = tempfile::tempdir().unwrap();
     let path = write_config(dir.path(), text);
-    let out = Command::new(bin())
-        .arg("check-config")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = Command::new(bin()).arg("check-config").arg(&path).output().unwrap();
     Outcome {
         code: out.status.code().unwrap_or(-1),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -64,19 +60,12 @@ fn assert_error(o: &Outcome, message: &str, at: Option<&str>) {
     match at {
         Some(snippet) => {
             let mut parts = location.rsplitn(3, ':');
-            let col: usize = parts
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap_or_else(|_| panic!("no column in `{line}`"));
+            let col: usize = parts.next().unwrap().parse().unwrap_or_else(|_| panic!("no column in `{line}`"));
             let row: usize = parts.next().unwrap().parse().unwrap();
             assert!(parts.next().unwrap().ends_with("switchyard.toml"), "{line}");
             let src = o.text.lines().nth(row - 1).unwrap();
             let from: String = src.chars().skip(col - 1).collect();
-            assert!(
-                from.starts_with(snippet),
-                "{line}: points at `{from}`, expected `{snippet}`"
-            );
+            assert!(from.starts_with(snippet), "{line}: points at `{from}`, expected `{snippet}`");
         }
         None => assert!(location.ends_with("switchyard.toml"), "{line}"),
     }
@@ -95,40 +84,21 @@ fn the_base_config_is_valid() {
 
 #[test]
 fn unknown_key() {
-    let o = check_config(&with(
-        "a = [\"192.0.2.1\"]",
-        "lattitude = 1.0\na = [\"192.0.2.1\"]",
-    ));
-    assert_error(
-        &o,
-        "unknown field `lattitude`, expected one of",
-        Some("lattitude"),
-    );
-    assert!(
-        o.stderr
-            .contains("hint: remove the key or fix its spelling"),
-        "{}",
-        o.stderr
-    );
+    let o = check_config(&with("a = [\"192.0.2.1\"]", "lattitude = 1.0\na = [\"192.0.2.1\"]"));
+    assert_error(&o, "unknown field `lattitude`, expected one of", Some("lattitude"));
+    assert!(o.stderr.contains("hint: remove the key or fix its spelling"), "{}", o.stderr);
 }
 
 #[test]
 fn unknown_section_with_a_suggestion() {
     let o = check_config(&with("[defaults]", "[defautls]"));
     assert_error(&o, "unknown section `defautls`", Some("defautls"));
-    assert!(
-        o.stderr.contains("hint: did you mean `defaults`?"),
-        "{}",
-        o.stderr
-    );
+    assert!(o.stderr.contains("hint: did you mean `defaults`?"), "{}", o.stderr);
 }
 
 #[test]
 fn unknown_region_with_a_suggestion() {
-    let o = check_config(&with(
-        "regions = [\"us-east\", \"eu-west\"]",
-        "regions = [\"us-east\", \"eu-wset\"]",
-    ));
+    let o = check_config(&with("regions = [\"us-east\", \"eu-west\"]", "regions = [\"us-east\", \"eu-wset\"]"));
     assert_error(&o, "unknown region `eu-wset`", Some("\"eu-wset\""));
     assert!(o.stderr.contains("did you mean `eu-west`?"), "{}", o.stderr);
 }
@@ -136,11 +106,7 @@ fn unknown_region_with_a_suggestion() {
 #[test]
 fn bad_address() {
     let o = check_config(&with("a = [\"192.0.2.1\"]", "a = [\"192.0.2.300\"]"));
-    assert_error(
-        &o,
-        "`192.0.2.300` is not a valid IPv4 address",
-        Some("\"192.0.2.300\""),
-    );
+    assert_error(&o, "`192.0.2.300` is not a valid IPv4 address", Some("\"192.0.2.300\""));
 }
 
 #[test]
@@ -152,16 +118,9 @@ fn unknown_policy_with_a_suggestion() {
 
 #[test]
 fn toml_syntax_error() {
-    let o = check_config(&with(
-        "origin = \"gslb.example.org.\"",
-        "origin = \"gslb.example.org.",
-    ));
+    let o = check_config(&with("origin = \"gslb.example.org.\"", "origin = \"gslb.example.org."));
     assert_eq!(o.code, 2, "{}", o.stderr);
-    assert!(
-        o.stderr.contains("switchyard.toml:8:"),
-        "located on line 8: {}",
-        o.stderr
-    );
+    assert!(o.stderr.contains("switchyard.toml:8:"), "located on line 8: {}", o.stderr);
 }
 
 #[test]
@@ -176,21 +135,13 @@ fn cname_beside_other_records() {
         "{BASE}\n[[zone.records]]\nname = \"x\"\ntype = \"CNAME\"\nvalues = [\"target.example.net.\"]\n\
          [[zone.records]]\nname = \"x\"\ntype = \"A\"\nvalues = [\"192.0.2.9\"]\n"
     ));
-    assert_error(
-        &o,
-        "`x.gslb.example.org.` has a CNAME and other records",
-        None,
-    );
+    assert_error(&o, "`x.gslb.example.org.` has a CNAME and other records", None);
 }
 
 #[test]
 fn region_with_nothing_to_answer() {
     let o = check_config(&format!("{BASE}\n[regions.empty]\nweight = 2\n"));
-    assert_error(
-        &o,
-        "region `empty` has nothing to answer with",
-        Some("empty"),
-    );
+    assert_error(&o, "region `empty` has nothing to answer with", Some("empty"));
 }
 
 #[test]
@@ -213,15 +164,8 @@ fn bad_area_in_a_geo_map() {
 
 #[test]
 fn bad_listen_address() {
-    let o = check_config(&with(
-        "listen = [\"127.0.0.1:5353\"]",
-        "listen = [\"localhost:53\"]",
-    ));
-    assert_error(
-        &o,
-        "`localhost:53` is not an address:port",
-        Some("\"localhost:53\""),
-    );
+    let o = check_config(&with("listen = [\"127.0.0.1:5353\"]", "listen = [\"localhost:53\"]"));
+    assert_error(&o, "`localhost:53` is not an address:port", Some("\"localhost:53\""));
 }
 
 #[test]
@@ -229,11 +173,7 @@ fn record_outside_the_zone() {
     let o = check_config(&format!(
         "{BASE}\n[[zone.records]]\nname = \"www.example.com.\"\ntype = \"A\"\nvalues = [\"192.0.2.9\"]\n"
     ));
-    assert_error(
-        &o,
-        "`www.example.com.` is outside the zone `gslb.example.org.`",
-        Some("\"www.example.com.\""),
-    );
+    assert_error(&o, "`www.example.com.` is outside the zone `gslb.example.org.`", Some("\"www.example.com.\""));
 }
 
 #[test]
@@ -248,19 +188,10 @@ fn missing_geoip_database() {
 
 #[test]
 fn nearest_needs_geoip_and_locations() {
-    let text = with("policy = \"failover\"", "policy = \"nearest\"")
-        .replace("location = [39.0, -77.5]\n", "");
+    let text = with("policy = \"failover\"", "policy = \"nearest\"").replace("location = [39.0, -77.5]\n", "");
     let o = check_config(&text);
-    assert_error(
-        &o,
-        "the `nearest` policy needs `[server] geoip_db`",
-        Some("\"nearest\""),
-    );
-    assert_error(
-        &o,
-        "region `us-east` has no location, which `nearest` needs",
-        Some("\"nearest\""),
-    );
+    assert_error(&o, "the `nearest` policy needs `[server] geoip_db`", Some("\"nearest\""));
+    assert_error(&o, "region `us-east` has no location, which `nearest` needs", Some("\"nearest\""));
 }
 
 #[test]
@@ -271,15 +202,8 @@ fn failover_ttl_longer_than_ttl() {
 
 #[test]
 fn wrong_type() {
-    let o = check_config(&with(
-        "[regions.eu-west]",
-        "[regions.eu-west]\nweight = \"heavy\"",
-    ));
-    assert_error(
-        &o,
-        "invalid type: string \"heavy\", expected u32",
-        Some("\"heavy\""),
-    );
+    let o = check_config(&with("[regions.eu-west]", "[regions.eu-west]\nweight = \"heavy\""));
+    assert_error(&o, "invalid type: string \"heavy\", expected u32", Some("\"heavy\""));
 }
 
 #[test]
@@ -289,17 +213,9 @@ fn every_error_is_reported_at_once() {
         .replace("[defaults]", "[defautls]")
         + "\n[regions.broken]\nweight = \"x\"\n";
     let o = check_config(&text);
-    assert_error(
-        &o,
-        "`192.0.2.300` is not a valid IPv4 address",
-        Some("\"192.0.2.300\""),
-    );
+    assert_error(&o, "`192.0.2.300` is not a valid IPv4 address", Some("\"192.0.2.300\""));
     assert_error(&o, "unknown policy `nearst`", Some("\"nearst\""));
     assert_error(&o, "unknown section `defautls`", Some("defautls"));
-    assert_error(
-        &o,
-        "invalid type: string \"x\", expected u32",
-        Some("\"x\""),
-    );
+    assert_error(&o, "invalid type: string \"x\", expected u32", Some("\"x\""));
     assert!(o.stderr.contains("4 errors in"), "{}", o.stderr);
 }

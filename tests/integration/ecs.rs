@@ -4,8 +4,7 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 
 use crate::support::dns::{
-    IN, Options, ecs, ecs_bytes, ecs_echo, first, query, raw_query, rcode, tcp, tcp_raw, udp,
-    udp_raw,
+    IN, Options, ecs, ecs_bytes, ecs_echo, first, query, raw_query, rcode, tcp, tcp_raw, udp, udp_raw,
 };
 use crate::support::{POLICIES, TestServer};
 
@@ -13,16 +12,8 @@ use crate::support::{POLICIES, TestServer};
 async fn scopes(s: &TestServer, cases: &[(&str, &str, (u8, u8))]) {
     for (name, subnet, want) in cases {
         let m = ecs(&format!("{name}.gslb.example.org."), RecordType::A, subnet);
-        assert_eq!(
-            ecs_echo(&udp(s.addr, &m).await),
-            Some(*want),
-            "udp {name} {subnet}"
-        );
-        assert_eq!(
-            ecs_echo(&tcp(s.addr, &m).await),
-            Some(*want),
-            "tcp {name} {subnet}"
-        );
+        assert_eq!(ecs_echo(&udp(s.addr, &m).await), Some(*want), "udp {name} {subnet}");
+        assert_eq!(ecs_echo(&tcp(s.addr, &m).await), Some(*want), "tcp {name} {subnet}");
     }
 }
 
@@ -65,12 +56,7 @@ async fn scope_is_the_matched_network_capped_at_the_source_prefix() {
 async fn unknown_networks_get_the_scope_of_the_unknown_range_never_zero() {
     let s = TestServer::start(POLICIES).await;
     let db = switchyard::geo::GeoDb::open(&s.dir.path().join("test-city.mmdb")).unwrap();
-    for subnet in [
-        "100.100.7.0/24",
-        "100.127.0.0/24",
-        "2001:db8:999::/56",
-        "8.8.8.0/24",
-    ] {
+    for subnet in ["100.100.7.0/24", "100.127.0.0/24", "2001:db8:999::/56", "8.8.8.0/24"] {
         let net: ipnet::IpNet = subnet.parse().unwrap();
         let lookup = db.lookup(net.network());
         assert!(!lookup.found, "{subnet} is unknown to the test DB");
@@ -86,17 +72,10 @@ async fn unknown_networks_get_the_scope_of_the_unknown_range_never_zero() {
 async fn the_scope_is_honest_every_address_in_it_gets_the_same_answer() {
     let s = TestServer::start(POLICIES).await;
     // For several clients, ask for the scope, then ask with random-ish subnets inside it.
-    for (name, subnet) in [
-        ("app", "192.0.2.0/26"),
-        ("lat", "198.51.100.64/26"),
-        ("geo", "203.0.113.200/29"),
-        ("w", "100.100.9.0/24"),
-    ] {
-        let r = udp(
-            s.addr,
-            &ecs(&format!("{name}.gslb.example.org."), RecordType::A, subnet),
-        )
-        .await;
+    for (name, subnet) in
+        [("app", "192.0.2.0/26"), ("lat", "198.51.100.64/26"), ("geo", "203.0.113.200/29"), ("w", "100.100.9.0/24")]
+    {
+        let r = udp(s.addr, &ecs(&format!("{name}.gslb.example.org."), RecordType::A, subnet)).await;
         let (_, scope) = ecs_echo(&r).unwrap();
         let answer = first(&r);
         let base: ipnet::Ipv4Net = subnet.parse().unwrap();
@@ -105,17 +84,8 @@ async fn the_scope_is_honest_every_address_in_it_gets_the_same_answer() {
             let span = 1u64 << (32 - scope);
             let host = u32::from(block.network()) + (u64::from(i) * 2_654_435_761 % span) as u32;
             let probe = format!("{}/32", std::net::Ipv4Addr::from(host));
-            let got = first(
-                &udp(
-                    s.addr,
-                    &ecs(&format!("{name}.gslb.example.org."), RecordType::A, &probe),
-                )
-                .await,
-            );
-            assert_eq!(
-                got, answer,
-                "{name}: {probe} is inside {block} (scope of {subnet})"
-            );
+            let got = first(&udp(s.addr, &ecs(&format!("{name}.gslb.example.org."), RecordType::A, &probe)).await);
+            assert_eq!(got, answer, "{name}: {probe} is inside {block} (scope of {subnet})");
         }
     }
     s.stop().await;
@@ -125,81 +95,33 @@ async fn the_scope_is_honest_every_address_in_it_gets_the_same_answer() {
 async fn malformed_ecs_gets_formerr_over_udp_and_tcp() {
     let s = TestServer::start(POLICIES).await;
     let cases: Vec<(&str, Options)> = vec![
-        (
-            "host bits beyond the source prefix",
-            vec![(8, ecs_bytes(1, 24, 0, &[198, 51, 100, 1]))],
-        ),
-        (
-            "source prefix longer than IPv4",
-            vec![(8, ecs_bytes(1, 33, 0, &[198, 51, 100, 0, 0]))],
-        ),
-        (
-            "non-zero scope in a query",
-            vec![(8, ecs_bytes(1, 24, 16, &[198, 51, 100]))],
-        ),
-        (
-            "unknown family",
-            vec![(8, ecs_bytes(3, 24, 0, &[198, 51, 100]))],
-        ),
-        (
-            "address longer than the prefix needs",
-            vec![(8, ecs_bytes(1, 8, 0, &[198, 51, 100, 0]))],
-        ),
-        (
-            "address shorter than the prefix needs",
-            vec![(8, ecs_bytes(1, 24, 0, &[198]))],
-        ),
+        ("host bits beyond the source prefix", vec![(8, ecs_bytes(1, 24, 0, &[198, 51, 100, 1]))]),
+        ("source prefix longer than IPv4", vec![(8, ecs_bytes(1, 33, 0, &[198, 51, 100, 0, 0]))]),
+        ("non-zero scope in a query", vec![(8, ecs_bytes(1, 24, 16, &[198, 51, 100]))]),
+        ("unknown family", vec![(8, ecs_bytes(3, 24, 0, &[198, 51, 100]))]),
+        ("address longer than the prefix needs", vec![(8, ecs_bytes(1, 8, 0, &[198, 51, 100, 0]))]),
+        ("address shorter than the prefix needs", vec![(8, ecs_bytes(1, 24, 0, &[198]))]),
         ("empty option", vec![(8, vec![])]),
-        (
-            "two ECS options",
-            vec![
-                (8, ecs_bytes(1, 24, 0, &[198, 51, 100])),
-                (8, ecs_bytes(1, 24, 0, &[192, 0, 2])),
-            ],
-        ),
+        ("two ECS options", vec![(8, ecs_bytes(1, 24, 0, &[198, 51, 100])), (8, ecs_bytes(1, 24, 0, &[192, 0, 2]))]),
     ];
     for (why, options) in cases {
-        let packet = raw_query(
-            4242,
-            "app.gslb.example.org",
-            1,
-            IN,
-            Some((1232, 0, &options)),
-        );
-        let reply = udp_raw(s.addr, &packet, Duration::from_secs(5))
-            .await
-            .unwrap_or_else(|| panic!("no reply: {why}"));
+        let packet = raw_query(4242, "app.gslb.example.org", 1, IN, Some((1232, 0, &options)));
+        let reply = udp_raw(s.addr, &packet, Duration::from_secs(5)).await.unwrap_or_else(|| panic!("no reply: {why}"));
         assert_eq!(rcode(&reply), 1, "FORMERR over UDP: {why}");
         assert_eq!(Message::from_vec(&reply).unwrap().metadata.id, 4242);
-        assert_eq!(
-            rcode(&tcp_raw(s.addr, &packet).await),
-            1,
-            "FORMERR over TCP: {why}"
-        );
+        assert_eq!(rcode(&tcp_raw(s.addr, &packet).await), 1, "FORMERR over TCP: {why}");
     }
     // A well-formed one right after: still serving.
-    let ok = raw_query(
-        4243,
-        "app.gslb.example.org",
-        1,
-        IN,
-        Some((1232, 0, &[(8, ecs_bytes(1, 24, 0, &[198, 51, 100]))])),
-    );
-    assert_eq!(
-        rcode(&udp_raw(s.addr, &ok, Duration::from_secs(5)).await.unwrap()),
-        0
-    );
+    let ok =
+        raw_query(4243, "app.gslb.example.org", 1, IN, Some((1232, 0, &[(8, ecs_bytes(1, 24, 0, &[198, 51, 100]))])));
+    assert_eq!(rcode(&udp_raw(s.addr, &ok, Duration::from_secs(5)).await.unwrap()), 0);
     s.stop().await;
 }
 
 #[tokio::test]
 async fn source_prefix_zero_routes_on_the_resolver_with_scope_zero() {
     let s = TestServer::start(POLICIES).await;
-    let r = udp(
-        s.addr,
-        &ecs("app.gslb.example.org.", RecordType::A, "0.0.0.0/0"),
-    )
-    .await;
+    let r = udp(s.addr, &ecs("app.gslb.example.org.", RecordType::A, "0.0.0.0/0")).await;
     assert_eq!(r.metadata.response_code, ResponseCode::NoError);
     assert_eq!(ecs_echo(&r), Some((0, 0)));
     // 127.0.0.1 is unknown to the DB: configured order.
@@ -209,38 +131,17 @@ async fn source_prefix_zero_routes_on_the_resolver_with_scope_zero() {
 
 #[tokio::test]
 async fn untrusted_resolvers_ecs_is_ignored_and_not_echoed() {
-    let config = POLICIES.replace(
-        "geoip_db = \"@GEOIP@\"",
-        "geoip_db = \"@GEOIP@\"\necs_trusted = [\"10.0.0.0/8\"]",
-    );
+    let config = POLICIES.replace("geoip_db = \"@GEOIP@\"", "geoip_db = \"@GEOIP@\"\necs_trusted = [\"10.0.0.0/8\"]");
     let s = TestServer::start(&config).await;
-    let r = udp(
-        s.addr,
-        &ecs("app.gslb.example.org.", RecordType::A, "203.0.113.0/24"),
-    )
-    .await;
+    let r = udp(s.addr, &ecs("app.gslb.example.org.", RecordType::A, "203.0.113.0/24")).await;
     assert_eq!(ecs_echo(&r), None, "not echoed");
-    assert_eq!(
-        first(&r),
-        "192.0.2.1",
-        "routed on 127.0.0.1, not on the JP subnet"
-    );
+    assert_eq!(first(&r), "192.0.2.1", "routed on 127.0.0.1, not on the JP subnet");
     s.stop().await;
 
-    let config = POLICIES.replace(
-        "geoip_db = \"@GEOIP@\"",
-        "geoip_db = \"@GEOIP@\"\necs_trusted = [\"127.0.0.0/8\"]",
-    );
+    let config = POLICIES.replace("geoip_db = \"@GEOIP@\"", "geoip_db = \"@GEOIP@\"\necs_trusted = [\"127.0.0.0/8\"]");
     let s = TestServer::start(&config).await;
-    let r = udp(
-        s.addr,
-        &ecs("app.gslb.example.org.", RecordType::A, "203.0.113.0/24"),
-    )
-    .await;
-    assert_eq!(
-        (first(&r), ecs_echo(&r)),
-        ("192.0.2.3".to_owned(), Some((24, 24)))
-    );
+    let r = udp(s.addr, &ecs("app.gslb.example.org.", RecordType::A, "203.0.113.0/24")).await;
+    assert_eq!((first(&r), ecs_echo(&r)), ("192.0.2.3".to_owned(), Some((24, 24))));
     s.stop().await;
 }
 

@@ -15,10 +15,7 @@ fn maxmind_city_schema() {
     let db = GeoDb::open(&repo().join("tests/fixtures/geoip/GeoIP2-City-Test.mmdb")).unwrap();
     let g = db.lookup(ip("81.2.69.142"));
     assert!(g.found);
-    assert_eq!(
-        (g.info.country, g.info.continent),
-        (Some(*b"GB"), Some(*b"EU"))
-    );
+    assert_eq!((g.info.country, g.info.continent), (Some(*b"GB"), Some(*b"EU")));
     assert_eq!(g.info.subdivisions[0], Some(*b"ENG"));
     assert_eq!(g.info.location, Some((51.5142, -0.0931)));
     assert!(!g.info.location_is_centroid);
@@ -26,10 +23,7 @@ fn maxmind_city_schema() {
     let g = db.lookup(ip("2001:218::1"));
     assert_eq!((g.info.country, g.prefix), (Some(*b"JP"), 32));
     let g = db.lookup(ip("216.160.83.56"));
-    assert_eq!(
-        (g.info.country, g.info.subdivisions[0]),
-        (Some(*b"US"), Some(*b"WA\0"))
-    );
+    assert_eq!((g.info.country, g.info.subdivisions[0]), (Some(*b"US"), Some(*b"WA\0")));
     let g = db.lookup(ip("1.2.3.4"));
     assert!(!g.found);
     assert_eq!(g.prefix, 8, "the unknown range's prefix");
@@ -39,16 +33,10 @@ fn maxmind_city_schema() {
 fn maxmind_country_schema_gets_a_centroid() {
     let db = GeoDb::open(&repo().join("tests/fixtures/geoip/GeoIP2-Country-Test.mmdb")).unwrap();
     let g = db.lookup(ip("81.2.69.142"));
-    assert_eq!(
-        (g.info.country, g.info.continent),
-        (Some(*b"GB"), Some(*b"EU"))
-    );
+    assert_eq!((g.info.country, g.info.continent), (Some(*b"GB"), Some(*b"EU")));
     assert!(g.info.location_is_centroid);
     let (lat, lon) = g.info.location.unwrap();
-    assert!(
-        (lat - 55.4).abs() < 1.0 && (lon + 3.4).abs() < 1.0,
-        "{lat},{lon}"
-    );
+    assert!((lat - 55.4).abs() < 1.0 && (lon + 3.4).abs() < 1.0, "{lat},{lon}");
 }
 
 #[test]
@@ -57,17 +45,11 @@ fn flat_country_code_schema_gets_continent_and_centroid_from_the_table() {
     let path = dir.path().join("flat.mmdb");
     std::fs::write(&path, geoip::country_code_db()).unwrap();
     let db = GeoDb::open(&path).unwrap();
-    for (addr, country, continent) in [
-        ("192.0.2.200", b"DE", b"EU"),
-        ("203.0.113.1", b"JP", b"AS"),
-        ("100.65.1.1", b"BR", b"SA"),
-    ] {
+    for (addr, country, continent) in
+        [("192.0.2.200", b"DE", b"EU"), ("203.0.113.1", b"JP", b"AS"), ("100.65.1.1", b"BR", b"SA")]
+    {
         let g = db.lookup(ip(addr));
-        assert_eq!(
-            (g.info.country, g.info.continent),
-            (Some(*country), Some(*continent)),
-            "{addr}"
-        );
+        assert_eq!((g.info.country, g.info.continent), (Some(*country), Some(*continent)), "{addr}");
         assert!(g.info.location_is_centroid);
     }
 }
@@ -75,18 +57,12 @@ fn flat_country_code_schema_gets_continent_and_centroid_from_the_table() {
 #[tokio::test]
 async fn nearest_works_on_the_flat_schema() {
     let s = TestServer::start(POLICIES).await;
-    std::fs::write(
-        s.dir.path().join("test-city.mmdb"),
-        geoip::country_code_db(),
-    )
-    .unwrap();
+    std::fs::write(s.dir.path().join("test-city.mmdb"), geoip::country_code_db()).unwrap();
     let model = switchyard::app::load_model(&s.dir.path().join("switchyard.toml")).unwrap();
     s.state.replace_model(model);
-    for (subnet, want) in [
-        ("192.0.2.128/25", "192.0.2.2"),
-        ("203.0.113.0/24", "192.0.2.3"),
-        ("198.51.100.0/24", "192.0.2.1"),
-    ] {
+    for (subnet, want) in
+        [("192.0.2.128/25", "192.0.2.2"), ("203.0.113.0/24", "192.0.2.3"), ("198.51.100.0/24", "192.0.2.1")]
+    {
         let r = udp(s.addr, &ecs("app.gslb.example.org.", RecordType::A, subnet)).await;
         assert_eq!(first(&r), want, "{subnet}");
     }
@@ -96,20 +72,12 @@ async fn nearest_works_on_the_flat_schema() {
 #[tokio::test]
 async fn geo_map_subdivision_on_maxminds_city_database() {
     let config = POLICIES
-        .replace(
-            "@GEOIP@",
-            &repo()
-                .join("tests/fixtures/geoip/GeoIP2-City-Test.mmdb")
-                .display()
-                .to_string(),
-        )
+        .replace("@GEOIP@", &repo().join("tests/fixtures/geoip/GeoIP2-City-Test.mmdb").display().to_string())
         .replace("\"subdivision:US-CA\"", "\"subdivision:US-WA\"");
     let s = TestServer::start(&config).await;
-    for (subnet, want) in [
-        ("216.160.83.56/29", "192.0.2.3"),
-        ("81.2.69.142/31", "192.0.2.2"),
-        ("2001:218::/32", "192.0.2.3"),
-    ] {
+    for (subnet, want) in
+        [("216.160.83.56/29", "192.0.2.3"), ("81.2.69.142/31", "192.0.2.2"), ("2001:218::/32", "192.0.2.3")]
+    {
         let r = udp(s.addr, &ecs("geo.gslb.example.org.", RecordType::A, subnet)).await;
         assert_eq!(first(&r), want, "{subnet}");
     }

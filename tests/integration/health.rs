@@ -62,10 +62,7 @@ regions = ["primary", "backup"]
 }
 
 fn http_check(g: &Gateway) -> String {
-    format!(
-        "kind = \"http\"\nurl = \"http://{}/healthz\"\nbody_contains = \"ok\"",
-        g.addr
-    )
+    format!("kind = \"http\"\nurl = \"http://{}/healthz\"\nbody_contains = \"ok\"", g.addr)
 }
 
 /// Polls `fo` until it answers `want`; returns how long that took.
@@ -76,11 +73,7 @@ async fn until(s: &TestServer, want: &str, within: Duration) -> Duration {
         if first(&r) == want {
             return start.elapsed();
         }
-        assert!(
-            start.elapsed() < within,
-            "fo did not answer {want} within {within:?} (last: {})",
-            first(&r)
-        );
+        assert!(start.elapsed() < within, "fo did not answer {want} within {within:?} (last: {})", first(&r));
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -97,28 +90,16 @@ async fn sick_and_back(mode: Mode) {
     let h0 = g.accepted();
     g.set(mode);
     until(&s, BACKUP, Duration::from_secs(10)).await;
-    assert_eq!(
-        g.accepted() - h0,
-        FALL,
-        "{mode:?}: down after exactly {FALL} failed probes"
-    );
+    assert_eq!(g.accepted() - h0, FALL, "{mode:?}: down after exactly {FALL} failed probes");
     let r = udp(s.addr, &query("fo.gslb.example.org.", RecordType::A)).await;
-    assert_eq!(
-        ttls(&r),
-        vec![5],
-        "the fallback answer carries failover_ttl"
-    );
+    assert_eq!(ttls(&r), vec![5], "the fallback answer carries failover_ttl");
 
     let h1 = g.accepted();
     g.set(Mode::Healthy);
     until(&s, PRIMARY, Duration::from_secs(10)).await;
     // A probe accepted before the switch (a hung one) may still be open: count only
     // the ones accepted after it.
-    assert_eq!(
-        g.accepted() - h1,
-        RISE,
-        "{mode:?}: up after exactly {RISE} good probes"
-    );
+    assert_eq!(g.accepted() - h1, RISE, "{mode:?}: up after exactly {RISE} good probes");
     s.stop().await;
 }
 
@@ -155,10 +136,7 @@ async fn connection_refused() {
     g.stop();
     let took = until(&s, BACKUP, Duration::from_secs(10)).await;
     // FALL refused probes, one interval apart: at least (FALL - 1) intervals.
-    assert!(
-        took >= Duration::from_millis(300 * (FALL - 1)),
-        "down too soon: {took:?}"
-    );
+    assert!(took >= Duration::from_millis(300 * (FALL - 1)), "down too soon: {took:?}");
     let h = g.accepted();
     g.restart().await;
     until(&s, PRIMARY, Duration::from_secs(10)).await;
@@ -183,11 +161,7 @@ async fn tls_case(bad: impl Fn(&Pki, &Pki) -> tokio_rustls::TlsAcceptor, what: &
     let h0 = g.accepted();
     g.set_tls(bad(&pki, &other));
     until(&s, BACKUP, Duration::from_secs(10)).await;
-    assert_eq!(
-        g.accepted() - h0,
-        FALL,
-        "{what}: down after exactly {FALL} failed handshakes"
-    );
+    assert_eq!(g.accepted() - h0, FALL, "{what}: down after exactly {FALL} failed handshakes");
     let h1 = g.accepted();
     g.set_tls(pki.acceptor("gw.example.test"));
     until(&s, PRIMARY, Duration::from_secs(10)).await;
@@ -212,11 +186,7 @@ async fn cold_start_waits_for_the_first_round_then_answers() {
     g.set(Mode::Hang);
     let s = TestServer::start(&config(&http_check(&g), "cold_start_grace = \"5s\"")).await;
     let r = udp(s.addr, &query("fo.gslb.example.org.", RecordType::A)).await;
-    assert_eq!(
-        r.metadata.response_code,
-        ResponseCode::ServFail,
-        "no guess before the first round"
-    );
+    assert_eq!(r.metadata.response_code, ResponseCode::ServFail, "no guess before the first round");
     let r = udp(s.addr, &query("static.gslb.example.org.", RecordType::A)).await;
     assert_eq!(first(&r), "192.0.2.10", "static records are served at once");
     // The first result (a timeout) sets the state: primary down.
@@ -240,10 +210,7 @@ async fn a_restart_restores_the_last_known_health_from_the_state_file() {
     let g = Gateway::http("127.0.0.16").await;
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.json");
-    let extra = format!(
-        "state_file = \"{}\"\ncold_start_grace = \"5s\"",
-        state.display()
-    );
+    let extra = format!("state_file = \"{}\"\ncold_start_grace = \"5s\"", state.display());
     let s = TestServer::start(&config(&http_check(&g), &extra)).await;
     until(&s, PRIMARY, Duration::from_secs(5)).await;
     g.set(Mode::Status(500));
@@ -256,11 +223,7 @@ async fn a_restart_restores_the_last_known_health_from_the_state_file() {
     g.set(Mode::Hang);
     let s = TestServer::start(&config(&http_check(&g), &extra)).await;
     let r = udp(s.addr, &query("fo.gslb.example.org.", RecordType::A)).await;
-    assert_eq!(
-        first(&r),
-        BACKUP,
-        "honest at once: primary was down when we stopped"
-    );
+    assert_eq!(first(&r), BACKUP, "honest at once: primary was down when we stopped");
     s.stop().await;
 
     // A corrupt state file is ignored (cold start as usual), not a crash.
@@ -275,41 +238,24 @@ async fn a_restart_restores_the_last_known_health_from_the_state_file() {
 async fn until_accepted(g: &Gateway, from: u64, n: u64) {
     let start = Instant::now();
     while g.accepted() < from + n {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "gateway saw {} of {n} probes",
-            g.accepted() - from
-        );
+        assert!(start.elapsed() < Duration::from_secs(10), "gateway saw {} of {n} probes", g.accepted() - from);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
 #[tokio::test]
 async fn region_rules_all_any_and_quorum() {
-    let gs = [
-        Gateway::http("127.0.0.17").await,
-        Gateway::http("127.0.0.17").await,
-        Gateway::http("127.0.0.17").await,
-    ];
-    let checks = gs
-        .iter()
-        .map(http_check)
-        .collect::<Vec<_>>()
-        .join("\n[[regions.primary.checks]]\n");
+    let gs = [Gateway::http("127.0.0.17").await, Gateway::http("127.0.0.17").await, Gateway::http("127.0.0.17").await];
+    let checks = gs.iter().map(http_check).collect::<Vec<_>>().join("\n[[regions.primary.checks]]\n");
     // (rule, answer with one of three sick, with two of three sick)
-    for (rule, one, two) in [
-        ("\"all\"", BACKUP, BACKUP),
-        ("\"any\"", PRIMARY, PRIMARY),
-        ("{ quorum = 2 }", PRIMARY, BACKUP),
-    ] {
+    for (rule, one, two) in
+        [("\"all\"", BACKUP, BACKUP), ("\"any\"", PRIMARY, PRIMARY), ("{ quorum = 2 }", PRIMARY, BACKUP)]
+    {
         for g in &gs {
             g.set(Mode::Healthy);
         }
-        let text = config(&checks, "").replacen(
-            "[regions.primary]\n",
-            &format!("[regions.primary]\nhealth = {rule}\n"),
-            1,
-        );
+        let text =
+            config(&checks, "").replacen("[regions.primary]\n", &format!("[regions.primary]\nhealth = {rule}\n"), 1);
         let s = TestServer::start(&text).await;
         until(&s, PRIMARY, Duration::from_secs(5)).await;
         for (sick, want) in [(0, one), (1, two)] {

@@ -25,11 +25,7 @@ const APS: &str = "192.0.2.3";
 /// Asks `name A` for each client subnet and checks the first address.
 async fn check(s: &TestServer, name: &str, cases: &[(&str, &str)]) {
     for (subnet, want) in cases {
-        let r = udp(
-            s.addr,
-            &ecs(&format!("{name}.gslb.example.org."), RecordType::A, subnet),
-        )
-        .await;
+        let r = udp(s.addr, &ecs(&format!("{name}.gslb.example.org."), RecordType::A, subnet)).await;
         assert_eq!(first(&r), *want, "{name} for {subnet}");
     }
 }
@@ -37,32 +33,12 @@ async fn check(s: &TestServer, name: &str, cases: &[(&str, &str)]) {
 #[tokio::test]
 async fn nearest_by_distance_on_five_continents() {
     let s = TestServer::start(POLICIES).await;
-    check(
-        &s,
-        "app",
-        &[
-            (US, USE),
-            (BR, USE),
-            (GB, EUW),
-            (DE, EUW),
-            (JP, APS),
-            (AU, APS),
-        ],
-    )
-    .await;
+    check(&s, "app", &[(US, USE), (BR, USE), (GB, EUW), (DE, EUW), (JP, APS), (AU, APS)]).await;
     // IPv6 clients, both query types.
-    for (subnet, a, aaaa) in [
-        (US6, USE, "2001:db8:1::1"),
-        (DE6, EUW, "2001:db8:2::1"),
-        (SG6, APS, "2001:db8:3::1"),
-    ] {
+    for (subnet, a, aaaa) in [(US6, USE, "2001:db8:1::1"), (DE6, EUW, "2001:db8:2::1"), (SG6, APS, "2001:db8:3::1")] {
         let r = udp(s.addr, &ecs("app.gslb.example.org.", RecordType::A, subnet)).await;
         assert_eq!(first(&r), a, "A for {subnet}");
-        let r = tcp(
-            s.addr,
-            &ecs("app.gslb.example.org.", RecordType::AAAA, subnet),
-        )
-        .await;
+        let r = tcp(s.addr, &ecs("app.gslb.example.org.", RecordType::AAAA, subnet)).await;
         assert_eq!(first(&r), aaaa, "AAAA for {subnet}");
     }
     // Johannesburg is nearer Singapore (8 700 km) than Dublin (9 500 km).
@@ -79,11 +55,7 @@ async fn nearest_fails_over_to_the_next_nearest_with_the_short_ttl() {
     assert_eq!((first(&r), ttls(&r)), (EUW.to_owned(), vec![60]));
     s.set_up("eu-west", false);
     let r = udp(s.addr, &ecs("app.gslb.example.org.", RecordType::A, GB)).await;
-    assert_eq!(
-        (first(&r), ttls(&r)),
-        (USE.to_owned(), vec![10]),
-        "GB falls back to us-east with failover_ttl"
-    );
+    assert_eq!((first(&r), ttls(&r)), (USE.to_owned(), vec![10]), "GB falls back to us-east with failover_ttl");
     // A client whose first choice is up keeps the normal TTL.
     let r = udp(s.addr, &ecs("app.gslb.example.org.", RecordType::A, JP)).await;
     assert_eq!((first(&r), ttls(&r)), (APS.to_owned(), vec![60]));
@@ -97,23 +69,13 @@ async fn nearest_fails_over_to_the_next_nearest_with_the_short_ttl() {
 async fn nearest_seen_by_dig() {
     let s = TestServer::start(POLICIES).await;
     for (subnet, want) in [(US, USE), (GB, EUW), (JP, APS), (SG6, APS)] {
-        let d = dig(
-            s.addr,
-            &["app.gslb.example.org", "A", &format!("+subnet={subnet}")],
-        )
-        .await;
+        let d = dig(s.addr, &["app.gslb.example.org", "A", &format!("+subnet={subnet}")]).await;
         assert_eq!(d.status, "NOERROR", "{}", d.raw);
-        assert!(
-            d.flags.contains(&"aa".to_owned()) && !d.flags.contains(&"ra".to_owned()),
-            "{:?}",
-            d.flags
-        );
+        assert!(d.flags.contains(&"aa".to_owned()) && !d.flags.contains(&"ra".to_owned()), "{:?}", d.flags);
         assert_eq!(d.answers.len(), 1, "{}", d.raw);
         assert_eq!(d.answers[0].3, want, "dig +subnet={subnet}");
         assert!(
-            d.client_subnet
-                .as_deref()
-                .is_some_and(|c| c.starts_with(subnet.split('/').next().unwrap())),
+            d.client_subnet.as_deref().is_some_and(|c| c.starts_with(subnet.split('/').next().unwrap())),
             "{}",
             d.raw
         );
@@ -142,11 +104,7 @@ async fn latency_most_specific_row_wins() {
     .await;
     s.set_up("ap-southeast", false);
     let r = udp(s.addr, &ecs("lat.gslb.example.org.", RecordType::A, JP)).await;
-    assert_eq!(
-        (first(&r), ttls(&r)),
-        (USE.to_owned(), vec![10]),
-        "JP: next lowest RTT"
-    );
+    assert_eq!((first(&r), ttls(&r)), (USE.to_owned(), vec![10]), "JP: next lowest RTT");
     s.stop().await;
 }
 
@@ -157,20 +115,8 @@ async fn latency_tie_window_splits_clients_and_each_client_sticks() {
     let mut seen = std::collections::HashMap::new();
     for i in 0..64 {
         let subnet = format!("100.100.{i}.0/24");
-        let a = first(
-            &udp(
-                s.addr,
-                &ecs("tie.gslb.example.org.", RecordType::A, &subnet),
-            )
-            .await,
-        );
-        let again = first(
-            &udp(
-                s.addr,
-                &ecs("tie.gslb.example.org.", RecordType::A, &subnet),
-            )
-            .await,
-        );
+        let a = first(&udp(s.addr, &ecs("tie.gslb.example.org.", RecordType::A, &subnet)).await);
+        let again = first(&udp(s.addr, &ecs("tie.gslb.example.org.", RecordType::A, &subnet)).await);
         assert_eq!(a, again, "sticky for {subnet}");
         *seen.entry(a).or_insert(0) += 1;
     }
@@ -178,15 +124,7 @@ async fn latency_tie_window_splits_clients_and_each_client_sticks() {
     assert!(seen.values().all(|&n| n >= 12), "a rough split: {seen:?}");
     // Without a window the same clients all get the lowest RTT.
     for i in 0..8 {
-        let r = udp(
-            s.addr,
-            &ecs(
-                "lat.gslb.example.org.",
-                RecordType::A,
-                &format!("100.100.{i}.0/24"),
-            ),
-        )
-        .await;
+        let r = udp(s.addr, &ecs("lat.gslb.example.org.", RecordType::A, &format!("100.100.{i}.0/24"))).await;
         assert_eq!(first(&r), USE);
     }
     s.stop().await;
@@ -214,11 +152,7 @@ async fn geo_map_by_cidr_subdivision_country_continent_and_default() {
     s.set_up("eu-west", false);
     check(&s, "geo", &[(GB, USE)]).await;
     // The CIDR entry lists only eu-west: all down → fail open.
-    let r = udp(
-        s.addr,
-        &ecs("geo.gslb.example.org.", RecordType::A, "203.0.113.128/25"),
-    )
-    .await;
+    let r = udp(s.addr, &ecs("geo.gslb.example.org.", RecordType::A, "203.0.113.128/25")).await;
     assert_eq!((first(&r), ttls(&r)), (EUW.to_owned(), vec![10]));
     s.stop().await;
 }
@@ -235,11 +169,7 @@ async fn failover_takes_the_first_up_region_and_fails_open_when_all_are_down() {
     s.set_up("us-east", false);
     let r = udp(s.addr, &fo()).await;
     assert_eq!(r.metadata.response_code, ResponseCode::NoError);
-    assert_eq!(
-        (first(&r), ttls(&r)),
-        (EUW.to_owned(), vec![10]),
-        "fail open: as if all were up, short TTL"
-    );
+    assert_eq!((first(&r), ttls(&r)), (EUW.to_owned(), vec![10]), "fail open: as if all were up, short TTL");
     // Drained is down for routing too.
     s.set_up("eu-west", true);
     s.set_up("us-east", true);
@@ -273,17 +203,8 @@ async fn weighted_is_sticky_per_subnet_and_only_the_failed_regions_clients_move(
         let subnet = format!("100.100.{i}.0/24");
         let a = first(&udp(s.addr, &ecs("w.gslb.example.org.", RecordType::A, &subnet)).await);
         // A different host in the same /24 gets the same answer.
-        let same24 = first(
-            &udp(
-                s.addr,
-                &ecs(
-                    "w.gslb.example.org.",
-                    RecordType::A,
-                    &format!("100.100.{i}.128/25"),
-                ),
-            )
-            .await,
-        );
+        let same24 =
+            first(&udp(s.addr, &ecs("w.gslb.example.org.", RecordType::A, &format!("100.100.{i}.128/25"))).await);
         assert_eq!(a, same24, "sticky within {subnet}");
         before.push(a);
     }
@@ -292,33 +213,13 @@ async fn weighted_is_sticky_per_subnet_and_only_the_failed_regions_clients_move(
     assert!((70..=110).contains(&us), "us-east got {us} of 120");
     s.set_up("eu-west", false);
     for (i, was) in before.iter().enumerate() {
-        let now = first(
-            &udp(
-                s.addr,
-                &ecs(
-                    "w.gslb.example.org.",
-                    RecordType::A,
-                    &format!("100.100.{i}.0/24"),
-                ),
-            )
-            .await,
-        );
+        let now = first(&udp(s.addr, &ecs("w.gslb.example.org.", RecordType::A, &format!("100.100.{i}.0/24"))).await);
         assert_eq!(now, USE, "everyone on us-east while eu-west is down");
         let _ = was;
     }
     s.set_up("eu-west", true);
     for (i, was) in before.iter().enumerate() {
-        let now = first(
-            &udp(
-                s.addr,
-                &ecs(
-                    "w.gslb.example.org.",
-                    RecordType::A,
-                    &format!("100.100.{i}.0/24"),
-                ),
-            )
-            .await,
-        );
+        let now = first(&udp(s.addr, &ecs("w.gslb.example.org.", RecordType::A, &format!("100.100.{i}.0/24"))).await);
         assert_eq!(&now, was, "back to the same choice for 100.100.{i}.0/24");
     }
     s.stop().await;
@@ -330,18 +231,11 @@ async fn multivalue_answers_up_to_n_up_regions_with_scope_zero() {
     let r = udp(s.addr, &ecs("mv.gslb.example.org.", RecordType::A, JP)).await;
     let got: Vec<String> = addrs(&r).iter().map(|a| a.to_string()).collect();
     assert_eq!(got, [USE, EUW]);
-    assert_eq!(
-        ecs_echo(&r),
-        Some((24, 0)),
-        "multivalue does not depend on the client"
-    );
+    assert_eq!(ecs_echo(&r), Some((24, 0)), "multivalue does not depend on the client");
     s.set_up("us-east", false);
     let r = udp(s.addr, &query("mv.gslb.example.org.", RecordType::A)).await;
     let got: Vec<String> = addrs(&r).iter().map(|a| a.to_string()).collect();
-    assert_eq!(
-        (got, ttls(&r)),
-        (vec![EUW.to_owned(), APS.to_owned()], vec![10, 10])
-    );
+    assert_eq!((got, ttls(&r)), (vec![EUW.to_owned(), APS.to_owned()], vec![10, 10]));
     s.stop().await;
 }
 
@@ -352,10 +246,7 @@ async fn static_policy_ignores_health() {
     s.set_up("eu-west", false);
     let r = udp(s.addr, &query("st.gslb.example.org.", RecordType::A)).await;
     let got: Vec<String> = addrs(&r).iter().map(|a| a.to_string()).collect();
-    assert_eq!(
-        (got, ttls(&r)),
-        (vec![USE.to_owned(), EUW.to_owned()], vec![60, 60])
-    );
+    assert_eq!((got, ttls(&r)), (vec![USE.to_owned(), EUW.to_owned()], vec![60, 60]));
     s.stop().await;
 }
 
@@ -365,9 +256,7 @@ async fn a_region_with_a_cname_target_answers_with_the_cname() {
     for qtype in [RecordType::A, RecordType::AAAA, RecordType::CNAME] {
         let r = udp(s.addr, &query("edge.gslb.example.org.", qtype)).await;
         assert_eq!(r.answers.len(), 1, "{qtype}");
-        assert!(
-            matches!(&r.answers[0].data, RData::CNAME(c) if c.0.to_ascii() == "edge.cdn.example.net.")
-        );
+        assert!(matches!(&r.answers[0].data, RData::CNAME(c) if c.0.to_ascii() == "edge.cdn.example.net."));
     }
     s.set_up("cdn", false);
     let r = udp(s.addr, &query("edge.gslb.example.org.", RecordType::A)).await;
@@ -383,10 +272,6 @@ async fn a_static_cname_into_a_gslb_name_is_followed() {
     assert!(matches!(&r.answers[0].data, RData::CNAME(_)));
     assert_eq!(r.answers[1].name.to_ascii(), "app.gslb.example.org.");
     assert_eq!(first(&r), APS);
-    assert_eq!(
-        ecs_echo(&r),
-        Some((24, 24)),
-        "the chain's answer depends on the client"
-    );
+    assert_eq!(ecs_echo(&r), Some((24, 24)), "the chain's answer depends on the client");
     s.stop().await;
 }

@@ -44,32 +44,12 @@ async fn nxdomain_and_nodata_carry_the_soa_with_the_negative_ttl() {
     let s = TestServer::start(POLICIES).await;
     // SOA ttl 300, minimum 30: negative TTL is 30 (RFC 2308).
     for (name, qtype, code) in [
-        (
-            "nope.gslb.example.org.",
-            RecordType::A,
-            ResponseCode::NXDomain,
-        ),
-        (
-            "a.b.nope.gslb.example.org.",
-            RecordType::AAAA,
-            ResponseCode::NXDomain,
-        ),
-        (
-            "static.gslb.example.org.",
-            RecordType::AAAA,
-            ResponseCode::NoError,
-        ),
-        (
-            "app.gslb.example.org.",
-            RecordType::TXT,
-            ResponseCode::NoError,
-        ),
+        ("nope.gslb.example.org.", RecordType::A, ResponseCode::NXDomain),
+        ("a.b.nope.gslb.example.org.", RecordType::AAAA, ResponseCode::NXDomain),
+        ("static.gslb.example.org.", RecordType::AAAA, ResponseCode::NoError),
+        ("app.gslb.example.org.", RecordType::TXT, ResponseCode::NoError),
         // An empty non-terminal exists: NODATA, not NXDOMAIN.
-        (
-            "_tcp.gslb.example.org.",
-            RecordType::A,
-            ResponseCode::NoError,
-        ),
+        ("_tcp.gslb.example.org.", RecordType::A, ResponseCode::NoError),
     ] {
         for r in both(&s, &query(name, qtype)).await {
             assert_eq!(r.metadata.response_code, code, "{name} {qtype}");
@@ -90,11 +70,7 @@ async fn apex_ns_with_glue_and_delegation_referral() {
     let s = TestServer::start(POLICIES).await;
     let r = udp(s.addr, &query("gslb.example.org.", RecordType::NS)).await;
     assert_eq!(r.answers.len(), 1);
-    assert!(
-        r.additionals
-            .iter()
-            .any(|a| matches!(&a.data, RData::A(ip) if ip.0.to_string() == "192.0.2.53"))
-    );
+    assert!(r.additionals.iter().any(|a| matches!(&a.data, RData::A(ip) if ip.0.to_string() == "192.0.2.53")));
 
     for r in both(&s, &query("www.child.gslb.example.org.", RecordType::A)).await {
         assert_eq!(r.metadata.response_code, ResponseCode::NoError);
@@ -103,9 +79,7 @@ async fn apex_ns_with_glue_and_delegation_referral() {
         assert_eq!(r.authorities.len(), 1);
         assert_eq!(r.authorities[0].name.to_ascii(), "child.gslb.example.org.");
         assert!(
-            r.additionals
-                .iter()
-                .any(|a| matches!(&a.data, RData::A(ip) if ip.0.to_string() == "192.0.2.54")),
+            r.additionals.iter().any(|a| matches!(&a.data, RData::A(ip) if ip.0.to_string() == "192.0.2.54")),
             "glue"
         );
     }
@@ -127,28 +101,15 @@ async fn edns_is_echoed_and_version_1_gets_badvers() {
     assert!(r.edns.is_none(), "no OPT without OPT in the query");
 
     let packet = raw_query(77, "static.gslb.example.org", 1, IN, Some((1232, 1, &[])));
-    for reply in [
-        udp_raw(s.addr, &packet, Duration::from_secs(5))
-            .await
-            .unwrap(),
-        tcp_raw(s.addr, &packet).await,
-    ] {
+    for reply in [udp_raw(s.addr, &packet, Duration::from_secs(5)).await.unwrap(), tcp_raw(s.addr, &packet).await] {
         assert_eq!(rcode(&reply), 16, "BADVERS");
         let m = Message::from_vec(&reply).unwrap();
         assert_eq!(m.edns.as_ref().unwrap().version(), 0);
         assert!(m.answers.is_empty());
     }
     // Unknown options are ignored.
-    let packet = raw_query(
-        78,
-        "static.gslb.example.org",
-        1,
-        IN,
-        Some((1232, 0, &[(65001, vec![1, 2, 3])])),
-    );
-    let reply = udp_raw(s.addr, &packet, Duration::from_secs(5))
-        .await
-        .unwrap();
+    let packet = raw_query(78, "static.gslb.example.org", 1, IN, Some((1232, 0, &[(65001, vec![1, 2, 3])])));
+    let reply = udp_raw(s.addr, &packet, Duration::from_secs(5)).await.unwrap();
     assert_eq!(rcode(&reply), 0);
     assert_eq!(Message::from_vec(&reply).unwrap().answers.len(), 1);
     s.stop().await;
@@ -160,27 +121,16 @@ async fn udp_truncates_to_the_clients_buffer_and_tcp_gets_everything() {
     // The TXT RRset is about 700 bytes: too big for 512 without EDNS.
     let r = udp(s.addr, &plain("big.gslb.example.org.", RecordType::TXT)).await;
     assert!(r.metadata.truncation, "TC set at 512 bytes");
-    let bytes = udp_raw(
-        s.addr,
-        &plain("big.gslb.example.org.", RecordType::TXT)
-            .to_vec()
-            .unwrap(),
-        Duration::from_secs(5),
-    )
-    .await
-    .unwrap();
+    let bytes =
+        udp_raw(s.addr, &plain("big.gslb.example.org.", RecordType::TXT).to_vec().unwrap(), Duration::from_secs(5))
+            .await
+            .unwrap();
     assert!(bytes.len() <= 512, "{} bytes", bytes.len());
 
     let mut small = query("big.gslb.example.org.", RecordType::TXT);
     small.edns.as_mut().unwrap().set_max_payload(600);
-    let bytes = udp_raw(s.addr, &small.to_vec().unwrap(), Duration::from_secs(5))
-        .await
-        .unwrap();
-    assert!(
-        bytes.len() <= 600,
-        "honours the client's 600: {}",
-        bytes.len()
-    );
+    let bytes = udp_raw(s.addr, &small.to_vec().unwrap(), Duration::from_secs(5)).await.unwrap();
+    assert!(bytes.len() <= 600, "honours the client's 600: {}", bytes.len());
     assert!(Message::from_vec(&bytes).unwrap().metadata.truncation);
 
     let r = udp(s.addr, &query("big.gslb.example.org.", RecordType::TXT)).await;
@@ -194,11 +144,7 @@ async fn udp_truncates_to_the_clients_buffer_and_tcp_gets_everything() {
     // dig retries over TCP by itself when it sees TC.
     let d = dig(s.addr, &["big.gslb.example.org", "TXT", "+noedns"]).await;
     assert_eq!(d.answers.len(), 4, "{}", d.raw);
-    assert!(
-        d.raw.contains("Truncated, retrying in TCP mode"),
-        "{}",
-        d.raw
-    );
+    assert!(d.raw.contains("Truncated, retrying in TCP mode"), "{}", d.raw);
     s.stop().await;
 }
 
@@ -207,8 +153,7 @@ async fn any_queries_get_one_rrset() {
     let s = TestServer::start(POLICIES).await;
     for r in both(&s, &query("gslb.example.org.", RecordType::ANY)).await {
         assert!(r.metadata.authoritative);
-        let types: std::collections::HashSet<_> =
-            r.answers.iter().map(|a| a.record_type()).collect();
+        let types: std::collections::HashSet<_> = r.answers.iter().map(|a| a.record_type()).collect();
         assert_eq!(types.len(), 1, "one RRset, not the whole apex: {types:?}");
     }
     let r = udp(s.addr, &query("app.gslb.example.org.", RecordType::ANY)).await;
@@ -238,16 +183,10 @@ async fn chaos_is_refused_unless_configured() {
     m.queries[0].set_query_class(DNSClass::CH);
     let r = udp(s.addr, &m).await;
     assert_eq!(r.metadata.response_code, ResponseCode::NoError);
-    assert!(
-        matches!(&r.answers[0].data, RData::TXT(t) if t.to_string().contains("switchyard-test"))
-    );
+    assert!(matches!(&r.answers[0].data, RData::TXT(t) if t.to_string().contains("switchyard-test")));
     let mut m = query("id.server.", RecordType::TXT);
     m.queries[0].set_query_class(DNSClass::CH);
-    assert_eq!(
-        udp(s.addr, &m).await.metadata.response_code,
-        ResponseCode::Refused,
-        "id.server not configured"
-    );
+    assert_eq!(udp(s.addr, &m).await.metadata.response_code, ResponseCode::Refused, "id.server not configured");
     let d = dig(s.addr, &["hostname.bind", "TXT", "CH"]).await;
     assert_eq!(d.status, "REFUSED");
     s.stop().await;
@@ -260,65 +199,30 @@ async fn odd_queries_get_protocol_answers_and_the_server_keeps_serving() {
     // NOTIFY opcode: not implemented.
     let mut m = query("static.gslb.example.org.", RecordType::A);
     m.metadata.op_code = OpCode::Notify;
-    assert_eq!(
-        udp(s.addr, &m).await.metadata.response_code,
-        ResponseCode::NotImp
-    );
+    assert_eq!(udp(s.addr, &m).await.metadata.response_code, ResponseCode::NotImp);
     // No question, or two.
     let mut none = raw_query(1, "static.gslb.example.org", 1, IN, None);
     none[5] = 0;
     none.truncate(12);
-    assert_eq!(
-        rcode(
-            &udp_raw(s.addr, &none, t)
-                .await
-                .expect("answer to an empty query")
-        ),
-        1,
-        "FORMERR"
-    );
+    assert_eq!(rcode(&udp_raw(s.addr, &none, t).await.expect("answer to an empty query")), 1, "FORMERR");
     let mut m = query("static.gslb.example.org.", RecordType::A);
-    m.add_query(hickory_proto::op::Query::query(
-        "app.gslb.example.org.".parse().unwrap(),
-        RecordType::A,
-    ));
-    assert_eq!(
-        udp(s.addr, &m).await.metadata.response_code,
-        ResponseCode::FormErr
-    );
+    m.add_query(hickory_proto::op::Query::query("app.gslb.example.org.".parse().unwrap(), RecordType::A));
+    assert_eq!(udp(s.addr, &m).await.metadata.response_code, ResponseCode::FormErr);
     // Zone transfers are refused.
     assert_eq!(
-        tcp(s.addr, &query("gslb.example.org.", RecordType::AXFR))
-            .await
-            .metadata
-            .response_code,
+        tcp(s.addr, &query("gslb.example.org.", RecordType::AXFR)).await.metadata.response_code,
         ResponseCode::Refused
     );
     // Unknown class.
-    let reply = udp_raw(
-        s.addr,
-        &raw_query(9, "static.gslb.example.org", 1, 4, None),
-        t,
-    )
-    .await
-    .unwrap();
+    let reply = udp_raw(s.addr, &raw_query(9, "static.gslb.example.org", 1, 4, None), t).await.unwrap();
     assert_eq!(rcode(&reply), 5, "REFUSED for class HS");
     // Garbage: short packets, truncated questions, a response. None may stop the server.
-    for junk in [
-        vec![0u8; 3],
-        vec![0xff; 40],
-        raw_query(3, "static.gslb.example.org", 1, IN, None)[..20].to_vec(),
-    ] {
+    for junk in [vec![0u8; 3], vec![0xff; 40], raw_query(3, "static.gslb.example.org", 1, IN, None)[..20].to_vec()] {
         let _ = udp_raw(s.addr, &junk, Duration::from_millis(200)).await;
     }
     let mut response = raw_query(4, "static.gslb.example.org", 1, IN, None);
     response[2] |= 0x80;
-    assert!(
-        udp_raw(s.addr, &response, Duration::from_millis(300))
-            .await
-            .is_none(),
-        "responses are never answered"
-    );
+    assert!(udp_raw(s.addr, &response, Duration::from_millis(300)).await.is_none(), "responses are never answered");
     let r = udp(s.addr, &query("static.gslb.example.org.", RecordType::A)).await;
     assert_eq!(r.answers.len(), 1, "still serving");
     s.stop().await;
@@ -329,11 +233,7 @@ async fn tcp_pipelines_several_queries_on_one_connection() {
     use tokio::io::AsyncWriteExt;
     let s = TestServer::start(POLICIES).await;
     let mut conn = tokio::net::TcpStream::connect(s.addr).await.unwrap();
-    let names = [
-        "static.gslb.example.org.",
-        "app.gslb.example.org.",
-        "nope.gslb.example.org.",
-    ];
+    let names = ["static.gslb.example.org.", "app.gslb.example.org.", "nope.gslb.example.org."];
     let mut ids = Vec::new();
     let mut out = Vec::new();
     for (i, name) in names.iter().enumerate() {
@@ -351,14 +251,7 @@ async fn tcp_pipelines_several_queries_on_one_connection() {
         got.push((m.metadata.id, m.metadata.response_code));
     }
     got.sort_by_key(|(id, _)| *id);
-    assert_eq!(
-        got,
-        vec![
-            (1000, ResponseCode::NoError),
-            (1001, ResponseCode::NoError),
-            (1002, ResponseCode::NXDomain)
-        ]
-    );
+    assert_eq!(got, vec![(1000, ResponseCode::NoError), (1001, ResponseCode::NoError), (1002, ResponseCode::NXDomain)]);
     s.stop().await;
 }
 
@@ -369,11 +262,7 @@ async fn static_record_types_and_in_zone_cname_targets() {
     assert!(
         matches!(&r.answers[0].data, RData::MX(mx) if mx.exchange.to_ascii() == "mail.example.org." && mx.preference == 10)
     );
-    let r = udp(
-        s.addr,
-        &query("_https._tcp.gslb.example.org.", RecordType::SRV),
-    )
-    .await;
+    let r = udp(s.addr, &query("_https._tcp.gslb.example.org.", RecordType::SRV)).await;
     assert!(
         matches!(&r.answers[0].data, RData::SRV(srv) if srv.target.to_ascii() == "app.gslb.example.org." && srv.port == 443)
     );

@@ -22,11 +22,7 @@ impl Drop for Unbound {
 }
 
 fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 async fn start_unbound(upstream: std::net::SocketAddr) -> Unbound {
@@ -70,11 +66,7 @@ stub-zone:
         .stderr(Stdio::null())
         .spawn()
         .expect("unbound runs (apt-get install unbound)");
-    let u = Unbound {
-        child,
-        port,
-        _dir: dir,
-    };
+    let u = Unbound { child, port, _dir: dir };
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
@@ -82,11 +74,7 @@ stub-zone:
         if d.status == "NOERROR" && !d.answers.is_empty() {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "unbound did not answer within 15 s:\n{}",
-            d.raw
-        );
+        assert!(Instant::now() < deadline, "unbound did not answer within 15 s:\n{}", d.raw);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     u
@@ -103,45 +91,17 @@ async fn answers_through_unbound_follow_the_client_subnet() {
         ("203.0.113.0/24", "192.0.2.3"),
         ("2001:db8:300::/56", "192.0.2.3"),
     ] {
-        let d = dig(
-            resolver,
-            &[
-                "app.gslb.example.org",
-                "A",
-                "+rec",
-                &format!("+subnet={subnet}"),
-            ],
-        )
-        .await;
+        let d = dig(resolver, &["app.gslb.example.org", "A", "+rec", &format!("+subnet={subnet}")]).await;
         assert_eq!(d.status, "NOERROR", "{}", d.raw);
-        assert_eq!(
-            d.answers.last().map(|a| a.3.as_str()),
-            Some(want),
-            "{subnet} via unbound:\n{}",
-            d.raw
-        );
+        assert_eq!(d.answers.last().map(|a| a.3.as_str()), Some(want), "{subnet} via unbound:\n{}", d.raw);
     }
     // eu-west goes down. A subnet unbound has not seen asks switchyard again and gets
     // the fallback with the short TTL: unbound cached the earlier answer per subnet, as
     // the scope told it, not for everyone.
     s.set_up("eu-west", false);
-    let d = dig(
-        resolver,
-        &[
-            "app.gslb.example.org",
-            "A",
-            "+rec",
-            "+subnet=2001:db8:200::/56",
-        ],
-    )
-    .await;
+    let d = dig(resolver, &["app.gslb.example.org", "A", "+rec", "+subnet=2001:db8:200::/56"]).await;
     let last = d.answers.last().expect("an answer");
-    assert_eq!(
-        (last.3.as_str(), last.1 <= 10),
-        ("192.0.2.1", true),
-        "{}",
-        d.raw
-    );
+    assert_eq!((last.3.as_str(), last.1 <= 10), ("192.0.2.1", true), "{}", d.raw);
     drop(u);
     s.stop().await;
 }

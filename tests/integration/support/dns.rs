@@ -34,11 +34,7 @@ pub fn plain(name: &str, qtype: RecordType) -> Message {
 pub fn ecs(name: &str, qtype: RecordType, subnet: &str) -> Message {
     let mut m = query(name, qtype);
     let cs: ClientSubnet = subnet.parse().unwrap();
-    m.edns
-        .as_mut()
-        .unwrap()
-        .options_mut()
-        .insert(EdnsOption::Subnet(cs));
+    m.edns.as_mut().unwrap().options_mut().insert(EdnsOption::Subnet(cs));
     m
 }
 
@@ -61,9 +57,7 @@ pub async fn udp_raw(server: SocketAddr, packet: &[u8], timeout: Duration) -> Op
 
 pub async fn udp(server: SocketAddr, m: &Message) -> Message {
     let bytes = m.to_vec().unwrap();
-    let reply = udp_raw(server, &bytes, TIMEOUT)
-        .await
-        .expect("UDP reply within 5 s");
+    let reply = udp_raw(server, &bytes, TIMEOUT).await.expect("UDP reply within 5 s");
     let reply = Message::from_vec(&reply).expect("reply parses");
     assert_eq!(reply.metadata.id, m.metadata.id, "reply id matches");
     reply
@@ -71,10 +65,7 @@ pub async fn udp(server: SocketAddr, m: &Message) -> Message {
 
 /// Sends raw bytes over TCP (length-prefixed) and returns the raw reply.
 pub async fn tcp_raw(server: SocketAddr, packet: &[u8]) -> Vec<u8> {
-    let mut s = tokio::time::timeout(TIMEOUT, TcpStream::connect(server))
-        .await
-        .unwrap()
-        .unwrap();
+    let mut s = tokio::time::timeout(TIMEOUT, TcpStream::connect(server)).await.unwrap().unwrap();
     let mut framed = (packet.len() as u16).to_be_bytes().to_vec();
     framed.extend_from_slice(packet);
     s.write_all(&framed).await.unwrap();
@@ -83,21 +74,14 @@ pub async fn tcp_raw(server: SocketAddr, packet: &[u8]) -> Vec<u8> {
 
 pub async fn read_frame(s: &mut TcpStream) -> Vec<u8> {
     let mut len = [0u8; 2];
-    tokio::time::timeout(TIMEOUT, s.read_exact(&mut len))
-        .await
-        .expect("TCP reply within 5 s")
-        .unwrap();
+    tokio::time::timeout(TIMEOUT, s.read_exact(&mut len)).await.expect("TCP reply within 5 s").unwrap();
     let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
-    tokio::time::timeout(TIMEOUT, s.read_exact(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
+    tokio::time::timeout(TIMEOUT, s.read_exact(&mut buf)).await.unwrap().unwrap();
     buf
 }
 
 pub async fn tcp(server: SocketAddr, m: &Message) -> Message {
-    let reply =
-        Message::from_vec(&tcp_raw(server, &m.to_vec().unwrap()).await).expect("reply parses");
+    let reply = Message::from_vec(&tcp_raw(server, &m.to_vec().unwrap()).await).expect("reply parses");
     assert_eq!(reply.metadata.id, m.metadata.id);
     reply
 }
@@ -116,10 +100,7 @@ pub fn addrs(m: &Message) -> Vec<IpAddr> {
 
 /// The first answer address as a string, for compact assertions.
 pub fn first(m: &Message) -> String {
-    addrs(m)
-        .first()
-        .map(|a| a.to_string())
-        .unwrap_or_else(|| format!("no address ({})", m.metadata.response_code))
+    addrs(m).first().map(|a| a.to_string()).unwrap_or_else(|| format!("no address ({})", m.metadata.response_code))
 }
 
 /// TTLs of the answer records.
@@ -218,22 +199,14 @@ pub async fn dig(server: SocketAddr, args: &[&str]) -> Dig {
         .await
         .expect("dig runs (apt-get install dnsutils)");
     let raw = String::from_utf8_lossy(&out.stdout).into_owned();
-    let status = raw
-        .split("status: ")
-        .nth(1)
-        .and_then(|s| s.split(',').next())
-        .unwrap_or("none")
-        .to_owned();
+    let status = raw.split("status: ").nth(1).and_then(|s| s.split(',').next()).unwrap_or("none").to_owned();
     let flags = raw
         .split(";; flags: ")
         .nth(1)
         .and_then(|s| s.split(';').next())
         .map(|s| s.split_whitespace().map(str::to_owned).collect())
         .unwrap_or_default();
-    let client_subnet = raw
-        .lines()
-        .find_map(|l| l.strip_prefix("; CLIENT-SUBNET: "))
-        .map(|s| s.trim().to_owned());
+    let client_subnet = raw.lines().find_map(|l| l.strip_prefix("; CLIENT-SUBNET: ")).map(|s| s.trim().to_owned());
     let mut answers = Vec::new();
     let mut in_answer = false;
     for line in raw.lines() {
@@ -247,20 +220,9 @@ pub async fn dig(server: SocketAddr, args: &[&str]) -> Dig {
             }
             let f: Vec<&str> = line.split_whitespace().collect();
             if f.len() >= 5 {
-                answers.push((
-                    f[0].to_owned(),
-                    f[1].parse().unwrap_or(0),
-                    f[3].to_owned(),
-                    f[4..].join(" "),
-                ));
+                answers.push((f[0].to_owned(), f[1].parse().unwrap_or(0), f[3].to_owned(), f[4..].join(" ")));
             }
         }
     }
-    Dig {
-        status,
-        flags,
-        answers,
-        client_subnet,
-        raw,
-    }
+    Dig { status, flags, answers, client_subnet, raw }
 }

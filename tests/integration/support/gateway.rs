@@ -185,15 +185,10 @@ impl Pki {
     pub fn new(name: &str) -> Pki {
         let key = rcgen::KeyPair::generate().unwrap();
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, name);
+        params.distinguished_name.push(rcgen::DnType::CommonName, name);
         params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
         let cert = params.self_signed(&key).unwrap();
-        Pki {
-            ca_pem: cert.pem(),
-            ca: rcgen::Issuer::new(params, key),
-        }
+        Pki { ca_pem: cert.pem(), ca: rcgen::Issuer::new(params, key) }
     }
 
     /// A TLS acceptor with a certificate for `dns_name`, signed by this CA.

@@ -7,42 +7,18 @@ use mmdb_writer::Writer;
 use serde_json::json;
 
 /// (network, country, continent, subdivision, location)
-pub type Row = (
-    &'static str,
-    &'static str,
-    &'static str,
-    Option<&'static str>,
-    Option<(f64, f64)>,
-);
+pub type Row = (&'static str, &'static str, &'static str, Option<&'static str>, Option<(f64, f64)>);
 
 /// The test world. Clients on five continents, v4 and v6.
 pub const WORLD: &[Row] = &[
-    (
-        "198.51.100.0/24",
-        "US",
-        "NA",
-        Some("VA"),
-        Some((38.9, -77.0)),
-    ),
+    ("198.51.100.0/24", "US", "NA", Some("VA"), Some((38.9, -77.0))),
     ("192.0.2.0/25", "GB", "EU", Some("ENG"), Some((51.5, -0.12))),
     ("192.0.2.128/25", "DE", "EU", None, Some((50.1, 8.7))),
-    (
-        "203.0.113.0/24",
-        "JP",
-        "AS",
-        Some("13"),
-        Some((35.7, 139.7)),
-    ),
+    ("203.0.113.0/24", "JP", "AS", Some("13"), Some((35.7, 139.7))),
     ("100.64.0.0/16", "AU", "OC", None, None),
     ("100.65.0.0/16", "BR", "SA", None, Some((-23.5, -46.6))),
     ("100.66.0.0/16", "ZA", "AF", None, Some((-26.2, 28.0))),
-    (
-        "100.67.0.0/16",
-        "US",
-        "NA",
-        Some("CA"),
-        Some((37.4, -122.1)),
-    ),
+    ("100.67.0.0/16", "US", "NA", Some("CA"), Some((37.4, -122.1))),
     ("2001:db8:100::/48", "US", "NA", None, Some((40.7, -74.0))),
     ("2001:db8:200::/48", "DE", "EU", None, Some((50.1, 8.7))),
     ("2001:db8:300::/48", "SG", "AS", None, Some((1.35, 103.8))),
@@ -71,11 +47,7 @@ pub fn city_db() -> Vec<u8> {
 pub fn country_code_db() -> Vec<u8> {
     let mut w = Writer::new("country");
     for (net, country, ..) in WORLD {
-        w.insert(
-            net.parse::<IpNet>().unwrap(),
-            &json!({ "country_code": country }),
-        )
-        .unwrap();
+        w.insert(net.parse::<IpNet>().unwrap(), &json!({ "country_code": country })).unwrap();
     }
     w.to_bytes().unwrap()
 }

@@ -29,22 +29,13 @@ impl TestServer {
         let db = dir.path().join("test-city.mmdb");
         std::fs::write(&db, geoip::city_db()).expect("write test db");
         let path = write_config(dir.path(), config);
-        let model =
-            app::load_model(&path).unwrap_or_else(|e| panic!("test config does not load: {e:#}"));
+        let model = app::load_model(&path).unwrap_or_else(|e| panic!("test config does not load: {e:#}"));
         let app = App::start(model).await.expect("server starts");
-        TestServer {
-            addr: app.dns_addr(),
-            state: app.state.clone(),
-            dir,
-            app: Some(app),
-        }
+        TestServer { addr: app.dns_addr(), state: app.state.clone(), dir, app: Some(app) }
     }
 
     pub fn set_up(&self, region: &str, up: bool) {
-        assert!(
-            self.state.set_region_up(region, up),
-            "unknown region {region}"
-        );
+        assert!(self.state.set_region_up(region, up), "unknown region {region}");
     }
 
     pub async fn stop(mut self) {
@@ -56,9 +47,7 @@ impl TestServer {
 
 /// Writes a config into `dir`, substituting `@GEOIP@` and `@DIR@`.
 pub fn write_config(dir: &Path, config: &str) -> PathBuf {
-    let text = config
-        .replace("@GEOIP@", "test-city.mmdb")
-        .replace("@DIR@", &dir.display().to_string());
+    let text = config.replace("@GEOIP@", "test-city.mmdb").replace("@DIR@", &dir.display().to_string());
     let path = dir.join("switchyard.toml");
     std::fs::write(&path, text).expect("write config");
     path
