@@ -68,8 +68,14 @@ pub fn resolve(snap: &Snapshot, q: &Question<'_>, subject: &Subject) -> Response
         DNSClass::CH => return chaos(model, q),
         _ => return Response::refused(),
     }
-    if matches!(q.qtype, RecordType::AXFR | RecordType::IXFR) {
-        return Response::refused();
+    match u16::from(q.qtype) {
+        // Zone transfers are not offered.
+        251 | 252 => return Response::refused(),
+        // Not a type one can ask for.
+        0 | 41 => return Response::new(ResponseCode::FormErr, false),
+        // TKEY, TSIG, MAILB, MAILA: meta types we do not implement.
+        249 | 250 | 253 | 254 => return Response::new(ResponseCode::NotImp, false),
+        _ => {}
     }
     let mut r = Response::new(ResponseCode::NoError, true);
     let mut owner = q.name.clone();
@@ -81,12 +87,13 @@ pub fn resolve(snap: &Snapshot, q: &Question<'_>, subject: &Subject) -> Response
     };
     for _ in 0..MAX_CHAIN {
         if let Some(name) = node.gslb {
+            let before = r.answers.len();
             gslb(snap, name, &owner, q.qtype, subject, &mut r);
-            return if r.answers.is_empty() && r.rcode == ResponseCode::NoError {
-                negative(model, r.rcode, r)
-            } else {
-                r
-            };
+            if r.rcode == ResponseCode::NoError && r.answers.len() == before {
+                // NODATA, possibly at the end of a CNAME chain (RFC 2308 2.2).
+                r.authority.push(soa(model));
+            }
+            return r;
         }
         let wanted = if q.qtype == RecordType::ANY {
             // RFC 8482: one RRset, not everything.
@@ -181,8 +188,10 @@ fn chaos(model: &Model, q: &Question<'_>) -> Response {
 /// Answers a GSLB name (possibly reached through a CNAME at `owner`).
 fn gslb(snap: &Snapshot, name: usize, owner: &Name, qtype: RecordType, subject: &Subject, r: &mut Response) {
     let model = &*snap.model;
-    if !matches!(qtype, RecordType::A | RecordType::AAAA | RecordType::CNAME | RecordType::ANY) {
-        // Other types do not depend on the client: NODATA, scope /0.
+    let n = &model.names[name];
+    let addresses_asked = matches!(qtype, RecordType::A | RecordType::AAAA | RecordType::ANY);
+    if !addresses_asked && !n.may_cname {
+        // Other types never depend on the client: NODATA, scope /0.
         return;
     }
     if !snap.health.ready {
@@ -195,40 +204,39 @@ fn gslb(snap: &Snapshot, name: usize, owner: &Name, qtype: RecordType, subject: 
     let client = Client::new(subject.addr, subject.prefix, model.geo.as_deref());
     let route = routing::route(model, &snap.health, name, &client);
     r.scope = r.scope.max(route.scope);
-    let n = &model.names[name];
     if route.outcome == Outcome::AllDownServFail {
         r.rcode = ResponseCode::ServFail;
         r.authoritative = false;
         return;
     }
-    if route.outcome != Outcome::AllDownFallback {
-        r.region = route.regions.first().copied();
-    }
+    // A CNAME answer is decided once, from the fallback or the best region, and then
+    // given for every type: a name is a CNAME or it is not (RFC 1034 3.6.2).
+    let (regions, fallback) = match (&route.outcome, &n.when_all_down) {
+        (Outcome::AllDownFallback, AllDown::Fallback { a, aaaa, cname }) => (&[][..], Some((a, aaaa, cname))),
+        _ => (&route.regions[..], None),
+    };
+    let cname = match fallback {
+        Some((_, _, cname)) => cname.as_ref(),
+        None => regions.first().and_then(|&id| model.config.regions[id as usize].cname.as_ref()),
+    };
+    r.region = regions.first().copied();
     let ttl = route.ttl;
     let mut push = |data: RData| r.answers.push(Record::from_rdata(owner.clone(), ttl, data));
-    match route.outcome {
-        Outcome::AllDownFallback => {
-            if let AllDown::Fallback { a, aaaa, cname } = &n.when_all_down {
-                match cname {
-                    Some(target) => push(RData::CNAME(CNAME(target.clone()))),
-                    None => {
-                        addresses(qtype, a, aaaa, &mut push);
-                    }
-                }
-            }
+    if let Some(target) = cname {
+        push(RData::CNAME(CNAME(target.clone())));
+        return;
+    }
+    if !addresses_asked {
+        return;
+    }
+    match fallback {
+        Some((a, aaaa, _)) => {
+            addresses(qtype, a, aaaa, &mut push);
         }
-        _ => {
-            let mut pushed = 0;
-            for &id in &route.regions {
+        None => {
+            for &id in regions {
                 let region = &model.config.regions[id as usize];
-                if let Some(target) = &region.cname {
-                    // One CNAME per owner name, never beside addresses (RFC 1034 3.6.2).
-                    if pushed == 0 {
-                        push(RData::CNAME(CNAME(target.clone())));
-                    }
-                    break;
-                }
-                pushed += addresses(qtype, &region.a, &region.aaaa, &mut push);
+                addresses(qtype, &region.a, &region.aaaa, &mut push);
             }
         }
     }

@@ -37,12 +37,12 @@ pub enum EcsError {
     HostBits,
 }
 
-/// ECS handling settings, from `[server]`.
-#[derive(Debug, Clone, Default)]
-pub struct EcsPolicy {
+/// ECS handling settings, borrowed from `[server]`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EcsPolicy<'a> {
     pub enabled: bool,
     /// Resolvers whose ECS is used; empty: all.
-    pub trusted: Vec<IpNet>,
+    pub trusted: &'a [IpNet],
 }
 
 fn full(addr: IpAddr) -> u8 {
@@ -86,27 +86,34 @@ pub fn parse(data: &[u8]) -> Result<ClientSubnet, EcsError> {
 }
 
 /// Picks the routing subject for a query from `src`, given the raw query bytes.
-pub fn subject(src: IpAddr, raw: &[u8], policy: &EcsPolicy) -> Result<Subject, EcsError> {
+pub fn subject(src: IpAddr, raw: &[u8], policy: EcsPolicy<'_>) -> Result<Subject, EcsError> {
     let src = match src {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(src, IpAddr::V4),
         v4 => v4,
     };
     let resolver = Subject { addr: src, prefix: full(src), ecs: None };
-    let mut options = wire::edns_options(raw, 8);
-    let Some(first) = options.next() else {
+    let trusted = policy.trusted.is_empty() || policy.trusted.iter().any(|n| n.contains(&src));
+    if !policy.enabled || !trusted {
+        // Ignored options are neither checked nor echoed: the answer is then valid for
+        // every client of this resolver.
         return Ok(resolver);
-    };
+    }
+    let mut options = wire::edns_options(raw, 8);
+    let Some(first) = options.next() else { return Ok(resolver) };
     if options.next().is_some() {
         return Err(EcsError::Duplicate);
     }
     let ecs = parse(first)?;
-    if !policy.enabled || !(policy.trusted.is_empty() || policy.trusted.iter().any(|n| n.contains(&src))) {
-        // Ignored options are not echoed: the answer is then valid for every client.
-        return Ok(resolver);
-    }
     if ecs.source_prefix() == 0 {
         // The client asked for privacy: route on the resolver, claim scope /0.
         return Ok(Subject { ecs: Some(ecs), ..resolver });
+    }
+    // An IPv4-mapped IPv6 subnet is an IPv4 subnet (the echo keeps the client's form).
+    if let IpAddr::V6(v6) = ecs.addr()
+        && let Some(v4) = v6.to_ipv4_mapped()
+        && ecs.source_prefix() >= 96
+    {
+        return Ok(Subject { addr: IpAddr::V4(v4), prefix: ecs.source_prefix() - 96, ecs: Some(ecs) });
     }
     Ok(Subject { addr: ecs.addr(), prefix: ecs.source_prefix(), ecs: Some(ecs) })
 }
@@ -166,22 +173,33 @@ mod tests {
     fn trust_privacy_and_duplicates() {
         let src: IpAddr = "192.0.2.53".parse().unwrap();
         let q = query_with(&[data(1, 24, 0, &[198, 51, 100])]);
-        let all = EcsPolicy { enabled: true, trusted: vec![] };
-        let s = subject(src, &q, &all).unwrap();
+        let all = EcsPolicy { enabled: true, trusted: &[] };
+        let s = subject(src, &q, all).unwrap();
         assert_eq!((s.addr.to_string(), s.prefix, s.ecs.is_some()), ("198.51.100.0".into(), 24, true));
 
-        let other = EcsPolicy { enabled: true, trusted: vec!["203.0.113.0/24".parse().unwrap()] };
-        let s = subject(src, &q, &other).unwrap();
+        let nets = ["203.0.113.0/24".parse().unwrap()];
+        let other = EcsPolicy { enabled: true, trusted: &nets };
+        let s = subject(src, &q, other).unwrap();
         assert_eq!((s.addr, s.prefix, s.ecs.is_some()), (src, 32, false));
 
-        let off = EcsPolicy { enabled: false, trusted: vec![] };
-        assert_eq!(subject(src, &q, &off).unwrap().ecs, None);
+        let off = EcsPolicy { enabled: false, trusted: &[] };
+        assert_eq!(subject(src, &q, off).unwrap().ecs, None);
+
+        // Malformed ECS from a resolver whose ECS is ignored is ignored too.
+        let bad = query_with(&[data(1, 24, 0, &[198, 51, 100, 7])]);
+        assert!(subject(src, &bad, off).is_ok());
+        assert!(subject(src, &bad, other).is_ok());
+        assert_eq!(subject(src, &bad, all), Err(EcsError::AddressLength));
 
         let private = query_with(&[data(1, 0, 0, &[])]);
-        let s = subject(src, &private, &all).unwrap();
+        let s = subject(src, &private, all).unwrap();
         assert_eq!((s.addr, s.prefix, s.ecs.is_some()), (src, 32, true));
 
+        let mapped = query_with(&[data(2, 120, 0, &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 51, 100])]);
+        let s = subject(src, &mapped, all).unwrap();
+        assert_eq!((s.addr.to_string(), s.prefix), ("198.51.100.0".into(), 24));
+
         let twice = query_with(&[data(1, 24, 0, &[198, 51, 100]), data(1, 24, 0, &[198, 51, 100])]);
-        assert_eq!(subject(src, &twice, &all), Err(EcsError::Duplicate));
+        assert_eq!(subject(src, &twice, all), Err(EcsError::Duplicate));
     }
 }

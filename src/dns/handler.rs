@@ -11,6 +11,7 @@ use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCo
 use hickory_proto::rr::Record;
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_server::net::runtime::Time;
+use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
 use tracing::debug;
@@ -69,8 +70,8 @@ impl RequestHandler for Handler {
             metadata.response_code = ResponseCode::FormErr;
             reply(metadata, query_edns.map(|e| response_edns(e, ours, None)), None)
         } else {
-            let policy = EcsPolicy { enabled: server.ecs, trusted: server.ecs_trusted.clone() };
-            match subject(request.src().ip(), request.as_slice(), &policy) {
+            let policy = EcsPolicy { enabled: server.ecs, trusted: &server.ecs_trusted };
+            match subject(request.src().ip(), request.as_slice(), policy) {
                 Err(error) => {
                     debug!(%error, src = %request.src(), "malformed client subnet option");
                     metadata.response_code = ResponseCode::FormErr;
@@ -99,15 +100,26 @@ impl RequestHandler for Handler {
         };
         metadata.recursion_available = false;
 
+        let empty: &[Record] = &[];
+        let (mut answers, mut authority, mut additional) = match &response {
+            Some(r) => (&r.answers[..], &r.authority[..], &r.additional[..]),
+            None => (empty, empty, empty),
+        };
+        // Over UDP an answer that does not fit goes out as TC with no records, so that
+        // the OPT (and the ECS echo) always fits (RFC 6891 7): hickory's encoder would
+        // fill the sections and then drop the OPT.
+        if request.protocol() == Protocol::Udp {
+            let limit = edns.as_ref().map_or(512, |e| e.max_payload());
+            let sections = [answers, authority, additional];
+            if !fits(queries, edns.as_ref(), metadata, &sections, limit) {
+                metadata.truncation = true;
+                (answers, authority, additional) = (empty, empty, empty);
+            }
+        }
         let mut builder = MessageResponseBuilder::new(queries, None);
         if let Some(edns) = &edns {
             builder.edns(edns);
         }
-        let empty: &[Record] = &[];
-        let (answers, authority, additional) = match &response {
-            Some(r) => (&r.answers[..], &r.authority[..], &r.additional[..]),
-            None => (empty, empty, empty),
-        };
         let message = builder.build(metadata, answers.iter(), authority.iter(), empty.iter(), additional.iter());
         match response_handle.send_response(message).await {
             Ok(info) => info,
@@ -118,5 +130,59 @@ impl RequestHandler for Handler {
                 Header { metadata, counts: HeaderCounts::default() }.into()
             }
         }
+    }
+}
+
+/// The most bytes a name can take on the wire (no compression).
+fn name_len(name: &hickory_proto::rr::Name) -> usize {
+    name.iter().map(|l| l.len() + 1).sum::<usize>() + 1
+}
+
+/// An upper bound on a record's wire size, if it is cheap to know.
+fn record_bound(r: &Record) -> Option<usize> {
+    use hickory_proto::rr::RData;
+    let rdata = match &r.data {
+        RData::A(_) => 4,
+        RData::AAAA(_) => 16,
+        RData::CNAME(n) => name_len(&n.0),
+        RData::NS(n) => name_len(&n.0),
+        RData::PTR(n) => name_len(&n.0),
+        RData::MX(mx) => 2 + name_len(&mx.exchange),
+        RData::SRV(srv) => 6 + name_len(&srv.target),
+        RData::SOA(soa) => name_len(&soa.mname) + name_len(&soa.rname) + 20,
+        RData::TXT(txt) => txt.txt_data.iter().map(|s| s.len() + 1).sum(),
+        _ => return None,
+    };
+    Some(name_len(&r.name) + 10 + rdata)
+}
+
+/// Whether a response fits in `limit` bytes: a cheap bound first, an encoding if the
+/// bound says it might not.
+fn fits(
+    queries: &hickory_server::zone_handler::Queries,
+    edns: Option<&Edns>,
+    metadata: Metadata,
+    sections: &[&[Record]; 3],
+    limit: u16,
+) -> bool {
+    let opt = edns.map_or(0, |_| 11 + 12);
+    let records: Option<usize> = sections.iter().flat_map(|s| s.iter()).map(record_bound).sum();
+    if let Some(bound) = records
+        && 12 + queries.as_bytes().len() + opt + bound <= limit as usize
+    {
+        return true;
+    }
+    let mut builder = MessageResponseBuilder::new(queries, None);
+    if let Some(edns) = edns {
+        builder.edns(edns);
+    }
+    let [a, n, d] = sections;
+    let message = builder.build(metadata, a.iter(), n.iter(), [].iter(), d.iter());
+    let mut buf = Vec::with_capacity(limit as usize);
+    let mut encoder = hickory_proto::serialize::binary::BinEncoder::new(&mut buf);
+    encoder.set_max_size(limit);
+    match message.destructive_emit(&mut encoder) {
+        Ok(info) => !info.truncation,
+        Err(_) => false,
     }
 }

@@ -33,6 +33,8 @@ pub struct Model {
 #[derive(Debug)]
 pub struct GslbName {
     pub fqdn: Name,
+    /// Some answer of this name may be a CNAME (a CNAME region or fallback).
+    pub may_cname: bool,
     pub policy: Compiled,
     pub regions: Vec<RegionId>,
     pub answers: usize,
@@ -87,7 +89,9 @@ impl Model {
                         ),
                     },
                     Policy::Failover => Compiled::Failover,
-                    Policy::Weighted { weights } => Compiled::Weighted { weights: weights.clone() },
+                    Policy::Weighted { weights } => Compiled::Weighted {
+                        weights: weights.clone(),
+                    },
                     Policy::Multivalue => Compiled::Multivalue,
                     Policy::Static => Compiled::Static,
                     Policy::Writer => Compiled::Writer,
@@ -102,8 +106,13 @@ impl Model {
                         max_lag: max_lag.as_secs_f64(),
                     },
                 };
+                let may_cname = n.regions.iter().any(|&r| config.regions[r].cname.is_some())
+                    || matches!(&n.when_all_down, AllDown::Fallback { cname: Some(_), .. })
+                    || matches!(&n.policy, Policy::Geo { map, default }
+                        if map.iter().flat_map(|(_, rs)| rs).chain(default).any(|&r| config.regions[r].cname.is_some()));
                 GslbName {
                     fqdn: n.fqdn.clone(),
+                    may_cname,
                     policy,
                     regions: ids(&n.regions),
                     answers: n.answers,

@@ -189,10 +189,12 @@ pub fn finish(n: &GslbName, ranking: &Ranking, health: &HealthView, client_prefi
         let ttl = if preferred && settled { n.ttl } else { n.failover_ttl };
         return Route { regions: chosen, ttl, scope, outcome };
     }
-    let (regions, scope, outcome) = match n.when_all_down {
-        AllDown::FailOpen => (ideal(), scope, Outcome::AllDownFailOpen),
-        AllDown::ServFail => (Regions::new(), 0, Outcome::AllDownServFail),
-        AllDown::Fallback { .. } => (Regions::new(), 0, Outcome::AllDownFallback),
+    // The all-down answer is the same for every client only if the candidates are:
+    // keep the ranking's scope (it is /0 for client-independent policies).
+    let (regions, outcome) = match n.when_all_down {
+        AllDown::FailOpen => (ideal(), Outcome::AllDownFailOpen),
+        AllDown::ServFail => (Regions::new(), Outcome::AllDownServFail),
+        AllDown::Fallback { .. } => (Regions::new(), Outcome::AllDownFallback),
     };
     Route { regions, ttl: n.failover_ttl, scope, outcome }
 }

@@ -153,3 +153,23 @@ async fn without_ecs_the_resolver_address_is_the_client() {
     assert_eq!(first(&r), "192.0.2.1");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn all_down_answers_of_client_dependent_names_keep_their_scope() {
+    let config = POLICIES.replace(
+        "\"default\" = [\"us-east\"]\n",
+        "\"default\" = [\"us-east\"]\n[names.geo.when_all_down]\nfallback = [\"192.0.2.99\"]\n",
+    );
+    assert_ne!(config, POLICIES);
+    let s = TestServer::start(&config).await;
+    s.set_up("eu-west", false);
+    s.set_up("us-east", false);
+    let r = udp(s.addr, &ecs("geo.gslb.example.org.", RecordType::A, "192.0.2.0/25")).await;
+    assert_eq!(first(&r), "192.0.2.99");
+    let (_, scope) = ecs_echo(&r).unwrap();
+    assert!(scope > 0, "the GB client's candidates are not everyone's: scope {scope}");
+    // A JP client's candidates are still up: a different answer, so /0 would have been a lie.
+    let r = udp(s.addr, &ecs("geo.gslb.example.org.", RecordType::A, "203.0.113.0/25")).await;
+    assert_eq!(first(&r), "192.0.2.3");
+    s.stop().await;
+}

@@ -131,7 +131,10 @@ async fn udp_truncates_to_the_clients_buffer_and_tcp_gets_everything() {
     small.edns.as_mut().unwrap().set_max_payload(600);
     let bytes = udp_raw(s.addr, &small.to_vec().unwrap(), Duration::from_secs(5)).await.unwrap();
     assert!(bytes.len() <= 600, "honours the client's 600: {}", bytes.len());
-    assert!(Message::from_vec(&bytes).unwrap().metadata.truncation);
+    let m = Message::from_vec(&bytes).unwrap();
+    assert!(m.metadata.truncation);
+    assert!(m.edns.is_some(), "the OPT is kept in a truncated answer (RFC 6891 7)");
+    assert!(m.answers.is_empty(), "no partial RRset");
 
     let r = udp(s.addr, &query("big.gslb.example.org.", RecordType::TXT)).await;
     assert!(!r.metadata.truncation, "fits in 1232");
@@ -268,5 +271,39 @@ async fn static_record_types_and_in_zone_cname_targets() {
     );
     let r = udp(s.addr, &query("www.gslb.example.org.", RecordType::CNAME)).await;
     assert_eq!(r.answers.len(), 1, "a CNAME query gets the CNAME only");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn nodata_at_the_end_of_a_cname_chain_carries_the_soa() {
+    let s = TestServer::start(POLICIES).await;
+    for r in both(&s, &query("www.gslb.example.org.", RecordType::MX)).await {
+        assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(r.answers.len(), 1, "the CNAME");
+        assert_eq!(r.authorities.len(), 1);
+        assert_eq!(r.authorities[0].record_type(), RecordType::SOA);
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_cname_answer_is_given_for_every_type() {
+    let s = TestServer::start(POLICIES).await;
+    for qtype in [RecordType::MX, RecordType::TXT, RecordType::A] {
+        let r = udp(s.addr, &query("edge.gslb.example.org.", qtype)).await;
+        assert_eq!(r.answers.len(), 1, "{qtype}");
+        assert_eq!(r.answers[0].record_type(), RecordType::CNAME, "{qtype}");
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn meta_query_types() {
+    let s = TestServer::start(POLICIES).await;
+    let t = Duration::from_secs(5);
+    for (qtype, code) in [(0u16, 1u16), (41, 1), (249, 4), (253, 4), (254, 4)] {
+        let reply = udp_raw(s.addr, &raw_query(50, "static.gslb.example.org", qtype, IN, None), t).await.unwrap();
+        assert_eq!(rcode(&reply), code, "qtype {qtype}");
+    }
     s.stop().await;
 }
