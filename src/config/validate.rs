@@ -33,7 +33,7 @@ pub(super) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Diagnostic>> 
     if !syntax.is_empty() {
         return Err(syntax.iter().map(toml_diagnostic).collect());
     }
-    let mut v = Validator { errors: Vec::new() };
+    let mut v = Validator { errors: Vec::new(), broken_regions: Vec::new(), zone_present: false };
     let config = v.config(root.into_inner(), base);
     match config {
         Some(config) if v.errors.is_empty() => Ok(config),
@@ -48,6 +48,16 @@ fn toml_diagnostic(e: &toml::de::Error) -> Diagnostic {
     let message = e.message().trim_end().to_owned();
     let hint = if message.starts_with("unknown field") {
         Some("remove the key or fix its spelling; `switchyard check-config` rejects keys it does not know")
+    } else if message.contains("untagged enum WhenAllDown") {
+        return Diagnostic::new(e.span(), "when_all_down is not one of the forms it takes").hint(
+            "\"fail_open\", \"servfail\", { fallback = [\"192.0.2.99\"] } or { cname = \"sorry.example.org.\" }",
+        );
+    } else if message.contains("untagged enum HealthRule") {
+        return Diagnostic::new(e.span(), "health is not one of the forms it takes")
+            .hint("\"all\", \"any\" or { quorum = N }");
+    } else if message.contains("untagged enum Dur") {
+        return Diagnostic::new(e.span(), "not a duration")
+            .hint("a number of seconds, or text such as \"500ms\", \"2s\", \"1m\"");
     } else if message.starts_with("missing field") {
         Some("add the key: it has no default")
     } else if message.starts_with("invalid type") {
@@ -64,6 +74,10 @@ fn toml_diagnostic(e: &toml::de::Error) -> Diagnostic {
 
 struct Validator {
     errors: Vec<Diagnostic>,
+    /// Regions whose entry could not be read: references to them are not errors too.
+    broken_regions: Vec<String>,
+    /// A `[zone]` section exists, even if it could not be read.
+    zone_present: bool,
 }
 
 /// Spans of the raw sections, kept for errors that concern a whole section.
@@ -85,20 +99,34 @@ impl Validator {
         self.errors.last_mut().expect("just pushed")
     }
 
+    /// Deserializes one section. serde stops at the first problem, so each problem key
+    /// is reported, removed, and the section read again, until it reads or nothing more
+    /// can be removed: every unknown key and every wrongly typed value is reported.
     fn section<T: for<'de> Deserialize<'de>>(&mut self, value: &Spanned<DeValue<'_>>) -> Option<T> {
         let mut owned = value.clone();
         owned.get_mut().make_owned();
-        match T::deserialize(ValueDeserializer::from(owned)) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                let mut d = toml_diagnostic(&e);
-                if d.span.is_none() {
-                    d.span = Some(value.span());
-                }
+        let mut removed: Vec<String> = Vec::new();
+        for _ in 0..64 {
+            let e = match T::deserialize(ValueDeserializer::from(owned.clone())) {
+                Ok(t) => return Some(t),
+                Err(e) => e,
+            };
+            let mut d = toml_diagnostic(&e);
+            // A key we removed for its bad value is not also "missing".
+            let echo = removed.iter().any(|k| d.message.starts_with(&format!("missing field `{k}`")));
+            if d.span.is_none() {
+                d.span = Some(value.span());
+            }
+            let key = e.span().and_then(|span| remove_at(owned.get_mut(), &span));
+            if !echo {
                 self.errors.push(d);
-                None
+            }
+            match key {
+                Some(k) => removed.push(k),
+                None => return None,
             }
         }
+        None
     }
 
     /// Deserializes a table of named entries one entry at a time.
@@ -114,8 +142,10 @@ impl Validator {
         };
         let mut out = Vec::new();
         for (key, entry) in table.iter() {
-            if let Some(t) = self.section::<T>(entry) {
-                out.push((Spanned::new(key.span(), key.get_ref().to_string()), t));
+            match self.section::<T>(entry) {
+                Some(t) => out.push((Spanned::new(key.span(), key.get_ref().to_string()), t)),
+                None if what == "regions" => self.broken_regions.push(key.get_ref().to_string()),
+                None => {}
             }
         }
         out
@@ -138,7 +168,10 @@ impl Validator {
                 "server" => s.server = self.section(value).unwrap_or_default(),
                 "defaults" => s.defaults = self.section(value).unwrap_or_default(),
                 "health" => s.health = self.section(value).unwrap_or_default(),
-                "zone" => s.zone = self.section(value).map(|z| (value.span(), z)),
+                "zone" => {
+                    self.zone_present = true;
+                    s.zone = self.section(value).map(|z| (value.span(), z));
+                }
                 "regions" => {
                     s.regions_span = Some(key.span());
                     s.regions = self.entries(value, "regions");
@@ -162,6 +195,7 @@ impl Validator {
         let server = self.server(&s.server, base);
         let zone = match &s.zone {
             Some((_, z)) => self.zone(z),
+            None if self.zone_present => None,
             None => {
                 self.err(None, "missing section `[zone]`").hint =
                     Some("add `[zone]` with `origin`, `[zone.soa]` and at least one `[[zone.ns]]`".into());
@@ -454,6 +488,31 @@ impl Validator {
 
     /// CNAME exclusivity and delegation rules across all static records.
     fn zone_consistency(&mut self, origin: &Name, records: &[Record]) {
+        // CNAME chains must end: follow each one, at most as many steps as there are CNAMEs.
+        let cnames: HashMap<&Name, &Name> = records
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::CNAME(c) => Some((&r.name, &c.0)),
+                _ => None,
+            })
+            .collect();
+        let mut reported: HashSet<&Name> = HashSet::new();
+        for start in cnames.keys() {
+            let mut at = *start;
+            for _ in 0..=cnames.len() {
+                match cnames.get(at) {
+                    Some(next) if *next == *start => {
+                        if reported.insert(start) {
+                            self.err(None, format!("`{start}` is part of a CNAME loop")).hint =
+                                Some("a chain of CNAMEs must end at a name with data".into());
+                        }
+                        break;
+                    }
+                    Some(next) => at = next,
+                    None => break,
+                }
+            }
+        }
         let mut types: HashMap<&Name, HashSet<RecordType>> = HashMap::new();
         for r in records {
             types.entry(&r.name).or_default().insert(r.record_type());
@@ -757,6 +816,10 @@ impl Validator {
 
     fn region_ref(&mut self, s: &S<String>, regions: &[RegionConfig]) -> Option<usize> {
         let name = s.get_ref();
+        if self.broken_regions.contains(name) {
+            // Already reported where it is defined.
+            return None;
+        }
         match regions.iter().position(|r| &r.name == name) {
             Some(i) => Some(i),
             None => {
@@ -989,7 +1052,20 @@ impl Validator {
                         }
                     }
                     // Every region the map names is a candidate, in first-mentioned order.
-                    if n.regions.is_none() {
+                    if let Some(list) = &n.regions {
+                        for (area, rs) in map
+                            .iter()
+                            .map(|(a, rs)| (a.to_string(), rs))
+                            .chain(default.iter().map(|d| ("default".to_owned(), d)))
+                        {
+                            for &r in rs {
+                                if !candidates.contains(&r) {
+                                    self.err(Some(list.span()), format!("map entry `{area}` names `{}`, which is not in this name's `regions`", regions[r].name))
+                                        .hint = Some("add it to `regions`, or leave `regions` out: a geo name's candidates are the regions its map names".into());
+                                }
+                            }
+                        }
+                    } else {
                         candidates.clear();
                         for &i in map.iter().flat_map(|(_, rs)| rs).chain(default.iter().flatten()) {
                             if !candidates.contains(&i) {
@@ -1054,6 +1130,12 @@ impl Validator {
                 _ => unreachable!("checked against POLICIES"),
             };
 
+            let answers_n = n.answers.as_ref().or(d.answers.as_ref()).map_or(1, |a| *a.get_ref());
+            let cnames = candidates.iter().filter(|&&r| regions[r].cname.is_some()).count();
+            if answers_n > 1 && cnames > 0 && cnames < candidates.len() {
+                self.err(Some(key.span()), format!("`{}` mixes CNAME regions and address regions with answers = {answers_n}", key.get_ref()))
+                    .hint = Some("a CNAME cannot share a name with addresses; use answers = 1 (failover between them) or one kind of region".into());
+            }
             let ttl = n.ttl.as_ref().map_or(default_ttl, |t| *t.get_ref());
             let failover_ttl = match (&n.failover_ttl, default_failover_ttl) {
                 (Some(t), _) => *t.get_ref(),
@@ -1125,6 +1207,27 @@ impl Validator {
             )
             .hint = Some("add `[regions.NAME.database]` with kind = \"postgres\" or \"http_role\"".into());
         }
+    }
+}
+
+/// Removes the table entry whose key or value has `span`, anywhere below `v`; returns
+/// the key's name.
+fn remove_at(v: &mut DeValue<'_>, span: &Range<usize>) -> Option<String> {
+    match v {
+        DeValue::Table(t) => {
+            let hit = t
+                .iter()
+                .find(|(k, val)| k.span() == *span || val.span() == *span)
+                .map(|(k, _)| k.get_ref().to_string());
+            if let Some(name) = hit {
+                let old = std::mem::take(t);
+                *t = old.into_iter().filter(|(k, _)| k.get_ref().as_ref() != name).collect();
+                return Some(name);
+            }
+            t.iter_mut().find_map(|(_, val)| remove_at(val.get_mut(), span))
+        }
+        DeValue::Array(a) => a.iter_mut().find_map(|item| remove_at(item.get_mut(), span)),
+        _ => None,
     }
 }
 

@@ -217,5 +217,52 @@ fn every_error_is_reported_at_once() {
     assert_error(&o, "unknown policy `nearst`", Some("\"nearst\""));
     assert_error(&o, "unknown section `defautls`", Some("defautls"));
     assert_error(&o, "invalid type: string \"x\", expected u32", Some("\"x\""));
+    assert_error(&o, "region `broken` has nothing to answer with", Some("broken"));
+    assert!(o.stderr.contains("5 errors in"), "{}", o.stderr);
+}
+
+#[test]
+fn unknown_keys_do_not_hide_other_errors_or_invent_new_ones() {
+    let text = with("rname = \"hostmaster@example.org\"", "rname = \"hostmaster@example.org\"\nminimun = 60")
+        .replace("location = [39.0, -77.5]", "locaton = [39.0, -77.5]\nwieght = 2")
+        .replace("policy = \"failover\"", "policy = \"nearst\"");
+    let o = check_config(&text);
+    assert_error(&o, "unknown field `minimun`, expected one of", Some("minimun"));
+    assert_error(&o, "unknown field `locaton`, expected one of", Some("locaton"));
+    assert_error(&o, "unknown field `wieght`, expected one of", Some("wieght"));
+    assert_error(&o, "unknown policy `nearst`", Some("\"nearst\""));
+    assert!(!o.stderr.contains("missing section"), "the zone exists: {}", o.stderr);
+    assert!(!o.stderr.contains("unknown region"), "us-east exists: {}", o.stderr);
     assert!(o.stderr.contains("4 errors in"), "{}", o.stderr);
+}
+
+#[test]
+fn cname_loops() {
+    let o = check_config(&format!(
+        "{BASE}\n[[zone.records]]\nname = \"a\"\ntype = \"CNAME\"\nvalues = [\"b\"]\n[[zone.records]]\nname = \"b\"\ntype = \"CNAME\"\nvalues = [\"a\"]\n"
+    ));
+    assert_error(&o, "`a.gslb.example.org.` is part of a CNAME loop", None);
+}
+
+#[test]
+fn mixing_cname_and_address_regions_with_several_answers() {
+    let o = check_config(&format!(
+        "{BASE}\n[regions.lb]\ncname = \"lb.example.net.\"\n[names.mix]\npolicy = \"multivalue\"\nanswers = 2\n"
+    ));
+    assert_error(&o, "`mix` mixes CNAME regions and address regions with answers = 2", Some("mix"));
+}
+
+#[test]
+fn geo_map_regions_must_be_candidates() {
+    let o = check_config(&with(
+        "policy = \"failover\"\nregions = [\"us-east\", \"eu-west\"]",
+        "policy = \"geo\"\nregions = [\"us-east\"]\nmap = { \"192.0.2.0/24\" = [\"eu-west\"], default = [\"us-east\"] }",
+    ));
+    assert_error(&o, "map entry `cidr:192.0.2.0/24` names `eu-west`, which is not in this name's `regions`", Some("["));
+}
+
+#[test]
+fn when_all_down_with_an_unknown_form() {
+    let o = check_config(&with("ttl = 60", "ttl = 60\nwhen_all_down = { fallbak = [\"192.0.2.9\"] }"));
+    assert_error(&o, "when_all_down is not one of the forms it takes", Some("{"));
 }
