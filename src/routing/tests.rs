@@ -44,6 +44,9 @@ policy = "failover"
 regions = ["b", "a"]
 [names.w]
 policy = "weighted"
+[names.w3]
+policy = "weighted"
+weights = { a = 3, b = 1, c = 2 }
 [names.mv]
 policy = "multivalue"
 answers = 2
@@ -179,4 +182,35 @@ fn weighted_follows_weights_moves_only_failed_clients_and_uses_zero_weight_last(
     both_down.up[1] = false;
     let r = route(&m, &both_down, index, &Client::new("10.0.0.0".parse().unwrap(), 24, None));
     assert_eq!(m.region_name(r.regions[0]), "c", "the weight-0 backup");
+}
+
+#[test]
+fn weighted_with_three_regions_moves_only_the_failed_regions_clients() {
+    let m = model();
+    let index = m.names.iter().position(|n| n.fqdn.to_ascii() == "w3.example.org.").unwrap();
+    let all_up = HealthView::initial(&m);
+    let mut b_down = all_up.clone();
+    b_down.up[1] = false;
+    let mut counts = [0usize; 3];
+    let mut moved_to = [0usize; 3];
+    for i in 0..3000u32 {
+        let addr = std::net::IpAddr::from(std::net::Ipv4Addr::from(0x0A00_0000 + (i << 8)));
+        let client = Client::new(addr, 24, None);
+        let before = route(&m, &all_up, index, &client).regions[0];
+        let after = route(&m, &b_down, index, &client).regions[0];
+        counts[before as usize] += 1;
+        if before == 1 {
+            moved_to[after as usize] += 1;
+        } else {
+            assert_eq!(after, before, "a client of an up region stays put");
+        }
+    }
+    let share = |n: usize| n as f64 / 3000.0;
+    assert!((0.45..0.55).contains(&share(counts[0])), "a: weight 3 of 6, got {counts:?}");
+    assert!((0.12..0.21).contains(&share(counts[1])), "b: weight 1 of 6, got {counts:?}");
+    assert!((0.28..0.39).contains(&share(counts[2])), "c: weight 2 of 6, got {counts:?}");
+    // b's clients spread over a and c in proportion to their weights (3:2).
+    assert_eq!(moved_to[1], 0);
+    let to_a = moved_to[0] as f64 / (moved_to[0] + moved_to[2]) as f64;
+    assert!((0.48..0.72).contains(&to_a), "b's clients split 3:2, got {moved_to:?}");
 }

@@ -198,29 +198,36 @@ async fn when_all_down_servfail_and_fallback() {
 #[tokio::test]
 async fn weighted_is_sticky_per_subnet_and_only_the_failed_regions_clients_move() {
     let s = TestServer::start(POLICIES).await;
+    let ask = |subnet: String| {
+        let s = &s;
+        async move { first(&udp(s.addr, &ecs("w.gslb.example.org.", RecordType::A, &subnet)).await) }
+    };
     let mut before = Vec::new();
-    for i in 0..120 {
-        let subnet = format!("100.100.{i}.0/24");
-        let a = first(&udp(s.addr, &ecs("w.gslb.example.org.", RecordType::A, &subnet)).await);
-        // A different host in the same /24 gets the same answer.
-        let same24 =
-            first(&udp(s.addr, &ecs("w.gslb.example.org.", RecordType::A, &format!("100.100.{i}.128/25"))).await);
-        assert_eq!(a, same24, "sticky within {subnet}");
+    for i in 0..150 {
+        let a = ask(format!("100.100.{i}.0/24")).await;
+        // Another host in the same /24 gets the same answer.
+        assert_eq!(a, ask(format!("100.100.{i}.128/25")).await, "sticky within 100.100.{i}.0/24");
         before.push(a);
     }
-    let us = before.iter().filter(|a| *a == USE).count();
-    // Weights 3:1 → about 90 of 120; allow wide noise but reject a 50/50 or one-sided split.
-    assert!((70..=110).contains(&us), "us-east got {us} of 120");
+    // Weights 3:1:1.
+    let count = |who: &str| before.iter().filter(|a| *a == who).count();
+    assert!((70..=110).contains(&count(USE)), "us-east got {} of 150", count(USE));
+    assert!(count(EUW) >= 10 && count(APS) >= 10, "eu-west {} ap-southeast {}", count(EUW), count(APS));
     s.set_up("eu-west", false);
+    let mut moved = std::collections::HashSet::new();
     for (i, was) in before.iter().enumerate() {
-        let now = first(&udp(s.addr, &ecs("w.gslb.example.org.", RecordType::A, &format!("100.100.{i}.0/24"))).await);
-        assert_eq!(now, USE, "everyone on us-east while eu-west is down");
-        let _ = was;
+        let now = ask(format!("100.100.{i}.0/24")).await;
+        if was == EUW {
+            assert_ne!(now, EUW);
+            moved.insert(now);
+        } else {
+            assert_eq!(&now, was, "100.100.{i}.0/24 was not on eu-west and stays put");
+        }
     }
+    assert_eq!(moved.len(), 2, "eu-west's clients spread over both others: {moved:?}");
     s.set_up("eu-west", true);
     for (i, was) in before.iter().enumerate() {
-        let now = first(&udp(s.addr, &ecs("w.gslb.example.org.", RecordType::A, &format!("100.100.{i}.0/24"))).await);
-        assert_eq!(&now, was, "back to the same choice for 100.100.{i}.0/24");
+        assert_eq!(&ask(format!("100.100.{i}.0/24")).await, was, "back to the same choice");
     }
     s.stop().await;
 }

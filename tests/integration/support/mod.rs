@@ -166,7 +166,7 @@ regions = ["eu-west", "us-east"]
 
 [names.w]
 policy = "weighted"
-regions = ["us-east", "eu-west"]
+regions = ["us-east", "eu-west", "ap-southeast"]
 
 [names.mv]
 policy = "multivalue"
