@@ -7,6 +7,8 @@ mod support;
 mod cli;
 /// `check-config` on broken files: the exact error each one gets.
 mod config_errors;
+/// The DR drill: kill the writer region, promote a standby, query all the while.
+mod drill;
 /// EDNS Client Subnet (RFC 7871): scopes, trust, malformed options.
 mod ecs;
 /// GeoIP schemas: MaxMind's own test databases and the flat `country_code` schema.
@@ -19,3 +21,5 @@ mod policies;
 mod protocol;
 /// A real resolver (unbound with ECS) in front of the server.
 mod resolver;
+/// The writer and reader names against a real PostgreSQL primary and standbys.
+mod writer;

@@ -5,6 +5,7 @@
 pub mod dns;
 pub mod gateway;
 pub mod geoip;
+pub mod postgres;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,155 @@
+//! Real PostgreSQL for tests: a primary and streaming standbys (`initdb`,
+//! `pg_basebackup -R`) in temporary directories on loopback ports. PostgreSQL refuses
+//! to run as root, so as root every command runs as the `postgres` user.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const BIN: &str = "/usr/lib/postgresql/15/bin";
+
+fn as_postgres(program: &str) -> Command {
+    let path = format!("{BIN}/{program}");
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--", &path]);
+        c
+    } else {
+        Command::new(path)
+    }
+}
+
+fn is_root() -> bool {
+    // The effective uid of this process, without libc.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
+        .unwrap_or(false)
+}
+
+fn run(mut c: Command, what: &str) {
+    let out = c.output().unwrap_or_else(|e| panic!("{what}: cannot run ({e}); is PostgreSQL 15 installed?"));
+    assert!(
+        out.status.success(),
+        "{what} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// One PostgreSQL server.
+pub struct Pg {
+    pub port: u16,
+    pub data: PathBuf,
+    _dir: tempfile::TempDir,
+    running: bool,
+}
+
+impl Pg {
+    fn make_dir() -> tempfile::TempDir {
+        let dir = tempfile::Builder::new().prefix("switchyard-pg-").tempdir().unwrap();
+        if is_root() {
+            run(
+                {
+                    let mut c = Command::new("chown");
+                    c.args(["postgres:postgres"]).arg(dir.path());
+                    c
+                },
+                "chown",
+            );
+        }
+        dir
+    }
+
+    /// A new primary, started.
+    pub fn primary() -> Pg {
+        let dir = Self::make_dir();
+        let data = dir.path().join("data");
+        let mut c = as_postgres("initdb");
+        c.args(["--no-sync", "-U", "postgres", "--auth=trust", "-D"]).arg(&data);
+        run(c, "initdb");
+        let conf = "listen_addresses = '127.0.0.1'\nwal_level = replica\nmax_wal_senders = 10\n\
+                    hot_standby = on\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\n\
+                    unix_socket_directories = ''\n";
+        append(&data.join("postgresql.conf"), conf);
+        append(&data.join("pg_hba.conf"), "host replication all 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 trust\n");
+        let mut pg = Pg { port: free_port(), data, _dir: dir, running: false };
+        pg.start();
+        pg
+    }
+
+    /// A streaming standby of `primary`, started.
+    pub fn standby_of(primary: &Pg) -> Pg {
+        let dir = Self::make_dir();
+        let data = dir.path().join("data");
+        let mut c = as_postgres("pg_basebackup");
+        c.args([
+            "--no-sync",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &primary.port.to_string(),
+            "-U",
+            "postgres",
+            "-R",
+            "-X",
+            "stream",
+            "-D",
+        ])
+        .arg(&data);
+        run(c, "pg_basebackup");
+        let mut pg = Pg { port: free_port(), data, _dir: dir, running: false };
+        pg.start();
+        pg
+    }
+
+    pub fn start(&mut self) {
+        let log = self.data.parent().unwrap().join("log");
+        let mut c = as_postgres("pg_ctl");
+        c.args(["-w", "-t", "60", "-D"]).arg(&self.data).arg("-l").arg(&log).args([
+            "-o",
+            &format!("-p {}", self.port),
+            "start",
+        ]);
+        run(c, "pg_ctl start");
+        self.running = true;
+    }
+
+    /// Stops at once, as a crash would (no shutdown checkpoint).
+    pub fn kill(&mut self) {
+        let mut c = as_postgres("pg_ctl");
+        c.args(["-w", "-D"]).arg(&self.data).args(["-m", "immediate", "stop"]);
+        run(c, "pg_ctl stop");
+        self.running = false;
+    }
+
+    /// Promotes a standby and waits until it accepts writes.
+    pub fn promote(&self) {
+        let mut c = as_postgres("pg_ctl");
+        c.args(["-w", "-t", "60", "-D"]).arg(&self.data).arg("promote");
+        run(c, "pg_ctl promote");
+    }
+
+    pub fn dsn(&self) -> String {
+        format!("host=127.0.0.1 port={} user=postgres dbname=postgres connect_timeout=2", self.port)
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        if self.running {
+            let mut c = as_postgres("pg_ctl");
+            c.args(["-D"]).arg(&self.data).args(["-m", "immediate", "stop"]);
+            let _ = c.output();
+        }
+    }
+}
+
+fn append(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
