@@ -445,3 +445,30 @@ pub fn load(path: &Path) -> Result<Config, LoadError> {
 pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<Diagnostic>> {
     validate::parse(text, base)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dsns_lose_their_passwords() {
+        let cases = [
+            ("host=db port=5432 user=sy password=hunter2 dbname=postgres", "host=db port=5432 user=sy dbname=postgres"),
+            ("host=db password='hunter 2' user=sy", "host=db user=sy"),
+            ("postgres://sy:hunter2@db:5432/postgres?sslmode=require", "postgres://sy@db:5432/postgres"),
+            ("postgresql://db/postgres", "postgresql://db/postgres"),
+        ];
+        for (dsn, want) in cases {
+            assert_eq!(redact_dsn(dsn), want);
+        }
+    }
+
+    #[test]
+    fn durations() {
+        for (text, ms) in [("2s", 2000), ("500ms", 500), ("1.5s", 1500), ("1m", 60_000), ("3", 3000)] {
+            assert_eq!(parse_duration(text), Ok(Duration::from_millis(ms)), "{text}");
+        }
+        assert!(parse_duration("2 parsecs").is_err());
+        assert!(parse_duration("fast").is_err());
+    }
+}

@@ -141,3 +141,38 @@ async fn serve_the_example_config_with_the_bundled_database() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A database member with a password in its DSN: the password never reaches the logs.
+#[test]
+fn secrets_in_dsns_never_reach_the_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = POLICIES.replace(
+        "[regions.eu-west]\n",
+        "[regions.eu-west.database]\nkind = \"postgres\"\ndsn = \"host=127.0.0.1 port=1 user=switchyard password=hunter2 connect_timeout=1\"\n\n[regions.eu-west]\n",
+    );
+    std::fs::write(dir.path().join("test-city.mmdb"), geoip::city_db()).unwrap();
+    let path = write_config(dir.path(), &config.replace("[\"127.0.0.1:0\"]", &format!("[\"127.0.0.1:{port}\"]")));
+    let mut child = Command::new(bin())
+        .args(["--log-format", "json", "serve", "--config"])
+        .arg(&path)
+        .env("SWITCHYARD_LOG", "debug")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut log = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains("check state changed") && line.contains("postgres") || Instant::now() > deadline {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(log.contains("check state changed"), "the database check was logged:\n{log}");
+    assert!(log.contains("user=switchyard"), "the check is named by its redacted DSN:\n{log}");
+    assert!(!log.contains("hunter2"), "the password leaked:\n{log}");
+}
