@@ -47,6 +47,17 @@ pub enum Command {
         #[arg(long)]
         listen: Vec<SocketAddr>,
     },
+    /// Serve the example config with local stand-in gateways you can stop and start.
+    Demo {
+        #[arg(long, short, default_value = "config/example.toml")]
+        config: PathBuf,
+        /// Listen here instead of the config's `[server] listen` (repeatable).
+        #[arg(long)]
+        listen: Vec<SocketAddr>,
+        /// Where the gateway control endpoint listens.
+        #[arg(long, default_value = "127.0.0.1:18080")]
+        control: SocketAddr,
+    },
     /// Validate a config file (and open its GeoIP database); print every error.
     CheckConfig { file: PathBuf },
     /// Show which answer a client would get for a name, and why.
@@ -90,14 +101,15 @@ pub struct UsageError(pub String);
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Serve { config, listen } => serve(config, listen),
+        Command::Serve { config, listen } => serve(config, listen, None),
+        Command::Demo { config, listen, control } => serve(config, listen, Some(control)),
         Command::CheckConfig { file } => check_config(file),
         Command::Explain { config, name, client, down, drain } => explain(config, name, client, down, drain),
         Command::Geoip { command: GeoipCommand::Lookup { db, ip } } => geoip_lookup(db, ip),
     }
 }
 
-fn serve(path: PathBuf, listen: Vec<SocketAddr>) -> Result<()> {
+fn serve(path: PathBuf, listen: Vec<SocketAddr>, demo: Option<SocketAddr>) -> Result<()> {
     let mut model = app::load_model(&path)?;
     if !listen.is_empty() {
         model.config.server.listen = listen;
@@ -106,6 +118,19 @@ fn serve(path: PathBuf, listen: Vec<SocketAddr>) -> Result<()> {
           regions = model.config.regions.len(), "config loaded");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
+        // The demo's gateways come up before the first health round.
+        let _gateways = match demo {
+            Some(control) => {
+                let gateways = std::sync::Arc::new(crate::demo::Gateways::start(&model)?);
+                let listener = tokio::net::TcpListener::bind(control)
+                    .await
+                    .with_context(|| format!("demo control cannot listen on {control}"))?;
+                tokio::spawn(crate::demo::control(listener, gateways.clone()));
+                info!(%control, "demo: stop a region's gateway with `curl -X POST http://{control}/eu-west/stop`, start it with .../eu-west/start");
+                Some(gateways)
+            }
+            None => None,
+        };
         let mut app = App::start(model).await?;
         tokio::select! {
             r = wait_for_stop() => r?,

@@ -10,7 +10,7 @@
 //! - `health`: probes, hysteresis, region aggregation, writer election, state file.
 //! - `state`: the snapshot (model + health) swapped atomically; the DNS path reads it.
 //! - `dns`: hickory-server handler, ECS, the pure query → response function, sockets.
-//! - `app`: wiring; `cli`: the subcommands.
+//! - `app`: wiring; `cli`: the subcommands; `demo`: stand-in gateways for `switchyard demo`.
 //!
 //! The hot path is `dns::handler` → `dns::answer` → `model` → `geo` → `routing`; the
 //! control plane meets it only through `state::State`.
@@ -18,6 +18,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod dns;
 pub mod geo;
 pub mod health;

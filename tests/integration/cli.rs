@@ -89,16 +89,15 @@ fn the_example_config_and_bundled_database_check_out() {
     assert!(out.contains("config/example.toml: ok (zone gslb.example.org."), "{out}");
 }
 
-/// Starts the binary the way the README does (on a free port), reads its stable
-/// "listening for UDP on" line, asks with dig, then stops it with SIGTERM.
+/// Runs `switchyard demo` as the README does (DNS and control on free ports), reads its
+/// stable "listening for UDP on" line, asks with dig, stops eu-west's gateway and
+/// watches the answer move and come back, then stops it with SIGTERM.
 #[tokio::test]
-async fn serve_the_example_config_with_the_bundled_database() {
-    let port = {
-        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        sock.local_addr().unwrap().port()
-    };
+async fn demo_moves_an_answer_when_a_gateway_stops_and_back() {
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (port, control) = (free(), free());
     let mut child = Command::new(bin())
-        .args(["serve", "--config", "config/example.toml", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["demo", "--listen", &format!("127.0.0.1:{port}"), "--control", &format!("127.0.0.1:{control}")])
         .current_dir(repo())
         .stderr(Stdio::piped())
         .spawn()
@@ -123,12 +122,30 @@ async fn serve_the_example_config_with_the_bundled_database() {
             }
         }
     }
-    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let until = |subnet: &'static str, want: &'static str| async move {
+        let start = Instant::now();
+        loop {
+            let d = dig(addr, &["app.gslb.example.org", "A", &format!("+subnet={subnet}")]).await;
+            if d.answers.first().map(|a| a.3.as_str()) == Some(want) {
+                return;
+            }
+            assert!(start.elapsed() < Duration::from_secs(15), "{subnet} never got {want}:\n{}", d.raw);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
     // The bundled country database: Europe, North America, Oceania.
-    for (subnet, want) in [("81.2.69.0/24", "192.0.2.2"), ("8.8.8.0/24", "192.0.2.1"), ("1.1.1.0/24", "192.0.2.3")] {
-        let d = dig(addr, &["app.gslb.example.org", "A", &format!("+subnet={subnet}")]).await;
-        assert_eq!(d.answers.first().map(|a| a.3.as_str()), Some(want), "{subnet}:\n{}", d.raw);
-    }
+    until("81.2.69.0/24", "192.0.2.2").await;
+    until("8.8.8.0/24", "192.0.2.1").await;
+    until("1.1.1.0/24", "192.0.2.3").await;
+    let http = reqwest::Client::new();
+    let ctl = |action: &str| format!("http://127.0.0.1:{control}/eu-west/{action}");
+    let r = http.post(ctl("stop")).send().await.unwrap();
+    assert!(r.status().is_success());
+    until("81.2.69.0/24", "192.0.2.1").await;
+    http.post(ctl("start")).send().await.unwrap();
+    until("81.2.69.0/24", "192.0.2.2").await;
+
     let pid = child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -138,7 +155,7 @@ async fn serve_the_example_config_with_the_bundled_database() {
             break;
         }
         assert!(Instant::now() < deadline, "still running 10 s after SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
