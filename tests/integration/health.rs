@@ -275,3 +275,38 @@ async fn region_rules_all_any_and_quorum() {
         s.stop().await;
     }
 }
+
+#[tokio::test]
+async fn hold_down_keeps_the_short_ttl_after_a_region_returns() {
+    let g = Gateway::http("127.0.0.18").await;
+    let s = TestServer::start(&config(&http_check(&g), "")).await;
+    until(&s, PRIMARY, Duration::from_secs(5)).await;
+    g.set(Mode::Status(503));
+    until(&s, BACKUP, Duration::from_secs(5)).await;
+    g.set(Mode::Healthy);
+    until(&s, PRIMARY, Duration::from_secs(5)).await;
+    let back = Instant::now();
+    assert_eq!(ttls(&udp(s.addr, &query("fo.gslb.example.org.", RecordType::A)).await), vec![5], "within hold_down");
+    loop {
+        let r = udp(s.addr, &query("fo.gslb.example.org.", RecordType::A)).await;
+        if ttls(&r) == vec![60] {
+            break;
+        }
+        assert!(back.elapsed() < Duration::from_secs(5), "still the short TTL 5 s after the change (hold_down is 2 s)");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(back.elapsed() >= Duration::from_millis(1500), "the normal TTL came back too soon: {:?}", back.elapsed());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn tcp_connect_check() {
+    let g = Gateway::http("127.0.0.19").await;
+    let s = TestServer::start(&config(&format!("kind = \"tcp\"\ntarget = \"{}\"", g.addr), "")).await;
+    until(&s, PRIMARY, Duration::from_secs(5)).await;
+    g.stop();
+    until(&s, BACKUP, Duration::from_secs(5)).await;
+    g.restart().await;
+    until(&s, PRIMARY, Duration::from_secs(5)).await;
+    s.stop().await;
+}

@@ -162,3 +162,24 @@ async fn no_primary_keeps_the_writer_for_the_grace_then_applies_when_all_down() 
     assert_eq!(ttls(&r), vec![5]);
     s.stop().await;
 }
+
+/// Patroni-style members: `/primary` answers 200 on the primary, 503 elsewhere.
+#[tokio::test]
+async fn http_role_members_follow_a_switchover() {
+    use crate::support::gateway::{Gateway, Mode};
+    let a = Gateway::http("127.0.0.31").await;
+    let b = Gateway::http("127.0.0.32").await;
+    b.set(Mode::Status(503));
+    let member = |g: &Gateway| format!("kind = \"http_role\"\nurl = \"http://{}/primary\"", g.addr);
+    let text = config(["x", "y", "z"], "")
+        .replacen("kind = \"postgres\"\ndsn = \"x\"", &member(&a), 1)
+        .replacen("kind = \"postgres\"\ndsn = \"y\"", &member(&b), 1)
+        .replacen("[regions.ap-southeast.database]\nkind = \"postgres\"\ndsn = \"z\"\n", "", 1);
+    let s = TestServer::start(&text).await;
+    until(&s, "writer", US, Duration::from_secs(5)).await;
+    // Switchover: a steps down, b takes over.
+    a.set(Mode::Status(503));
+    b.set(Mode::Healthy);
+    until(&s, "writer", EU, Duration::from_secs(5)).await;
+    s.stop().await;
+}
