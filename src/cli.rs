@@ -46,6 +46,13 @@ pub enum Command {
         /// Listen here instead of the config's `[server] listen` (repeatable).
         #[arg(long)]
         listen: Vec<SocketAddr>,
+        /// Serve the admin HTTP API here instead of the config's `[admin] listen`.
+        #[arg(long)]
+        admin: Option<SocketAddr>,
+        /// Also reload when the config file's content changes (checked every 2 s), for
+        /// Kubernetes ConfigMaps; SIGHUP always reloads.
+        #[arg(long)]
+        reload_on_change: bool,
     },
     /// Serve the example config with local stand-in gateways you can stop and start.
     Demo {
@@ -54,6 +61,9 @@ pub enum Command {
         /// Listen here instead of the config's `[server] listen` (repeatable).
         #[arg(long)]
         listen: Vec<SocketAddr>,
+        /// Serve the admin HTTP API here instead of the config's `[admin] listen`.
+        #[arg(long)]
+        admin: Option<SocketAddr>,
         /// Where the gateway control endpoint listens.
         #[arg(long, default_value = "127.0.0.1:18080")]
         control: SocketAddr,
@@ -101,18 +111,29 @@ pub struct UsageError(pub String);
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Serve { config, listen } => serve(config, listen, None),
-        Command::Demo { config, listen, control } => serve(config, listen, Some(control)),
+        Command::Serve { config, listen, admin, reload_on_change } => {
+            serve(config, listen, admin, None, reload_on_change)
+        }
+        Command::Demo { config, listen, admin, control } => serve(config, listen, admin, Some(control), false),
         Command::CheckConfig { file } => check_config(file),
         Command::Explain { config, name, client, down, drain } => explain(config, name, client, down, drain),
         Command::Geoip { command: GeoipCommand::Lookup { db, ip } } => geoip_lookup(db, ip),
     }
 }
 
-fn serve(path: PathBuf, listen: Vec<SocketAddr>, demo: Option<SocketAddr>) -> Result<()> {
+fn serve(
+    path: PathBuf,
+    listen: Vec<SocketAddr>,
+    admin: Option<SocketAddr>,
+    demo: Option<SocketAddr>,
+    reload_on_change: bool,
+) -> Result<()> {
     let mut model = app::load_model(&path)?;
     if !listen.is_empty() {
-        model.config.server.listen = listen;
+        model.config.server.listen = listen.clone();
+    }
+    if admin.is_some() {
+        model.config.admin.listen = admin;
     }
     info!(config = %path.display(), zone = %model.zone.origin, names = model.names.len(),
           regions = model.config.regions.len(), "config loaded");
@@ -131,25 +152,45 @@ fn serve(path: PathBuf, listen: Vec<SocketAddr>, demo: Option<SocketAddr>) -> Re
             }
             None => None,
         };
-        let mut app = App::start(model).await?;
-        tokio::select! {
-            r = wait_for_stop() => r?,
-            r = app.dns.wait() => r?,
+        let mut app = App::start(model, Some(path.clone())).await?;
+        let control = app.control.clone();
+        *control.overrides.lock().expect("not poisoned") = (listen, admin);
+        if reload_on_change {
+            tokio::spawn(watch_config(path.clone(), control.clone()));
+        }
+        use tokio::signal::unix::{SignalKind, signal};
+        let (mut hup, mut term, mut int) =
+            (signal(SignalKind::hangup())?, signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?);
+        loop {
+            tokio::select! {
+                _ = hup.recv() => {
+                    info!("SIGHUP: reloading the config");
+                    // A failed reload is logged and counted; the old config keeps serving.
+                    let _ = control.reload().await;
+                }
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                r = app.dns.wait() => { r?; break }
+            }
         }
         info!("shutting down");
         app.shutdown().await
     })
 }
 
-async fn wait_for_stop() -> Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// Reloads when the config file's content changes (a ConfigMap update swaps a symlink).
+async fn watch_config(path: PathBuf, control: std::sync::Arc<crate::app::Control>) {
+    let read = |p: &PathBuf| std::fs::read(p).ok();
+    let mut last = read(&path);
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        let now = read(&path);
+        if now.is_some() && now != last {
+            info!(config = %path.display(), "config file changed: reloading");
+            let _ = control.reload().await;
+            last = now;
+        }
     }
-    Ok(())
 }
 
 fn check_config(path: PathBuf) -> Result<()> {

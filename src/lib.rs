@@ -10,11 +10,14 @@
 //! - `health`: probes, hysteresis, region aggregation, writer election, state file.
 //! - `state`: the snapshot (model + health) swapped atomically; the DNS path reads it.
 //! - `dns`: hickory-server handler, ECS, the pure query → response function, sockets.
+//! - `admin`: the HTTP admin server (metrics, status, explain, drain, reload).
+//! - `metrics`: Prometheus names and handles; lock-free query counters.
 //! - `app`: wiring; `cli`: the subcommands; `demo`: stand-in gateways for `switchyard demo`.
 //!
 //! The hot path is `dns::handler` → `dns::answer` → `model` → `geo` → `routing`; the
 //! control plane meets it only through `state::State`.
 
+pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod config;
@@ -22,6 +25,7 @@ pub mod demo;
 pub mod dns;
 pub mod geo;
 pub mod health;
+pub mod metrics;
 pub mod model;
 pub mod routing;
 pub mod state;

@@ -77,6 +77,9 @@ pub struct Snapshot {
 #[derive(Debug)]
 pub struct State {
     current: ArcSwap<Snapshot>,
+    /// Drains and undrains by an operator (admin API), by region name. They outlive
+    /// reloads; the config's `drained` applies where there is none. Control plane only.
+    drain_overrides: std::sync::Mutex<std::collections::HashMap<String, bool>>,
 }
 
 impl State {
@@ -85,7 +88,10 @@ impl State {
         // With checks and `cold_start = "wait"`, nothing is ready until the engine says so.
         let has_checks = model.config.regions.iter().any(|r| !r.checks.is_empty() || r.database.is_some());
         health.ready = !has_checks || model.config.health.cold_start == crate::config::ColdStart::AssumeUp;
-        State { current: ArcSwap::from_pointee(Snapshot { model: Arc::new(model), health }) }
+        State {
+            current: ArcSwap::from_pointee(Snapshot { model: Arc::new(model), health }),
+            drain_overrides: Default::default(),
+        }
     }
 
     /// The snapshot to answer one query from.
@@ -122,6 +128,10 @@ impl State {
 
     /// Drains or undrains a region by name.
     pub fn set_drained(&self, region: &str, drained: bool) -> bool {
+        if self.snapshot().model.region_index(region).is_none() {
+            return false;
+        }
+        self.drain_overrides.lock().expect("not poisoned").insert(region.to_owned(), drained);
         self.update_health(|model, h| match model.region_index(region) {
             Some(i) => {
                 h.drained[i as usize] = drained;
@@ -131,16 +141,32 @@ impl State {
         })
     }
 
-    /// Installs a new model, carrying health over by region name.
+    /// Installs a new model, carrying health over by region name: region states, the
+    /// writer, lags, readiness, and operator drains. One atomic swap: a query sees the
+    /// old snapshot or the new one, never a mix.
     pub fn replace_model(&self, model: Model) {
         let model = Arc::new(model);
+        let overrides = self.drain_overrides.lock().expect("not poisoned").clone();
         self.current.rcu(|cur| {
             let mut health = HealthView::initial(&model);
+            let old = &cur.health;
+            let map = |r: Option<RegionId>| r.and_then(|r| model.region_index(cur.model.region_name(r)));
             for (i, r) in model.config.regions.iter().enumerate() {
-                if let Some(old) = cur.model.region_index(&r.name) {
-                    health.up[i] = cur.health.up[old as usize];
+                if let Some(o) = cur.model.region_index(&r.name) {
+                    let o = o as usize;
+                    health.up[i] = old.up[o];
+                    health.recent[i] = old.recent[o];
+                    health.db_lag[i] = old.db_lag[o];
+                }
+                if let Some(&d) = overrides.get(&r.name) {
+                    health.drained[i] = d;
                 }
             }
+            health.writer = map(old.writer);
+            health.last_writer = map(old.last_writer);
+            health.writer_unsettled = old.writer_unsettled;
+            health.primaries = old.primaries.iter().filter_map(|&p| map(Some(p))).collect();
+            health.ready = old.ready;
             Snapshot { model: model.clone(), health }
         });
     }

@@ -22,6 +22,7 @@ use ipnet::IpNet;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub server: ServerConfig,
+    pub admin: AdminConfig,
     pub health: HealthSettings,
     pub zone: ZoneConfig,
     pub regions: Vec<RegionConfig>,
@@ -41,6 +42,13 @@ pub struct ServerConfig {
     pub tcp_idle_timeout: Duration,
     pub chaos_version: Option<String>,
     pub chaos_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminConfig {
+    /// None: no admin server.
+    pub listen: Option<SocketAddr>,
+    pub token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]

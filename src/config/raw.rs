@@ -13,7 +13,7 @@ pub type S<T> = Spanned<T>;
 
 /// The top-level sections. Each one is deserialized on its own (see `super::load`), so
 /// that a type error in one region does not hide the errors in the next.
-pub const SECTIONS: &[&str] = &["server", "defaults", "health", "zone", "regions", "names", "latency"];
+pub const SECTIONS: &[&str] = &["server", "admin", "defaults", "health", "zone", "regions", "names", "latency"];
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -40,6 +40,18 @@ pub struct Server {
 pub struct Chaos {
     pub version: Option<String>,
     pub id: Option<String>,
+}
+
+/// `[admin]`: the HTTP admin server.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    /// Default `127.0.0.1:9353`.
+    pub listen: Option<S<String>>,
+    pub enabled: Option<bool>,
+    /// A file holding the bearer token for drain/undrain and reload; else the
+    /// `SWITCHYARD_ADMIN_TOKEN` environment variable.
+    pub token_file: Option<S<String>>,
 }
 
 /// Defaults for every `[names.*]` entry.

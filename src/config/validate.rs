@@ -20,8 +20,8 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::raw::{self, S};
 use super::{
-    AllDown, Area, CheckConfig, CheckKind, ColdStart, Config, Diagnostic, HealthRule, HealthSettings, HttpCheck,
-    NameConfig, Policy, ReaderOrder, RegionConfig, ServerConfig, ZoneConfig,
+    AdminConfig, AllDown, Area, CheckConfig, CheckKind, ColdStart, Config, Diagnostic, HealthRule, HealthSettings,
+    HttpCheck, NameConfig, Policy, ReaderOrder, RegionConfig, ServerConfig, ZoneConfig,
 };
 
 const POLICIES: &[&str] =
@@ -83,6 +83,7 @@ struct Validator {
 /// Spans of the raw sections, kept for errors that concern a whole section.
 struct Sections<'a> {
     server: raw::Server,
+    admin: raw::Admin,
     defaults: raw::Defaults,
     health: raw::Health,
     zone: Option<(Range<usize>, raw::Zone)>,
@@ -154,6 +155,7 @@ impl Validator {
     fn split<'a>(&mut self, root: DeTable<'a>) -> Sections<'a> {
         let mut s = Sections {
             server: raw::Server::default(),
+            admin: raw::Admin::default(),
             defaults: raw::Defaults::default(),
             health: raw::Health::default(),
             zone: None,
@@ -167,6 +169,7 @@ impl Validator {
             match key.get_ref().as_ref() {
                 "server" => s.server = self.section(value).unwrap_or_default(),
                 "defaults" => s.defaults = self.section(value).unwrap_or_default(),
+                "admin" => s.admin = self.section(value).unwrap_or_default(),
                 "health" => s.health = self.section(value).unwrap_or_default(),
                 "zone" => {
                     self.zone_present = true;
@@ -193,6 +196,7 @@ impl Validator {
     fn config(&mut self, root: DeTable<'_>, base: &Path) -> Option<Config> {
         let s = self.split(root);
         let server = self.server(&s.server, base);
+        let admin = self.admin(&s.admin, base);
         let zone = match &s.zone {
             Some((_, z)) => self.zone(z),
             None if self.zone_present => None,
@@ -214,7 +218,32 @@ impl Validator {
         };
         let zone = zone?;
         let names = self.names(&s, &zone, &regions, &latency, server.geoip_db.is_some());
-        Some(Config { server, health, zone, regions, names, latency })
+        Some(Config { server, admin, health, zone, regions, names, latency })
+    }
+
+    fn admin(&mut self, raw: &raw::Admin, base: &Path) -> AdminConfig {
+        let listen = match (&raw.listen, raw.enabled) {
+            (_, Some(false)) => None,
+            (None, _) => Some(SocketAddr::from(([127, 0, 0, 1], 9353))),
+            (Some(addr), _) => match addr.get_ref().parse::<SocketAddr>() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    self.err(Some(addr.span()), format!("`{}` is not an address:port", addr.get_ref())).hint =
+                        Some("e.g. \"127.0.0.1:9353\"; keep it on loopback or a management network".into());
+                    None
+                }
+            },
+        };
+        let token_file = raw.token_file.as_ref().and_then(|p| {
+            let path = base.join(p.get_ref());
+            if path.is_file() {
+                Some(path)
+            } else {
+                self.err(Some(p.span()), format!("admin token file `{}` not found", path.display()));
+                None
+            }
+        });
+        AdminConfig { listen, token_file }
     }
 
     fn server(&mut self, raw: &raw::Server, base: &Path) -> ServerConfig {

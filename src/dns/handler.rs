@@ -18,16 +18,18 @@ use tracing::debug;
 
 use super::answer::{Question, Response, resolve};
 use super::client::{EcsPolicy, subject};
+use crate::metrics::{Metrics, qtype_index, rcode_index};
 use crate::model::zone::key;
 use crate::state::State;
 
 pub struct Handler {
     state: Arc<State>,
+    metrics: Arc<Metrics>,
 }
 
 impl Handler {
-    pub fn new(state: Arc<State>) -> Handler {
-        Handler { state }
+    pub fn new(state: Arc<State>, metrics: Arc<Metrics>) -> Handler {
+        Handler { state, metrics }
     }
 }
 
@@ -116,6 +118,9 @@ impl RequestHandler for Handler {
                 (answers, authority, additional) = (empty, empty, empty);
             }
         }
+        let qtype = queries.queries().first().map_or(0, |q| u16::from(q.query_type()));
+        let slot = response.as_ref().and_then(|r| r.region).map_or(0, |r| snap.model.metric_slots[r as usize]);
+        self.metrics.queries.count(qtype_index(qtype), rcode_index(u16::from(metadata.response_code)), slot);
         let mut builder = MessageResponseBuilder::new(queries, None);
         if let Some(edns) = &edns {
             builder.edns(edns);

@@ -13,6 +13,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tracing::info;
 
 use super::handler::Handler;
+use crate::metrics::Metrics;
 use crate::state::State;
 
 /// Responses queued per TCP connection before the writer waits.
@@ -42,8 +43,13 @@ async fn bind_pair(addr: SocketAddr) -> io::Result<(UdpSocket, TcpListener)> {
 }
 
 impl DnsServer {
-    pub async fn start(state: Arc<State>, listen: &[SocketAddr], tcp_idle: Duration) -> io::Result<DnsServer> {
-        let mut server = Server::new(Handler::new(state));
+    pub async fn start(
+        state: Arc<State>,
+        metrics: Arc<Metrics>,
+        listen: &[SocketAddr],
+        tcp_idle: Duration,
+    ) -> io::Result<DnsServer> {
+        let mut server = Server::new(Handler::new(state, metrics));
         let mut addrs = Vec::new();
         for &addr in listen {
             let (udp, tcp) =

@@ -23,6 +23,12 @@ impl Hysteresis {
         self
     }
 
+    /// New thresholds (after a reload); the state and streak carry on.
+    pub fn set_thresholds(&mut self, rise: u32, fall: u32) {
+        self.rise = rise.max(1);
+        self.fall = fall.max(1);
+    }
+
     /// `None` until the first result.
     pub fn state(&self) -> Option<bool> {
         self.state

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::config::{ColdStart, HealthRule};
+use crate::metrics::Metrics;
 use crate::model::{Model, RegionId};
 use crate::routing::hash64;
 use crate::state::State;
@@ -46,13 +47,33 @@ struct Check {
 /// A running engine; dropping it does not stop it, `stop` does.
 pub struct HealthEngine {
     stop: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<Carry>,
 }
+
+/// What a stopped engine knew, for the next one (after a reload) to start from: check
+/// states by check id, the writer and when things changed, by region name.
+#[derive(Default)]
+pub struct Carry {
+    checks: std::collections::HashMap<String, CheckState>,
+    writer: Option<String>,
+    last_writer: Option<String>,
+    writer_changed_at: Option<Instant>,
+    last_primary: Option<Instant>,
+    changed_at: std::collections::HashMap<String, Instant>,
+    ready: bool,
+}
+
+/// What carries over for one check: its hysteresis, last result and role.
+type CheckState = (Hysteresis, Option<Result<(), Failure>>, Option<Role>);
+
+/// One probe's result, and how long it took.
+type Report = (usize, probe::Outcome, Duration);
 
 impl HealthEngine {
     /// Starts probing the checks of the current model and publishing into `state`.
-    pub fn start(state: Arc<State>) -> HealthEngine {
+    pub fn start(state: Arc<State>, metrics: Arc<Metrics>, carry: Option<Carry>) -> HealthEngine {
         let stop = CancellationToken::new();
+        let mut carry = carry.unwrap_or_default();
         let model = state.snapshot().model.clone();
         let (tx, rx) = mpsc::channel(1024);
         let mut checks = Vec::new();
@@ -60,14 +81,14 @@ impl HealthEngine {
             let all = region.checks.iter().map(|c| (c, false)).chain(region.database.iter().map(|c| (c, true)));
             for (config, database) in all {
                 let index = checks.len();
-                checks.push(Check {
-                    id: config.id.clone(),
-                    region: r,
-                    database,
-                    hysteresis: Hysteresis::new(config.rise, config.fall),
-                    last: None,
-                    role: None,
-                });
+                let (hysteresis, last, role) = match carry.checks.remove(&config.id) {
+                    Some((mut h, last, role)) => {
+                        h.set_thresholds(config.rise, config.fall);
+                        (h, last, role)
+                    }
+                    None => (Hysteresis::new(config.rise, config.fall), None, None),
+                };
+                checks.push(Check { id: config.id.clone(), region: r, database, hysteresis, last, role });
                 match Prober::new(config.clone()) {
                     Ok(prober) => {
                         tokio::spawn(run_check(index, Arc::new(prober), tx.clone(), stop.clone()));
@@ -83,24 +104,20 @@ impl HealthEngine {
             }
         }
         drop(tx);
-        let supervisor = Supervisor::new(state, model, checks);
+        let supervisor = Supervisor::new(state, metrics, model, checks, carry);
         let task = tokio::spawn(supervisor.run(rx, stop.clone()));
         HealthEngine { stop, task }
     }
 
-    pub async fn stop(self) {
+    /// Stops every probe and returns what the engine knew.
+    pub async fn stop(self) -> Carry {
         self.stop.cancel();
-        let _ = self.task.await;
+        self.task.await.unwrap_or_default()
     }
 }
 
 /// The probe loop of one check: at once, then every interval (± jitter).
-async fn run_check(
-    index: usize,
-    prober: Arc<Prober>,
-    tx: mpsc::Sender<(usize, probe::Outcome)>,
-    stop: CancellationToken,
-) {
+async fn run_check(index: usize, prober: Arc<Prober>, tx: mpsc::Sender<Report>, stop: CancellationToken) {
     let c = &prober.config;
     let mut n: u64 = 0;
     loop {
@@ -109,7 +126,7 @@ async fn run_check(
             o = prober.probe() => o,
             _ = stop.cancelled() => return,
         };
-        if tx.send((index, outcome)).await.is_err() {
+        if tx.send((index, outcome, started.elapsed())).await.is_err() {
             return;
         }
         n += 1;
@@ -126,11 +143,11 @@ async fn run_failing(
     index: usize,
     interval: Duration,
     failure: Failure,
-    tx: mpsc::Sender<(usize, probe::Outcome)>,
+    tx: mpsc::Sender<Report>,
     stop: CancellationToken,
 ) {
     loop {
-        if tx.send((index, Err(failure.clone()))).await.is_err() {
+        if tx.send((index, Err(failure.clone()), Duration::ZERO)).await.is_err() {
             return;
         }
         tokio::select! {
@@ -152,6 +169,7 @@ fn jittered(interval: Duration, jitter: Duration, check: u64, round: u64) -> Dur
 
 struct Supervisor {
     state: Arc<State>,
+    metrics: Arc<Metrics>,
     model: Arc<Model>,
     checks: Vec<Check>,
     started: Instant,
@@ -169,11 +187,18 @@ struct Supervisor {
 }
 
 impl Supervisor {
-    fn new(state: Arc<State>, model: Arc<Model>, checks: Vec<Check>) -> Supervisor {
+    fn new(
+        state: Arc<State>,
+        metrics: Arc<Metrics>,
+        model: Arc<Model>,
+        checks: Vec<Check>,
+        carry: Carry,
+    ) -> Supervisor {
         let n = model.config.regions.len();
         let settings = &model.config.health;
         let mut s = Supervisor {
             state,
+            metrics,
             model: model.clone(),
             checks,
             started: Instant::now(),
@@ -187,10 +212,24 @@ impl Supervisor {
             last_primary: None,
             split_brain: false,
         };
-        if s.checks.is_empty() {
+        if s.checks.is_empty() || carry.ready {
             s.ready = true;
         }
-        if let Some(path) = &settings.state_file {
+        if carry.ready {
+            // A reload: start from what the previous engine knew, not from the file.
+            let index = |name: &Option<String>| name.as_deref().and_then(|n| model.region_index(n));
+            s.writer = index(&carry.writer);
+            s.last_writer = index(&carry.last_writer);
+            s.writer_changed_at = carry.writer_changed_at;
+            s.last_primary = carry.last_primary;
+            let snap = s.state.snapshot();
+            for (i, region) in model.config.regions.iter().enumerate() {
+                s.changed_at[i] = carry.changed_at.get(&region.name).copied();
+                // The view the reload carried over, so that nothing flips by itself.
+                s.up[i] = snap.health.up.get(i).copied().unwrap_or(true);
+                s.restored[i] = Some(s.up[i]);
+            }
+        } else if let Some(path) = &settings.state_file {
             match statefile::load(path) {
                 Ok(Some(saved)) => {
                     for (i, region) in model.config.regions.iter().enumerate() {
@@ -219,26 +258,51 @@ impl Supervisor {
         s
     }
 
-    async fn run(mut self, mut rx: mpsc::Receiver<(usize, probe::Outcome)>, stop: CancellationToken) {
+    async fn run(mut self, mut rx: mpsc::Receiver<Report>, stop: CancellationToken) -> Carry {
         self.publish(Instant::now());
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 msg = rx.recv() => match msg {
-                    Some((index, outcome)) => self.observe(index, outcome),
-                    None => return,
+                    Some((index, outcome, took)) => self.observe(index, outcome, took),
+                    None => return self.carry(),
                 },
                 _ = tick.tick() => {}
-                _ = stop.cancelled() => return,
+                _ = stop.cancelled() => return self.carry(),
             }
             self.publish(Instant::now());
         }
     }
 
-    fn observe(&mut self, index: usize, outcome: probe::Outcome) {
+    fn carry(self) -> Carry {
+        let model = &self.model;
+        let name = |r: Option<RegionId>| r.map(|r| model.region_name(r).to_owned());
+        Carry {
+            writer: name(self.writer),
+            last_writer: name(self.last_writer),
+            writer_changed_at: self.writer_changed_at,
+            last_primary: self.last_primary,
+            changed_at: model
+                .config
+                .regions
+                .iter()
+                .zip(&self.changed_at)
+                .filter_map(|(r, t)| t.map(|t| (r.name.clone(), t)))
+                .collect(),
+            ready: self.ready,
+            checks: self.checks.into_iter().map(|c| (c.id, (c.hysteresis, c.last, c.role))).collect(),
+        }
+    }
+
+    fn observe(&mut self, index: usize, outcome: probe::Outcome, took: Duration) {
         let c = &mut self.checks[index];
         let id = &c.id;
+        let region = &self.model.config.regions[c.region].name;
+        self.metrics.check_duration.with_label_values(&[region, id]).observe(took.as_secs_f64());
+        if let Err(f) = &outcome {
+            self.metrics.check_failures.with_label_values(&[region, id, f.kind.as_str()]).inc();
+        }
         let ok = outcome.is_ok();
         if let Ok(role) = &outcome {
             if c.role != *role && c.database {
@@ -252,7 +316,21 @@ impl Supervisor {
         };
         if let Some(up) = c.hysteresis.observe(ok) {
             info!(check = %id, state = if up { "up" } else { "down" }, reason = %reason, "check state changed");
+            self.metrics.check_up.with_label_values(&[region, id]).set(i64::from(up));
         }
+        let role = c.role.map(|r| match r {
+            Role::Primary { timeline } => format!("primary (timeline {timeline})"),
+            Role::Replica { lag } => format!("replica (lag {lag:.1} s)"),
+        });
+        let status = crate::metrics::CheckStatus {
+            region: region.clone(),
+            database: c.database,
+            up: c.hysteresis.state(),
+            last: reason.clone(),
+            role,
+            at: std::time::SystemTime::now(),
+        };
+        self.metrics.recent.set_check(id, status);
         c.last = Some(outcome.map(|_| ()));
     }
 
@@ -299,8 +377,10 @@ impl Supervisor {
                 let region = &model.config.regions[r].name;
                 if up {
                     info!(region = %region, "region up");
+                    self.metrics.recent.event(format!("region {region} up"));
                 } else {
                     warn!(region = %region, reasons = %reasons.join("; "), "region down");
+                    self.metrics.recent.event(format!("region {region} down: {}", reasons.join("; ")));
                 }
             }
         }
@@ -333,6 +413,7 @@ impl Supervisor {
                 "database member reports primary"
             };
             warn!(from = %name(self.writer), to = %name(election.writer), reason = why, "writer changed");
+            self.metrics.recent.event(format!("writer {} → {} ({why})", name(self.writer), name(election.writer)));
             self.writer = election.writer;
             self.writer_changed_at = Some(now);
             changed = true;
@@ -345,8 +426,10 @@ impl Supervisor {
             let names: Vec<&str> = election.primaries.iter().map(|&p| model.region_name(p)).collect();
             if self.split_brain {
                 error!(primaries = %names.join(","), "split brain: more than one database member reports primary");
+                self.metrics.recent.event(format!("split brain: {} report primary", names.join(", ")));
             } else {
                 info!("split brain resolved: one primary");
+                self.metrics.recent.event("split brain resolved".to_owned());
             }
         }
 
@@ -358,6 +441,17 @@ impl Supervisor {
         let writer = self.writer;
         let last_writer = self.last_writer;
         let primaries = election.primaries.clone();
+        let m = &self.metrics;
+        for (r, region) in model.config.regions.iter().enumerate() {
+            let name = [region.name.as_str()];
+            m.writer.with_label_values(&name).set(i64::from(self.writer == Some(r as RegionId)));
+            m.database_primary.with_label_values(&name).set(i64::from(election.primaries.contains(&(r as RegionId))));
+            if region.database.is_some() {
+                m.replica_lag.with_label_values(&name).set(db_lag[r].unwrap_or(f64::NAN));
+            }
+        }
+        m.split_brain.set(i64::from(election.split_brain()));
+        m.health_ready.set(i64::from(ready));
         // Regions without checks keep whatever `up` they have (always up, unless a test
         // or an operator set it): the engine speaks only for what it probes.
         let probed: Vec<bool> = model.config.regions.iter().map(|r| !r.checks.is_empty()).collect();

@@ -28,6 +28,8 @@ pub struct Model {
     pub geo: Option<Arc<GeoDb>>,
     /// Stable per-region hashes, for sticky choices that survive config reordering.
     pub region_hash: Vec<u64>,
+    /// Each region's slot in the query counters (set when the model is installed).
+    pub metric_slots: Vec<u16>,
 }
 
 #[derive(Debug)]
@@ -125,7 +127,8 @@ impl Model {
         let fqdns: Vec<Name> = names.iter().map(|n| n.fqdn.clone()).collect();
         let zone = Zone::new(&config.zone, &fqdns);
         let region_hash = config.regions.iter().map(|r| crate::routing::hash_bytes(r.name.as_bytes())).collect();
-        Model { config, zone, names, geo, region_hash }
+        let metric_slots = vec![0; config.regions.len()];
+        Model { config, zone, names, geo, region_hash, metric_slots }
     }
 
     pub fn region_name(&self, id: RegionId) -> &str {

@@ -98,6 +98,7 @@ async fn demo_moves_an_answer_when_a_gateway_stops_and_back() {
     let (port, control) = (free(), free());
     let mut child = Command::new(bin())
         .args(["demo", "--listen", &format!("127.0.0.1:{port}"), "--control", &format!("127.0.0.1:{control}")])
+        .args(["--admin", "127.0.0.1:0"])
         .current_dir(repo())
         .stderr(Stdio::piped())
         .spawn()
@@ -171,7 +172,7 @@ fn secrets_in_dsns_never_reach_the_logs() {
     std::fs::write(dir.path().join("test-city.mmdb"), geoip::city_db()).unwrap();
     let path = write_config(dir.path(), &config.replace("[\"127.0.0.1:0\"]", &format!("[\"127.0.0.1:{port}\"]")));
     let mut child = Command::new(bin())
-        .args(["--log-format", "json", "serve", "--config"])
+        .args(["--log-format", "json", "serve", "--admin", "127.0.0.1:0", "--config"])
         .arg(&path)
         .env("SWITCHYARD_LOG", "debug")
         .stderr(Stdio::piped())

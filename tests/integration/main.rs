@@ -3,6 +3,8 @@
 
 mod support;
 
+/// The admin HTTP API: endpoints, token, drains, promtool.
+mod admin;
 /// The CLI: `explain`, `geoip lookup`, `check-config`, `serve` with the example config.
 mod cli;
 /// `check-config` on broken files: the exact error each one gets.

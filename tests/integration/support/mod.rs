@@ -14,9 +14,14 @@ use std::sync::Arc;
 use switchyard::app::{self, App};
 use switchyard::state::State;
 
+/// The admin token every test server's directory holds in `admin-token`.
+pub const ADMIN_TOKEN: &str = "s3cret-test-token";
+
 /// A server running in this process, with its config and GeoIP database in a temp dir.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The admin HTTP server.
+    pub admin: SocketAddr,
     pub state: Arc<State>,
     pub dir: tempfile::TempDir,
     app: Option<App>,
@@ -29,10 +34,22 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("test-city.mmdb");
         std::fs::write(&db, geoip::city_db()).expect("write test db");
-        let path = write_config(dir.path(), config);
+        std::fs::write(dir.path().join("admin-token"), format!("{ADMIN_TOKEN}\n")).expect("write token");
+        let config = if config.contains("[admin]") {
+            config.to_owned()
+        } else {
+            format!("[admin]\nlisten = \"127.0.0.1:0\"\n{config}")
+        };
+        let path = write_config(dir.path(), &config);
         let model = app::load_model(&path).unwrap_or_else(|e| panic!("test config does not load: {e:#}"));
-        let app = App::start(model).await.expect("server starts");
-        TestServer { addr: app.dns_addr(), state: app.state.clone(), dir, app: Some(app) }
+        let app = App::start(model, Some(path)).await.expect("server starts");
+        TestServer {
+            addr: app.dns_addr(),
+            admin: app.admin_addr().expect("admin on"),
+            state: app.state.clone(),
+            dir,
+            app: Some(app),
+        }
     }
 
     pub fn set_up(&self, region: &str, up: bool) {

@@ -1,0 +1,253 @@
+//! The admin HTTP server (default 127.0.0.1:9353).
+//!
+//! | endpoint | what |
+//! | --- | --- |
+//! | `GET /` | an HTML status page: regions, checks, the writer, recent changes |
+//! | `GET /metrics` | Prometheus text format |
+//! | `GET /healthz` | 200 while the process runs |
+//! | `GET /readyz` | 200 once the config is loaded and the first health round is done, else 503 |
+//! | `GET /status` | the same as the page, as JSON |
+//! | `GET /explain?name=N&client=IP[/PREFIX]` | which answer that client gets and why, with live health |
+//! | `POST /regions/{name}/drain`, `/undrain` | take a region out of rotation, or back (bearer token) |
+//! | `POST /reload` | re-read the config, as SIGHUP does (bearer token) |
+//!
+//! Mutations need `Authorization: Bearer <token>`, compared in constant time; with no
+//! token configured they are refused. This module is the only one that serializes.
+
+mod page;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use axum::extract::{Path, Query, State as AxState};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::app::Control;
+use crate::routing::{self, Client};
+
+pub struct AdminServer {
+    pub addr: SocketAddr,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl AdminServer {
+    pub async fn start(control: Arc<Control>, addr: SocketAddr) -> Result<AdminServer> {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("admin server cannot listen on {addr}"))?;
+        let addr = listener.local_addr()?;
+        info!(%addr, "admin HTTP listening on {addr}");
+        let router = Router::new()
+            .route("/", get(page))
+            .route("/metrics", get(metrics))
+            .route("/healthz", get(|| async { "ok\n" }))
+            .route("/readyz", get(readyz))
+            .route("/status", get(status))
+            .route("/explain", get(explain))
+            .route("/regions/{name}/drain", post(drain))
+            .route("/regions/{name}/undrain", post(undrain))
+            .route("/reload", post(reload))
+            .with_state(control);
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        let task = tokio::spawn(async move {
+            let serve = axum::serve(listener, router).with_graceful_shutdown(async move { token.cancelled().await });
+            if let Err(e) = serve.await {
+                warn!(error = %e, "admin server stopped");
+            }
+        });
+        Ok(AdminServer { addr, stop, task })
+    }
+
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
+type Ctl = AxState<Arc<Control>>;
+
+/// Refreshes the gauges that mirror the live snapshot (drains change them too).
+fn refresh(control: &Control) {
+    let snap = control.state.snapshot();
+    let m = &control.metrics;
+    m.region_up.reset();
+    m.region_drained.reset();
+    for (i, r) in snap.model.config.regions.iter().enumerate() {
+        m.region_up.with_label_values(&[&r.name]).set(i64::from(snap.health.up[i]));
+        m.region_drained.with_label_values(&[&r.name]).set(i64::from(snap.health.drained[i]));
+    }
+    m.health_ready.set(i64::from(snap.health.ready));
+}
+
+async fn metrics(AxState(c): Ctl) -> impl IntoResponse {
+    refresh(&c);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], c.metrics.render())
+}
+
+async fn readyz(AxState(c): Ctl) -> Response {
+    if c.state.snapshot().health.ready {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "waiting for the first round of health checks\n").into_response()
+    }
+}
+
+fn unix(t: std::time::SystemTime) -> f64 {
+    t.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The status document, shared by `/status` and the page.
+pub fn status_json(c: &Control) -> Value {
+    let snap = c.state.snapshot();
+    let (model, h) = (&snap.model, &snap.health);
+    let checks = c.metrics.recent.checks();
+    let check_json = |id: &str, s: Option<&crate::metrics::CheckStatus>| {
+        json!({
+            "id": id,
+            "up": s.and_then(|s| s.up),
+            "last": s.map(|s| s.last.clone()),
+            "role": s.and_then(|s| s.role.clone()),
+            "at": s.map(|s| unix(s.at)),
+        })
+    };
+    let find = |id: &str| checks.iter().find(|(k, _)| k == id).map(|(_, v)| v);
+    let regions: Vec<Value> = model
+        .config
+        .regions
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            json!({
+                "name": r.name,
+                "up": h.up[i],
+                "drained": h.drained[i],
+                "usable": h.usable(i as u16),
+                "recently_changed": h.recent[i],
+                "checks": r.checks.iter().map(|k| check_json(&k.id, find(&k.id))).collect::<Vec<_>>(),
+                "database": r.database.as_ref().map(|k| {
+                    let mut v = check_json(&k.id, find(&k.id));
+                    v["lag_seconds"] = json!(h.db_lag[i]);
+                    v
+                }),
+            })
+        })
+        .collect();
+    let reload = c.reload_status.lock().expect("not poisoned").clone();
+    let name = |r: Option<u16>| r.map(|r| model.region_name(r).to_owned());
+    json!({
+        "zone": model.zone.origin.to_ascii(),
+        "ready": h.ready,
+        "config": {
+            "path": c.config_path.as_ref().map(|p| p.display().to_string()),
+            "generation": reload.generation,
+            "last_success": unix(reload.last_success),
+            "last_error": reload.last_error,
+        },
+        "geoip": model.geo.as_ref().map(|g| json!({
+            "path": g.path().display().to_string(),
+            "type": g.database_type(),
+            "build_epoch": g.build_epoch(),
+        })),
+        "writer": name(h.writer),
+        "last_writer": name(h.last_writer),
+        "writer_unsettled": h.writer_unsettled,
+        "primaries": h.primaries.iter().map(|&p| model.region_name(p)).collect::<Vec<_>>(),
+        "split_brain": h.primaries.len() > 1,
+        "regions": regions,
+        "names": model.config.names.iter().map(|n| json!({"name": n.fqdn.to_ascii(), "policy": n.policy.kind()})).collect::<Vec<_>>(),
+        "recent_changes": c.metrics.recent.events().into_iter().map(|(t, what)| json!({"at": unix(t), "what": what})).collect::<Vec<_>>(),
+    })
+}
+
+async fn status(AxState(c): Ctl) -> Json<Value> {
+    Json(status_json(&c))
+}
+
+async fn page(AxState(c): Ctl) -> Html<String> {
+    Html(page::render(&status_json(&c)))
+}
+
+#[derive(serde::Deserialize)]
+struct ExplainQuery {
+    name: String,
+    client: String,
+}
+
+async fn explain(AxState(c): Ctl, Query(q): Query<ExplainQuery>) -> Response {
+    let snap = c.state.snapshot();
+    let model = &snap.model;
+    let (addr, prefix) = match crate::cli::parse_client(&q.client) {
+        Ok(v) => v,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+    };
+    let fqdn = if q.name.ends_with('.') { q.name.clone() } else { format!("{}.{}", q.name, model.zone.origin) };
+    let index = hickory_proto::rr::Name::from_ascii(&fqdn).ok().and_then(|n| model.name_index(&n.to_lowercase()));
+    let Some(index) = index else {
+        return (StatusCode::NOT_FOUND, format!("`{fqdn}` is not a GSLB name in this config\n")).into_response();
+    };
+    let client = Client::new(addr, prefix, model.geo.as_deref());
+    (StatusCode::OK, format!("{}\n", routing::explain(model, &snap.health, index, &client))).into_response()
+}
+
+/// Checks the bearer token in constant time; `Some` is the refusal to send.
+fn refused(c: &Control, headers: &HeaderMap) -> Option<Response> {
+    let Some(token) = &c.admin_token else {
+        return Some((StatusCode::FORBIDDEN, "mutations are disabled: no admin token is configured\n").into_response());
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if bool::from(given.as_bytes().ct_eq(token.as_bytes())) && !given.is_empty() {
+        None
+    } else {
+        warn!("admin request refused: missing or wrong bearer token");
+        Some(
+            (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], "a valid bearer token is required\n")
+                .into_response(),
+        )
+    }
+}
+
+async fn set_drain(c: &Control, headers: &HeaderMap, region: &str, drained: bool) -> Response {
+    if let Some(r) = refused(c, headers) {
+        return r;
+    }
+    if c.state.set_drained(region, drained) {
+        let what = if drained { "drained" } else { "undrained" };
+        info!(region, "region {what} by an operator");
+        c.metrics.recent.event(format!("region {region} {what} by an operator"));
+        (StatusCode::OK, format!("{region} {what}\n")).into_response()
+    } else {
+        (StatusCode::NOT_FOUND, format!("no region `{region}`\n")).into_response()
+    }
+}
+
+async fn drain(AxState(c): Ctl, Path(region): Path<String>, headers: HeaderMap) -> Response {
+    set_drain(&c, &headers, &region, true).await
+}
+
+async fn undrain(AxState(c): Ctl, Path(region): Path<String>, headers: HeaderMap) -> Response {
+    set_drain(&c, &headers, &region, false).await
+}
+
+async fn reload(AxState(c): Ctl, headers: HeaderMap) -> Response {
+    if let Some(r) = refused(&c, &headers) {
+        return r;
+    }
+    match c.reload().await {
+        Ok(generation) => (StatusCode::OK, format!("reloaded: generation {generation}\n")).into_response(),
+        Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, format!("{e:#}\n")).into_response(),
+    }
+}

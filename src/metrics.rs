@@ -1,0 +1,385 @@
+//! Prometheus metrics: names (imported by tests and docs), one registry per instance,
+//! and handles built ahead of time.
+//!
+//! The DNS path touches only [`QueryCounters`]: a fixed array of atomics indexed by
+//! query type, response code and region slot, so counting a query is one relaxed
+//! atomic add, with no lock, no allocation and no label lookup. The series are made at
+//! scrape time, for non-zero counts only. Everything else here is updated by the
+//! control plane (health engine, reload, admin).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{Counter, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::{Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+
+pub const BUILD_INFO: &str = "switchyard_build_info";
+pub const QUERIES_TOTAL: &str = "switchyard_dns_queries_total";
+pub const REGION_UP: &str = "switchyard_region_up";
+pub const REGION_DRAINED: &str = "switchyard_region_drained";
+pub const CHECK_UP: &str = "switchyard_check_up";
+pub const CHECK_DURATION: &str = "switchyard_check_duration_seconds";
+pub const CHECK_FAILURES_TOTAL: &str = "switchyard_check_failures_total";
+pub const WRITER: &str = "switchyard_writer";
+pub const DATABASE_PRIMARY: &str = "switchyard_database_primary";
+pub const SPLIT_BRAIN: &str = "switchyard_split_brain";
+pub const REPLICA_LAG: &str = "switchyard_replica_lag_seconds";
+pub const HEALTH_READY: &str = "switchyard_health_ready";
+pub const RELOADS_TOTAL: &str = "switchyard_config_reloads_total";
+pub const RELOAD_LAST_SUCCESS: &str = "switchyard_config_last_reload_success_timestamp_seconds";
+pub const RELOAD_LAST_OK: &str = "switchyard_config_last_reload_successful";
+pub const CONFIG_GENERATION: &str = "switchyard_config_generation";
+pub const GEOIP_BUILD: &str = "switchyard_geoip_build_timestamp_seconds";
+
+/// Query types counted by name; the rest are `other`.
+pub const QTYPES: &[&str] =
+    &["A", "AAAA", "CNAME", "MX", "TXT", "SRV", "NS", "SOA", "CAA", "PTR", "DS", "ANY", "other"];
+/// Response codes counted by name; the rest are `other`.
+pub const RCODES: &[&str] = &["NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "BADVERS", "other"];
+/// Region slots: 0 is "none" (no region answered); names get slots as configs load.
+pub const REGION_SLOTS: usize = 128;
+
+pub fn qtype_index(qtype: u16) -> usize {
+    match qtype {
+        1 => 0,
+        28 => 1,
+        5 => 2,
+        15 => 3,
+        16 => 4,
+        33 => 5,
+        2 => 6,
+        6 => 7,
+        257 => 8,
+        12 => 9,
+        43 => 10,
+        255 => 11,
+        _ => 12,
+    }
+}
+
+pub fn rcode_index(rcode: u16) -> usize {
+    match rcode {
+        0 => 0,
+        1 => 1,
+        2 => 2,
+        3 => 3,
+        4 => 4,
+        5 => 5,
+        16 => 6,
+        _ => 7,
+    }
+}
+
+/// Query counts by (qtype, rcode, region slot).
+pub struct QueryCounters {
+    counts: Box<[AtomicU64]>,
+    /// Slot → region name; slot 0 is `none`. Grows, never shrinks, so a count never
+    /// changes label.
+    names: Mutex<Vec<String>>,
+    zone: Mutex<String>,
+    desc: Desc,
+}
+
+impl QueryCounters {
+    fn new() -> QueryCounters {
+        let n = QTYPES.len() * RCODES.len() * REGION_SLOTS;
+        QueryCounters {
+            counts: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            names: Mutex::new(vec!["none".to_owned()]),
+            zone: Mutex::new(String::new()),
+            desc: Desc::new(
+                QUERIES_TOTAL.into(),
+                "DNS queries answered, by zone, query type, response code and answered region.".into(),
+                vec!["zone".into(), "qtype".into(), "rcode".into(), "region".into()],
+                Default::default(),
+            )
+            .expect("valid descriptor"),
+        }
+    }
+
+    /// Counts one query. The DNS path calls this.
+    #[inline]
+    pub fn count(&self, qtype: usize, rcode: usize, slot: u16) {
+        let i = (qtype * RCODES.len() + rcode) * REGION_SLOTS + (slot as usize).min(REGION_SLOTS - 1);
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Slots for a config's regions, by name.
+    pub fn slots(&self, zone: &str, regions: &[&str]) -> Vec<u16> {
+        *self.zone.lock().expect("not poisoned") = zone.trim_end_matches('.').to_owned();
+        let mut names = self.names.lock().expect("not poisoned");
+        regions
+            .iter()
+            .map(|r| match names.iter().position(|n| n == r) {
+                Some(i) => i as u16,
+                None if names.len() < REGION_SLOTS => {
+                    names.push((*r).to_owned());
+                    (names.len() - 1) as u16
+                }
+                // Past the limit, regions share the last slot rather than grow labels.
+                None => (REGION_SLOTS - 1) as u16,
+            })
+            .collect()
+    }
+}
+
+impl Collector for QueryCounters {
+    fn desc(&self) -> Vec<&Desc> {
+        vec![&self.desc]
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let names = self.names.lock().expect("not poisoned").clone();
+        let zone = self.zone.lock().expect("not poisoned").clone();
+        let label = |name: &str, value: &str| {
+            let mut l = LabelPair::default();
+            l.set_name(name.to_owned());
+            l.set_value(value.to_owned());
+            l
+        };
+        let mut metrics = Vec::new();
+        for (q, qtype) in QTYPES.iter().enumerate() {
+            for (r, rcode) in RCODES.iter().enumerate() {
+                for (slot, region) in names.iter().enumerate() {
+                    let v = self.counts[(q * RCODES.len() + r) * REGION_SLOTS + slot].load(Ordering::Relaxed);
+                    if v == 0 {
+                        continue;
+                    }
+                    let mut c = Counter::default();
+                    c.set_value(v as f64);
+                    let mut m = Metric::from_label(vec![
+                        label("qtype", qtype),
+                        label("rcode", rcode),
+                        label("region", region),
+                        label("zone", &zone),
+                    ]);
+                    m.set_counter(c);
+                    metrics.push(m);
+                }
+            }
+        }
+        let mut mf = MetricFamily::default();
+        mf.set_name(QUERIES_TOTAL.to_owned());
+        mf.set_help(self.desc.help.clone());
+        mf.set_field_type(MetricType::COUNTER);
+        mf.set_metric(metrics);
+        vec![mf]
+    }
+}
+
+/// Every metric of one instance.
+pub struct Metrics {
+    pub registry: Registry,
+    pub queries: Arc<QueryCounters>,
+    pub region_up: IntGaugeVec,
+    pub region_drained: IntGaugeVec,
+    pub check_up: IntGaugeVec,
+    pub check_duration: HistogramVec,
+    pub check_failures: IntCounterVec,
+    pub writer: IntGaugeVec,
+    pub database_primary: IntGaugeVec,
+    pub split_brain: IntGauge,
+    pub replica_lag: GaugeVec,
+    pub health_ready: IntGauge,
+    pub reloads: IntCounterVec,
+    pub reload_last_success: Gauge,
+    pub reload_last_ok: IntGauge,
+    pub config_generation: IntGauge,
+    pub geoip_build: Gauge,
+    /// Check results and state changes for the status page.
+    pub recent: Recent,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Metrics> {
+        let registry = Registry::new();
+        let queries = Arc::new(QueryCounters::new());
+        let reg = |c: Box<dyn Collector>| registry.register(c).expect("metric names are unique");
+        reg(Box::new(QueryCountersHandle(queries.clone())));
+        macro_rules! vec_of {
+            ($ty:ty, $name:expr, $help:expr, $labels:expr) => {{
+                let v = <$ty>::new(Opts::new($name, $help), $labels).expect("valid metric");
+                reg(Box::new(v.clone()));
+                v
+            }};
+        }
+        let build = vec_of!(IntGaugeVec, BUILD_INFO, "Build information.", &["version"]);
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        let check_duration = HistogramVec::new(
+            HistogramOpts::new(CHECK_DURATION, "How long each health probe took.")
+                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            &["region", "check"],
+        )
+        .expect("valid metric");
+        reg(Box::new(check_duration.clone()));
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric");
+            reg(Box::new(g.clone()));
+            g
+        };
+        let m = Metrics {
+            queries,
+            region_up: vec_of!(
+                IntGaugeVec,
+                REGION_UP,
+                "Whether the region is up per its checks (1) or down (0).",
+                &["region"]
+            ),
+            region_drained: vec_of!(
+                IntGaugeVec,
+                REGION_DRAINED,
+                "Whether an operator drained the region.",
+                &["region"]
+            ),
+            check_up: vec_of!(
+                IntGaugeVec,
+                CHECK_UP,
+                "Whether the check's verdict is up (1) or down (0).",
+                &["region", "check"]
+            ),
+            check_duration,
+            check_failures: vec_of!(
+                IntCounterVec,
+                CHECK_FAILURES_TOTAL,
+                "Failed health probes, by reason.",
+                &["region", "check", "reason"]
+            ),
+            writer: vec_of!(IntGaugeVec, WRITER, "1 for the region that is the database writer.", &["region"]),
+            database_primary: vec_of!(
+                IntGaugeVec,
+                DATABASE_PRIMARY,
+                "Whether the region's database member reports primary.",
+                &["region"]
+            ),
+            split_brain: gauge(SPLIT_BRAIN, "1 while more than one database member reports primary."),
+            replica_lag: vec_of!(
+                GaugeVec,
+                REPLICA_LAG,
+                "Replication lag of the region's database member.",
+                &["region"]
+            ),
+            health_ready: gauge(HEALTH_READY, "1 once the first round of health checks completed."),
+            reloads: vec_of!(IntCounterVec, RELOADS_TOTAL, "Config reloads, by result.", &["result"]),
+            reload_last_success: {
+                let g =
+                    Gauge::new(RELOAD_LAST_SUCCESS, "When the config was last loaded successfully.").expect("valid");
+                reg(Box::new(g.clone()));
+                g
+            },
+            reload_last_ok: gauge(RELOAD_LAST_OK, "Whether the last config reload succeeded (1) or failed (0)."),
+            config_generation: gauge(CONFIG_GENERATION, "Configs loaded since start (1 is the first)."),
+            geoip_build: {
+                let g = Gauge::new(GEOIP_BUILD, "When the GeoIP database in use was built.").expect("valid");
+                reg(Box::new(g.clone()));
+                g
+            },
+            registry,
+            recent: Recent::default(),
+        };
+        for result in ["success", "failure"] {
+            m.reloads.with_label_values(&[result]);
+        }
+        Arc::new(m)
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let encoder = prometheus::TextEncoder::new();
+        encoder.encode_utf8(&self.registry.gather(), &mut out).expect("text encoding does not fail");
+        out
+    }
+}
+
+/// Registers the shared counters (the registry takes ownership of a collector).
+struct QueryCountersHandle(Arc<QueryCounters>);
+
+impl Collector for QueryCountersHandle {
+    fn desc(&self) -> Vec<&Desc> {
+        self.0.desc()
+    }
+    fn collect(&self) -> Vec<MetricFamily> {
+        self.0.collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_counts_become_series_with_bounded_labels() {
+        let m = Metrics::new();
+        let slots = m.queries.slots("gslb.example.org.", &["us-east", "eu-west"]);
+        assert_eq!(slots, vec![1, 2]);
+        m.queries.count(qtype_index(1), rcode_index(0), slots[1]);
+        m.queries.count(qtype_index(1), rcode_index(0), slots[1]);
+        m.queries.count(qtype_index(65), rcode_index(3), 0);
+        let text = m.render();
+        assert!(
+            text.contains(
+                r#"switchyard_dns_queries_total{qtype="A",rcode="NOERROR",region="eu-west",zone="gslb.example.org"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(
+            r#"switchyard_dns_queries_total{qtype="other",rcode="NXDOMAIN",region="none",zone="gslb.example.org"} 1"#
+        ));
+        assert!(!text.contains("us-east"), "no zero series");
+        // A reload that reorders regions keeps each name's slot.
+        assert_eq!(m.queries.slots("gslb.example.org.", &["eu-west", "ap-southeast", "us-east"]), vec![2, 3, 1]);
+    }
+}
+
+/// What the status page shows beyond gauges: the last result of every check, and the
+/// recent state changes. Written by the health engine, read by the admin server.
+#[derive(Default)]
+pub struct Recent {
+    events: Mutex<std::collections::VecDeque<(std::time::SystemTime, String)>>,
+    checks: Mutex<std::collections::BTreeMap<String, CheckStatus>>,
+}
+
+/// The last word on one check.
+#[derive(Debug, Clone)]
+pub struct CheckStatus {
+    pub region: String,
+    pub database: bool,
+    pub up: Option<bool>,
+    /// `ok`, or the failure reason.
+    pub last: String,
+    /// For database members: `primary (timeline N)` or `replica (lag S s)`.
+    pub role: Option<String>,
+    pub at: std::time::SystemTime,
+}
+
+/// How many state changes the status page keeps.
+const EVENTS_KEPT: usize = 50;
+
+impl Recent {
+    pub fn event(&self, what: String) {
+        let mut e = self.events.lock().expect("not poisoned");
+        if e.len() == EVENTS_KEPT {
+            e.pop_front();
+        }
+        e.push_back((std::time::SystemTime::now(), what));
+    }
+
+    /// Newest first.
+    pub fn events(&self) -> Vec<(std::time::SystemTime, String)> {
+        self.events.lock().expect("not poisoned").iter().rev().cloned().collect()
+    }
+
+    pub fn set_check(&self, id: &str, status: CheckStatus) {
+        self.checks.lock().expect("not poisoned").insert(id.to_owned(), status);
+    }
+
+    /// Keeps only the checks with these ids (after a reload).
+    pub fn retain_checks(&self, ids: &[&str]) {
+        self.checks.lock().expect("not poisoned").retain(|k, _| ids.contains(&k.as_str()));
+    }
+
+    pub fn checks(&self) -> Vec<(String, CheckStatus)> {
+        self.checks.lock().expect("not poisoned").iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}

@@ -1,0 +1,157 @@
+//! The admin HTTP API: every endpoint, the bearer token, drains seen in DNS answers,
+//! and a real `promtool` on the metrics.
+
+use std::time::{Duration, Instant};
+
+use hickory_proto::rr::RecordType;
+use serde_json::Value;
+
+use crate::support::dns::{ecs, first, udp};
+use crate::support::{ADMIN_TOKEN, POLICIES, TestServer};
+
+fn with_token(config: &str) -> String {
+    format!("[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"admin-token\"\n{config}")
+}
+
+async fn get(s: &TestServer, path: &str) -> (u16, String) {
+    let r = reqwest::get(format!("http://{}{path}", s.admin)).await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+async fn post(s: &TestServer, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut req = reqwest::Client::new().post(format!("http://{}{path}", s.admin));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn health_ready_status_and_the_page() {
+    let s = TestServer::start(&with_token(POLICIES)).await;
+    assert_eq!(get(&s, "/healthz").await, (200, "ok\n".to_owned()));
+    assert_eq!(get(&s, "/readyz").await.0, 200, "no checks: ready at once");
+    let (code, body) = get(&s, "/status").await;
+    assert_eq!(code, 200);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["zone"], "gslb.example.org.");
+    assert_eq!(v["config"]["generation"], 1);
+    assert_eq!(v["geoip"]["type"], "GeoIP2-City");
+    let names: Vec<&str> = v["regions"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["us-east", "eu-west", "ap-southeast", "cdn"]);
+    let (code, html) = get(&s, "/").await;
+    assert_eq!(code, 200);
+    for want in ["switchyard — gslb.example.org.", "us-east", "ap-southeast", "Database writer", "Recent changes"] {
+        assert!(html.contains(want), "the page shows {want}");
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn explain_over_http() {
+    let s = TestServer::start(&with_token(POLICIES)).await;
+    s.set_up("eu-west", false);
+    let (code, body) = get(&s, "/explain?name=app&client=192.0.2.0/25").await;
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("1. eu-west") && body.contains("down: skipped") && body.contains("A 192.0.2.1 (us-east)"),
+        "{body}"
+    );
+    assert_eq!(get(&s, "/explain?name=nope&client=192.0.2.1").await.0, 404);
+    assert_eq!(get(&s, "/explain?name=app&client=banana").await.0, 400);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn drain_needs_the_token_and_moves_answers() {
+    let s = TestServer::start(&with_token(POLICIES)).await;
+    let gb = || async { first(&udp(s.addr, &ecs("app.gslb.example.org.", RecordType::A, "192.0.2.0/25")).await) };
+    assert_eq!(gb().await, "192.0.2.2");
+    assert_eq!(post(&s, "/regions/eu-west/drain", None).await.0, 401, "no token");
+    assert_eq!(post(&s, "/regions/eu-west/drain", Some("wrong-token")).await.0, 401, "wrong token");
+    assert_eq!(
+        post(&s, "/regions/eu-west/drain", Some(&ADMIN_TOKEN[..ADMIN_TOKEN.len() - 1])).await.0,
+        401,
+        "a prefix"
+    );
+    assert_eq!(gb().await, "192.0.2.2", "refused requests change nothing");
+    let (code, body) = post(&s, "/regions/eu-west/drain", Some(ADMIN_TOKEN)).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(gb().await, "192.0.2.1", "drained: eu-west leaves the answers");
+    let v: Value = serde_json::from_str(&get(&s, "/status").await.1).unwrap();
+    assert_eq!(v["regions"][1]["drained"], true);
+    assert!(v["recent_changes"][0]["what"].as_str().unwrap().contains("eu-west drained"));
+    assert!(get(&s, "/metrics").await.1.contains("switchyard_region_drained{region=\"eu-west\"} 1"));
+    assert_eq!(post(&s, "/regions/eu-west/undrain", Some(ADMIN_TOKEN)).await.0, 200);
+    assert_eq!(gb().await, "192.0.2.2", "undrained: back");
+    assert_eq!(post(&s, "/regions/mars/drain", Some(ADMIN_TOKEN)).await.0, 404);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn without_a_token_mutations_are_refused() {
+    let s = TestServer::start(POLICIES).await;
+    let (code, body) = post(&s, "/regions/eu-west/drain", Some("anything")).await;
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("no admin token is configured"));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_pass_promtool_and_count_queries() {
+    let s = TestServer::start(&with_token(POLICIES)).await;
+    for _ in 0..3 {
+        udp(s.addr, &ecs("app.gslb.example.org.", RecordType::A, "192.0.2.0/25")).await;
+    }
+    udp(s.addr, &crate::support::dns::query("nope.gslb.example.org.", RecordType::AAAA)).await;
+    let (code, text) = get(&s, "/metrics").await;
+    assert_eq!(code, 200);
+    for want in [
+        r#"switchyard_dns_queries_total{qtype="A",rcode="NOERROR",region="eu-west",zone="gslb.example.org"} 3"#,
+        r#"switchyard_dns_queries_total{qtype="AAAA",rcode="NXDOMAIN",region="none",zone="gslb.example.org"} 1"#,
+        r#"switchyard_region_up{region="us-east"} 1"#,
+        r#"switchyard_config_reloads_total{result="failure"} 0"#,
+        "switchyard_build_info{version=",
+        "switchyard_geoip_build_timestamp_seconds ",
+    ] {
+        assert!(text.contains(want), "missing {want} in:\n{text}");
+    }
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool runs (apt-get install prometheus)");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn readyz_waits_for_the_first_health_round() {
+    use crate::support::gateway::{Gateway, Mode};
+    let g = Gateway::http("127.0.0.41").await;
+    g.set(Mode::Slow(Duration::from_millis(600)));
+    let config = POLICIES.replace(
+        "[regions.eu-west]\n",
+        &format!("[[regions.us-east.checks]]\nkind = \"http\"\nurl = \"http://{}/\"\ntimeout = \"1s\"\n\n[regions.eu-west]\n", g.addr),
+    );
+    let s = TestServer::start(&with_token(&config.replace("[server]\n", "[health]\ninterval = \"2s\"\n\n[server]\n")))
+        .await;
+    assert_eq!(get(&s, "/readyz").await.0, 503);
+    let start = Instant::now();
+    while get(&s, "/readyz").await.0 != 200 {
+        assert!(start.elapsed() < Duration::from_secs(5), "not ready 5 s after start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.stop().await;
+}
