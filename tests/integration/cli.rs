@@ -3,7 +3,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::dns::dig;
-use crate::support::{POLICIES, bin, geoip, repo, write_config};
+use crate::support::{Killed, POLICIES, bin, geoip, repo, write_config};
 
 fn run(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(bin()).args(args).current_dir(repo()).output().unwrap();
@@ -96,13 +96,16 @@ fn the_example_config_and_bundled_database_check_out() {
 async fn demo_moves_an_answer_when_a_gateway_stops_and_back() {
     let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let (port, control) = (free(), free());
-    let mut child = Command::new(bin())
-        .args(["demo", "--listen", &format!("127.0.0.1:{port}"), "--control", &format!("127.0.0.1:{control}")])
-        .args(["--admin", "127.0.0.1:0"])
-        .current_dir(repo())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut guard = Killed(
+        Command::new(bin())
+            .args(["demo", "--listen", &format!("127.0.0.1:{port}"), "--control", &format!("127.0.0.1:{control}")])
+            .args(["--admin", "127.0.0.1:0"])
+            .current_dir(repo())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut guard.0;
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -171,13 +174,16 @@ fn secrets_in_dsns_never_reach_the_logs() {
     );
     std::fs::write(dir.path().join("test-city.mmdb"), geoip::city_db()).unwrap();
     let path = write_config(dir.path(), &config.replace("[\"127.0.0.1:0\"]", &format!("[\"127.0.0.1:{port}\"]")));
-    let mut child = Command::new(bin())
-        .args(["--log-format", "json", "serve", "--admin", "127.0.0.1:0", "--config"])
-        .arg(&path)
-        .env("SWITCHYARD_LOG", "debug")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut guard = Killed(
+        Command::new(bin())
+            .args(["--log-format", "json", "serve", "--admin", "127.0.0.1:0", "--config"])
+            .arg(&path)
+            .env("SWITCHYARD_LOG", "debug")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut guard.0;
     let stderr = child.stderr.take().unwrap();
     let mut log = String::new();
     let deadline = Instant::now() + Duration::from_secs(20);

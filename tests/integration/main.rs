@@ -21,6 +21,8 @@ mod health;
 mod policies;
 /// DNS protocol behaviour over UDP and TCP (RFC 1034/1035, 2308, 6891, 7766, 8482).
 mod protocol;
+/// SIGHUP twenty times under UDP and TCP load: nothing lost.
+mod reload;
 /// A real resolver (unbound with ECS) in front of the server.
 mod resolver;
 /// The writer and reader names against a real PostgreSQL primary and standbys.

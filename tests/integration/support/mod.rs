@@ -216,3 +216,13 @@ regions = ["cdn", "us-east"]
 "country:JP" = { us-east = 150, eu-west = 220, ap-southeast = 40 }
 "198.51.100.0/25" = { us-east = 40, eu-west = 10, ap-southeast = 300 }
 "#;
+
+/// A spawned process that is killed if the test ends early, so nothing outlives it.
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

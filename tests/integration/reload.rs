@@ -1,0 +1,173 @@
+//! SIGHUP reloads under load: the spawned binary keeps answering over UDP and TCP
+//! while it is sent twenty SIGHUPs, alternating good and broken configs.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::RecordType;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::support::dns::{first, query};
+use crate::support::{Killed, POLICIES, bin, geoip};
+
+fn config(generation: u32, port: u16) -> String {
+    POLICIES
+        .replace("listen = [\"127.0.0.1:0\"]", &format!("listen = [\"127.0.0.1:{port}\"]"))
+        .replace("values = [\"192.0.2.10\"]", &format!("values = [\"198.51.100.{generation}\"]"))
+}
+
+fn write_atomically(path: &std::path::Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// One query over UDP or TCP; `None` if it got no well-formed answer within 2 s.
+async fn ask(addr: std::net::SocketAddr, tcp: bool) -> Option<Message> {
+    let m = query("static.gslb.example.org.", RecordType::A);
+    let bytes = m.to_vec().unwrap();
+    let attempt = async {
+        if tcp {
+            let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+            let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+            framed.extend_from_slice(&bytes);
+            s.write_all(&framed).await.ok()?;
+            let mut len = [0u8; 2];
+            s.read_exact(&mut len).await.ok()?;
+            let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+            s.read_exact(&mut buf).await.ok()?;
+            Message::from_vec(&buf).ok()
+        } else {
+            let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.ok()?;
+            sock.send_to(&bytes, addr).await.ok()?;
+            let mut buf = vec![0u8; 4096];
+            let (n, _) = sock.recv_from(&mut buf).await.ok()?;
+            Message::from_vec(&buf[..n]).ok()
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(2), attempt).await.ok().flatten()
+}
+
+async fn scrape(admin: std::net::SocketAddr, metric: &str) -> f64 {
+    let text = reqwest::get(format!("http://{admin}/metrics")).await.unwrap().text().await.unwrap();
+    text.lines().find_map(|l| l.strip_prefix(metric).and_then(|v| v.trim().parse().ok())).unwrap_or(-1.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_sighups_under_load_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("test-city.mmdb"), geoip::city_db()).unwrap();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let path = dir.path().join("switchyard.toml");
+    write_atomically(&path, &config(1, port).replace("@GEOIP@", "test-city.mmdb"));
+    let mut child = Killed(
+        Command::new(bin())
+            .args(["serve", "--admin", "127.0.0.1:0", "--config"])
+            .arg(&path)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = child.0.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut admin = None;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("server starts");
+        if let Some(a) = line.split("admin HTTP listening on ").nth(1) {
+            admin = a
+                .split_whitespace()
+                .next()
+                .and_then(|a| a.trim_end_matches(|c: char| !c.is_ascii_digit()).parse().ok());
+        }
+        if line.contains("listening for TCP on") {
+            break;
+        }
+    }
+    let admin: std::net::SocketAddr = admin.expect("admin address logged");
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+
+    // Load: UDP and TCP queries back to back until told to stop (at most 60 s).
+    let stop = Arc::new(AtomicBool::new(false));
+    let (sent, lost, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let mut load = Vec::new();
+    for tcp in [false, true] {
+        let (stop, sent, lost, failed) = (stop.clone(), sent.clone(), lost.clone(), failed.clone());
+        load.push(tokio::spawn(async move {
+            let until = Instant::now() + Duration::from_secs(60);
+            while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+                sent.fetch_add(1, Ordering::Relaxed);
+                match ask(addr, tcp).await {
+                    None => {
+                        lost.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Some(m) if m.metadata.response_code != ResponseCode::NoError || m.answers.len() != 1 => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Some(_) => {}
+                }
+            }
+        }));
+    }
+
+    let pid = child.0.id().to_string();
+    let mut current = "198.51.100.1".to_owned();
+    let mut broken = 0.0;
+    for i in 2..22u32 {
+        if i % 2 == 0 {
+            write_atomically(&path, &config(i, port).replace("@GEOIP@", "test-city.mmdb"));
+            current = format!("198.51.100.{i}");
+        } else {
+            // Broken: a bad address and an unknown key.
+            write_atomically(
+                &path,
+                &config(i, port)
+                    .replace("@GEOIP@", "test-city.mmdb")
+                    .replace("\"192.0.2.1\"", "\"192.0.2.999\"")
+                    .replace("weight = 3", "wieght = 3"),
+            );
+            broken += 1.0;
+        }
+        assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+        let start = Instant::now();
+        loop {
+            let seen = if i % 2 == 0 {
+                ask(addr, false).await.map(|m| first(&m)) == Some(current.clone())
+            } else {
+                scrape(admin, "switchyard_config_reloads_total{result=\"failure\"}").await == broken
+            };
+            if seen {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "reload {i} not seen within 10 s");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Whatever happened, the answer is the last good config's.
+        assert_eq!(ask(addr, true).await.map(|m| first(&m)), Some(current.clone()), "after reload {i}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    for l in load {
+        l.await.unwrap();
+    }
+    let (sent, lost, failed) =
+        (sent.load(Ordering::Relaxed), lost.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    eprintln!("reload test: {sent} queries during 20 reloads, {lost} lost, {failed} failed");
+    assert!(sent > 100, "the load ran: {sent}");
+    assert_eq!((lost, failed), (0, 0), "of {sent} queries");
+    assert_eq!(scrape(admin, "switchyard_config_reloads_total{result=\"failure\"}").await, 10.0);
+    assert_eq!(scrape(admin, "switchyard_config_reloads_total{result=\"success\"}").await, 10.0);
+    // The last of the twenty was a broken one.
+    assert_eq!(scrape(admin, "switchyard_config_last_reload_successful").await, 0.0);
+    assert_eq!(scrape(admin, "switchyard_config_generation").await, 11.0);
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let _ = child.0.wait();
+}
