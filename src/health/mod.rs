@@ -442,13 +442,13 @@ impl Supervisor {
         let last_writer = self.last_writer;
         let primaries = election.primaries.clone();
         let m = &self.metrics;
-        for (r, region) in model.config.regions.iter().enumerate() {
+        // Database series exist only for regions with a database member, so that "no
+        // writer" can be alerted on without false alarms where there are none.
+        for (r, region) in model.config.regions.iter().enumerate().filter(|(_, r)| r.database.is_some()) {
             let name = [region.name.as_str()];
             m.writer.with_label_values(&name).set(i64::from(self.writer == Some(r as RegionId)));
             m.database_primary.with_label_values(&name).set(i64::from(election.primaries.contains(&(r as RegionId))));
-            if region.database.is_some() {
-                m.replica_lag.with_label_values(&name).set(db_lag[r].unwrap_or(f64::NAN));
-            }
+            m.replica_lag.with_label_values(&name).set(db_lag[r].unwrap_or(f64::NAN));
         }
         m.split_brain.set(i64::from(election.split_brain()));
         m.health_ready.set(i64::from(ready));

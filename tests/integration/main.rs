@@ -17,6 +17,8 @@ mod ecs;
 mod geoip;
 /// Health checks against gateways turned sick in every way: exact fall/rise counts.
 mod health;
+/// deploy/: dashboard and rules against /metrics, promtool, a real Prometheus, the k8s config.
+mod observability;
 /// Every routing policy, with clients on five continents by ECS, IPv4 and IPv6.
 mod policies;
 /// DNS protocol behaviour over UDP and TCP (RFC 1034/1035, 2308, 6891, 7766, 8482).
