@@ -310,3 +310,38 @@ async fn tcp_connect_check() {
     until(&s, PRIMARY, Duration::from_secs(5)).await;
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_reload_carries_check_states_over_and_starts_new_checks() {
+    let g = Gateway::http("127.0.0.20").await;
+    let s = TestServer::start(&config(&http_check(&g), "cold_start_grace = \"30s\"")).await;
+    until(&s, PRIMARY, Duration::from_secs(5)).await;
+    g.set(Mode::Status(500));
+    until(&s, BACKUP, Duration::from_secs(5)).await;
+    // The gateway now hangs: a fresh engine would need a while (and SERVFAIL in `wait`
+    // mode) before it knew anything. A reload must not forget what it knew.
+    g.set(Mode::Hang);
+    let g2 = Gateway::http("127.0.0.20").await;
+    let text = config(&http_check(&g), "cold_start_grace = \"30s\"")
+        .replace(
+            "[regions.backup]\na = [\"192.0.2.2\"]\n",
+            &format!("[regions.backup]\na = [\"192.0.2.2\"]\n[[regions.backup.checks]]\n{}\n", http_check(&g2)),
+        )
+        .replace("values = [\"192.0.2.10\"]", "values = [\"192.0.2.11\"]");
+    std::fs::write(s.dir.path().join("switchyard.toml"), format!("[admin]\nlisten = \"127.0.0.1:0\"\n{text}")).unwrap();
+    let generation = s.control.reload().await.expect("the new config is valid");
+    assert_eq!(generation, 2);
+    let r = udp(s.addr, &query("static.gslb.example.org.", RecordType::A)).await;
+    assert_eq!(first(&r), "192.0.2.11", "the new config is in force");
+    let r = udp(s.addr, &query("fo.gslb.example.org.", RecordType::A)).await;
+    assert_eq!(first(&r), BACKUP, "primary is still down, without a new cold start");
+    // The new check on backup runs: make it fail and backup goes down too (fail open
+    // then answers the first candidate, primary).
+    g2.set(Mode::Status(500));
+    until(&s, PRIMARY, Duration::from_secs(5)).await;
+    // A broken config changes nothing.
+    std::fs::write(s.dir.path().join("switchyard.toml"), "[zone]\norigin = 5\n").unwrap();
+    assert!(s.control.reload().await.is_err());
+    assert_eq!(first(&udp(s.addr, &query("static.gslb.example.org.", RecordType::A)).await), "192.0.2.11");
+    s.stop().await;
+}

@@ -23,6 +23,7 @@ pub struct TestServer {
     /// The admin HTTP server.
     pub admin: SocketAddr,
     pub state: Arc<State>,
+    pub control: Arc<switchyard::app::Control>,
     pub dir: tempfile::TempDir,
     app: Option<App>,
 }
@@ -47,6 +48,7 @@ impl TestServer {
             addr: app.dns_addr(),
             admin: app.admin_addr().expect("admin on"),
             state: app.state.clone(),
+            control: app.control.clone(),
             dir,
             app: Some(app),
         }
