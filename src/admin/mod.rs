@@ -158,6 +158,7 @@ pub fn status_json(c: &Control) -> Value {
             "type": g.database_type(),
             "build_epoch": g.build_epoch(),
         })),
+        "databases": model.config.regions.iter().filter(|r| r.database.is_some()).count(),
         "writer": name(h.writer),
         "last_writer": name(h.last_writer),
         "writer_unsettled": h.writer_unsettled,

@@ -52,6 +52,7 @@ pub fn render(s: &Value) -> String {
         ));
     }
     let writer = match (&s["writer"], s["split_brain"].as_bool()) {
+        _ if s["databases"].as_u64() == Some(0) => "<small>no database members configured</small>".to_owned(),
         (_, Some(true)) => format!(
             "<span class=\"badge down\">SPLIT BRAIN</span> primaries: {} — answering {}",
             esc(&s["primaries"]
