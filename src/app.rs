@@ -191,7 +191,8 @@ impl App {
             Some(addr) => Some(AdminServer::start(control.clone(), addr).await?),
             None => None,
         };
-        let dns = DnsServer::start(state.clone(), metrics.clone(), &listen, idle).await?;
+        let workers = state.snapshot().model.config.server.udp_workers;
+        let dns = DnsServer::start(state.clone(), metrics.clone(), &listen, idle, workers).await?;
         Ok(App { control, state, dns, admin })
     }
 

@@ -40,6 +40,8 @@ pub struct ServerConfig {
     pub ecs_trusted: Vec<IpNet>,
     pub edns_udp_size: u16,
     pub tcp_idle_timeout: Duration,
+    /// UDP worker threads per listen address.
+    pub udp_workers: usize,
     pub chaos_version: Option<String>,
     pub chaos_id: Option<String>,
 }

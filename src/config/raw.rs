@@ -29,6 +29,8 @@ pub struct Server {
     pub ecs_trusted: Option<Vec<S<String>>>,
     /// The largest UDP payload we offer in EDNS.
     pub edns_udp_size: Option<S<u16>>,
+    /// UDP sockets (and threads) per listen address, sharing it with SO_REUSEPORT.
+    pub udp_workers: Option<S<u32>>,
     /// Seconds a TCP connection may sit idle.
     pub tcp_idle_timeout: Option<S<u64>>,
     /// Answers to CHAOS TXT queries; absent: REFUSED.

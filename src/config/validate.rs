@@ -313,6 +313,15 @@ impl Validator {
             ecs_trusted,
             edns_udp_size,
             tcp_idle_timeout: Duration::from_secs(tcp_idle_timeout),
+            udp_workers: match &raw.udp_workers {
+                Some(w) if !(1..=64).contains(w.get_ref()) => {
+                    self.err(Some(w.span()), format!("udp_workers {} is out of range", w.get_ref())).hint =
+                        Some("1..=64; the default is one per available CPU".into());
+                    1
+                }
+                Some(w) => *w.get_ref() as usize,
+                None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            },
             chaos_version: chaos.and_then(|c| c.version.clone()),
             chaos_id: chaos.and_then(|c| c.id.clone()),
         }

@@ -8,6 +8,8 @@
 
 pub mod answer;
 pub mod client;
+pub mod fast;
 pub mod handler;
 pub mod server;
+pub mod udp;
 pub mod wire;

@@ -13,6 +13,8 @@ mod config_errors;
 mod drill;
 /// EDNS Client Subnet (RFC 7871): scopes, trust, malformed options.
 mod ecs;
+/// The UDP fast path against the general path: byte-identical answers.
+mod fastpath;
 /// GeoIP schemas: MaxMind's own test databases and the flat `country_code` schema.
 mod geoip;
 /// Health checks against gateways turned sick in every way: exact fall/rise counts.

@@ -1,0 +1,340 @@
+//! The UDP fast path: the common queries answered straight from the raw packet.
+//!
+//! It reads the header, the question and the OPT record in place, decides with the
+//! same `routing` and zone lookup as the general path, and writes the answer into a
+//! reused buffer: no per-query allocation, no task, no message structs. It declines
+//! (returns `None`) anything outside its shapes, and the general path (hickory) answers
+//! those: TCP, odd headers, other types, CNAMEs, referrals, NODATA, errors, anything
+//! that would not fit. It writes exactly the bytes hickory's encoder would, name
+//! compression included, which the tests check query by query.
+//!
+//! Shapes: an A or AAAA query for a GSLB name (addresses only) or a static A/AAAA
+//! RRset, and NXDOMAIN with the SOA; with or without EDNS(0), with or without ECS.
+
+use std::net::IpAddr;
+
+use hickory_proto::rr::{RData, Record, RecordType};
+
+use super::client::{EcsPolicy, subject};
+use crate::model::zone::{Lookup, Node};
+use crate::routing::{self, Client, Outcome};
+use crate::state::Snapshot;
+
+/// What the fast path answered, for the query counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answered {
+    pub qtype: u16,
+    pub rcode: u16,
+    pub region: Option<u16>,
+}
+
+/// The parsed parts of a query the fast path can take.
+struct Query {
+    id: u16,
+    rd: bool,
+    cd: bool,
+    /// Question bytes: name, type, class (copied into the answer as they came).
+    question: (usize, usize),
+    /// The question name without its root label, as written (case preserved).
+    name_end: usize,
+    qtype: u16,
+    /// The client's EDNS: (udp size, DO bit), if it sent an OPT.
+    edns: Option<(u16, bool)>,
+}
+
+fn u16_at(b: &[u8], i: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*b.get(i)?, *b.get(i + 1)?]))
+}
+
+/// Parses the query; `key` receives the lower-case wire name. `None`: not our shape.
+fn parse(p: &[u8], key: &mut [u8; 256]) -> Option<(Query, usize)> {
+    if p.len() < 12 || p[2] & 0x80 != 0 || (p[2] >> 3) & 0x0F != 0 || p[2] & 0x02 != 0 {
+        return None;
+    }
+    if u16_at(p, 4)? != 1 || u16_at(p, 6)? != 0 || u16_at(p, 8)? != 0 {
+        return None;
+    }
+    let arcount = u16_at(p, 10)?;
+    if arcount > 1 {
+        return None;
+    }
+    let mut pos = 12;
+    let mut klen = 0;
+    loop {
+        let len = *p.get(pos)? as usize;
+        if len & 0xC0 != 0 {
+            return None;
+        }
+        key[klen] = len as u8;
+        klen += 1;
+        if len == 0 {
+            pos += 1;
+            break;
+        }
+        let label = p.get(pos + 1..pos + 1 + len)?;
+        if klen + len >= 255 {
+            return None;
+        }
+        for (k, b) in key[klen..klen + len].iter_mut().zip(label) {
+            *k = b.to_ascii_lowercase();
+        }
+        klen += len;
+        pos += 1 + len;
+    }
+    let name_end = pos - 1;
+    let qtype = u16_at(p, pos)?;
+    if u16_at(p, pos + 2)? != 1 {
+        return None;
+    }
+    pos += 4;
+    let question = (12, pos);
+    let mut edns = None;
+    if arcount == 1 {
+        // OPT: root name, type 41, class = udp size, ttl = ext rcode, version, flags.
+        if *p.get(pos)? != 0 || u16_at(p, pos + 1)? != 41 {
+            return None;
+        }
+        let size = u16_at(p, pos + 3)?;
+        if *p.get(pos + 5)? != 0 || *p.get(pos + 6)? != 0 {
+            return None; // extended rcode or version: the general path answers (BADVERS)
+        }
+        let flags = u16_at(p, pos + 7)?;
+        let rdlen = u16_at(p, pos + 9)? as usize;
+        let end = pos + 11 + rdlen;
+        if end != p.len() {
+            return None;
+        }
+        // Only ECS options: anything else goes the general way.
+        let mut o = pos + 11;
+        while o < end {
+            let code = u16_at(p, o)?;
+            let len = u16_at(p, o + 2)? as usize;
+            if code != 8 || o + 4 + len > end {
+                return None;
+            }
+            o += 4 + len;
+        }
+        edns = Some((size, flags & 0x8000 != 0));
+    } else if pos != p.len() {
+        return None;
+    }
+    Some((Query { id: u16_at(p, 0)?, rd: p[2] & 1 != 0, cd: p[3] & 0x10 != 0, question, name_end, qtype, edns }, klen))
+}
+
+/// Names already written, for compression: hickory's algorithm (store every label
+/// suffix; point at an exact earlier suffix), with fixed storage.
+struct Names {
+    entries: [(u16, u8, [u8; 255]); 16],
+    count: usize,
+}
+
+impl Names {
+    fn new() -> Names {
+        Names { entries: [(0, 0, [0; 255]); 16], count: 0 }
+    }
+
+    /// Writes a name given as wire labels without the root label.
+    fn emit(&mut self, out: &mut Vec<u8>, labels: &[u8]) -> Option<()> {
+        let start = out.len();
+        out.extend_from_slice(labels);
+        let last = out.len();
+        let mut at = 0;
+        while at < labels.len() {
+            let idx = start + at;
+            let suffix = &out[idx..last];
+            let hit = self.entries[..self.count].iter().find(|(_, len, bytes)| &bytes[..*len as usize] == suffix);
+            match hit {
+                Some((loc, _, _)) if *loc & 0xC000 == 0 => {
+                    let loc = *loc;
+                    out.truncate(idx);
+                    out.extend_from_slice(&(0xC000 | loc).to_be_bytes());
+                    return Some(());
+                }
+                _ => {
+                    if idx < 0x3FFF {
+                        if self.count == self.entries.len() {
+                            return None;
+                        }
+                        let e = &mut self.entries[self.count];
+                        e.0 = idx as u16;
+                        e.1 = suffix.len() as u8;
+                        e.2[..suffix.len()].copy_from_slice(suffix);
+                        self.count += 1;
+                    }
+                }
+            }
+            at += labels[at] as usize + 1;
+        }
+        out.push(0);
+        Some(())
+    }
+}
+
+/// The wire labels of a name (no root), into `buf`.
+fn labels_of(name: &hickory_proto::rr::Name, buf: &mut [u8; 256]) -> Option<usize> {
+    let mut n = 0;
+    for label in name.iter() {
+        if n + 1 + label.len() > 255 {
+            return None;
+        }
+        buf[n] = label.len() as u8;
+        buf[n + 1..n + 1 + label.len()].copy_from_slice(label);
+        n += 1 + label.len();
+    }
+    Some(n)
+}
+
+fn rr_head(out: &mut Vec<u8>, rtype: u16, ttl: u32) {
+    out.extend_from_slice(&rtype.to_be_bytes());
+    out.extend_from_slice(&1u16.to_be_bytes());
+    out.extend_from_slice(&ttl.to_be_bytes());
+}
+
+/// Answers `packet` from `snap` into `out`, or declines.
+pub fn answer(snap: &Snapshot, packet: &[u8], src: IpAddr, out: &mut Vec<u8>) -> Option<Answered> {
+    let model = &*snap.model;
+    let mut key = [0u8; 256];
+    let (q, klen) = parse(packet, &mut key)?;
+    if q.qtype != 1 && q.qtype != 28 {
+        return None;
+    }
+    let server = &model.config.server;
+    let subject = subject(src, packet, EcsPolicy { enabled: server.ecs, trusted: &server.ecs_trusted }).ok()?;
+    let qtype = if q.qtype == 1 { RecordType::A } else { RecordType::AAAA };
+
+    // Decide: the records (as addresses) or NXDOMAIN.
+    let mut addrs: [Option<(IpAddr, u32)>; 16] = [None; 16];
+    let mut n = 0;
+    let mut push = |ip: IpAddr, ttl: u32| {
+        if n < addrs.len() {
+            addrs[n] = Some((ip, ttl));
+        }
+        n += 1;
+    };
+    let mut scope = 0;
+    let mut region = None;
+    let nxdomain = match model.zone.lookup(&key[..klen]) {
+        Lookup::NxDomain => true,
+        Lookup::Found(Node { gslb: Some(i), .. }) => {
+            let name = &model.names[*i];
+            if name.may_cname || !snap.health.ready {
+                return None;
+            }
+            let client = Client::new(subject.addr, subject.prefix, model.geo.as_deref());
+            let route = routing::route(model, &snap.health, *i, &client);
+            if matches!(route.outcome, Outcome::AllDownServFail | Outcome::AllDownFallback) {
+                return None;
+            }
+            scope = route.scope;
+            region = route.regions.first().copied();
+            for &r in &route.regions {
+                let reg = &model.config.regions[r as usize];
+                if qtype == RecordType::A {
+                    reg.a.iter().for_each(|ip| push(IpAddr::V4(*ip), route.ttl));
+                } else {
+                    reg.aaaa.iter().for_each(|ip| push(IpAddr::V6(*ip), route.ttl));
+                }
+            }
+            false
+        }
+        Lookup::Found(node) => {
+            let set = node.rrset(qtype)?;
+            for r in &set.records {
+                match &r.data {
+                    RData::A(a) => push(IpAddr::V4(a.0), r.ttl),
+                    RData::AAAA(a) => push(IpAddr::V6(a.0), r.ttl),
+                    _ => return None,
+                }
+            }
+            false
+        }
+        Lookup::OutOfZone | Lookup::Delegated(_) => return None,
+    };
+    if (!nxdomain && n == 0) || n > addrs.len() {
+        return None; // NODATA or a very large set: the general path
+    }
+
+    // Encode, as hickory would.
+    out.clear();
+    let rcode: u16 = if nxdomain { 3 } else { 0 };
+    out.extend_from_slice(&q.id.to_be_bytes());
+    out.push(0x80 | 0x04 | u8::from(q.rd));
+    out.push(if q.cd { 0x10 } else { 0 } | rcode as u8);
+    out.extend_from_slice(&1u16.to_be_bytes());
+    out.extend_from_slice(&(n as u16).to_be_bytes());
+    out.extend_from_slice(&u16::from(nxdomain).to_be_bytes());
+    out.extend_from_slice(&u16::from(q.edns.is_some()).to_be_bytes());
+    out.extend_from_slice(&packet[q.question.0..q.question.1]);
+    let mut names = Names::new();
+    let owner = &packet[12..q.name_end];
+    for (ip, ttl) in addrs[..n].iter().flatten() {
+        names.emit(out, owner)?;
+        match ip {
+            IpAddr::V4(v4) => {
+                rr_head(out, 1, *ttl);
+                out.extend_from_slice(&4u16.to_be_bytes());
+                out.extend_from_slice(&v4.octets());
+            }
+            IpAddr::V6(v6) => {
+                rr_head(out, 28, *ttl);
+                out.extend_from_slice(&16u16.to_be_bytes());
+                out.extend_from_slice(&v6.octets());
+            }
+        }
+    }
+    if nxdomain {
+        soa(out, &mut names, &model.zone.soa, model.zone.negative_ttl)?;
+    }
+    let mut limit = 512usize;
+    if let Some((size, dnssec_ok)) = q.edns {
+        let ours = server.edns_udp_size;
+        let payload = ours.min(size.max(512)).max(512);
+        limit = payload as usize;
+        out.push(0);
+        out.extend_from_slice(&41u16.to_be_bytes());
+        out.extend_from_slice(&payload.to_be_bytes());
+        out.extend_from_slice(&(if dnssec_ok { 0x8000u32 } else { 0 }).to_be_bytes());
+        match subject.ecs {
+            Some(ecs) => {
+                let addr_len = ecs.source_prefix().div_ceil(8) as usize;
+                out.extend_from_slice(&(8 + addr_len as u16).to_be_bytes());
+                out.extend_from_slice(&8u16.to_be_bytes());
+                out.extend_from_slice(&(4 + addr_len as u16).to_be_bytes());
+                out.extend_from_slice(&(if ecs.addr().is_ipv4() { 1u16 } else { 2 }).to_be_bytes());
+                out.push(ecs.source_prefix());
+                out.push(scope.min(ecs.source_prefix()));
+                match ecs.addr() {
+                    IpAddr::V4(a) => out.extend_from_slice(&a.octets()[..addr_len]),
+                    IpAddr::V6(a) => out.extend_from_slice(&a.octets()[..addr_len]),
+                }
+            }
+            None => out.extend_from_slice(&0u16.to_be_bytes()),
+        }
+    }
+    if out.len() > limit {
+        return None; // would be truncated: the general path sets TC
+    }
+    Some(Answered { qtype: q.qtype, rcode, region })
+}
+
+fn soa(out: &mut Vec<u8>, names: &mut Names, soa: &Record, ttl: u32) -> Option<()> {
+    let RData::SOA(s) = &soa.data else { return None };
+    let mut buf = [0u8; 256];
+    let n = labels_of(&soa.name, &mut buf)?;
+    names.emit(out, &buf[..n])?;
+    rr_head(out, 6, ttl);
+    let len_at = out.len();
+    out.extend_from_slice(&[0, 0]);
+    let n = labels_of(&s.mname, &mut buf)?;
+    names.emit(out, &buf[..n])?;
+    let n = labels_of(&s.rname, &mut buf)?;
+    names.emit(out, &buf[..n])?;
+    out.extend_from_slice(&s.serial.to_be_bytes());
+    out.extend_from_slice(&s.refresh.to_be_bytes());
+    out.extend_from_slice(&s.retry.to_be_bytes());
+    out.extend_from_slice(&s.expire.to_be_bytes());
+    out.extend_from_slice(&s.minimum.to_be_bytes());
+    let rdlen = (out.len() - len_at - 2) as u16;
+    out[len_at..len_at + 2].copy_from_slice(&rdlen.to_be_bytes());
+    Some(())
+}

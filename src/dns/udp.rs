@@ -1,0 +1,206 @@
+//! The UDP listeners: one blocking worker thread per socket, the sockets sharing the
+//! port with SO_REUSEPORT so the kernel spreads queries over them.
+//!
+//! Each query goes to the fast path first (`fast`); what it declines goes to the
+//! general path: the same hickory request handler as TCP, run to completion on the
+//! tokio runtime from this thread and encoded as hickory-server would encode it. A
+//! worker reuses its buffers; it never spawns a task per query.
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use hickory_proto::op::{Header, MessageType, ResponseCode};
+use hickory_proto::rr::Record;
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
+use hickory_server::net::NetError;
+use hickory_server::net::runtime::TokioTime;
+use hickory_server::net::xfer::Protocol;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponse;
+use socket2::{Domain, Socket, Type};
+use tracing::{debug, warn};
+
+use super::fast;
+use super::handler::Handler;
+use crate::metrics::{Metrics, qtype_index, rcode_index};
+use crate::state::State;
+
+/// Keeps the encoded response of one request (hickory's UDP limits applied).
+#[derive(Clone, Default)]
+pub struct Capture {
+    bytes: Arc<std::sync::Mutex<Option<Vec<u8>>>>,
+}
+
+impl Capture {
+    pub fn take(&self) -> Option<Vec<u8>> {
+        self.bytes.lock().expect("not poisoned").take()
+    }
+}
+
+#[async_trait::async_trait]
+impl ResponseHandler for Capture {
+    async fn send_response<'a>(
+        &mut self,
+        response: MessageResponse<
+            '_,
+            'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+        >,
+    ) -> Result<ResponseInfo, NetError> {
+        // As hickory-server's UDP responses: the client's EDNS size, else 512.
+        let max = response.edns().map_or(512, |e| e.max_payload());
+        let mut buf = Vec::with_capacity(512);
+        let mut encoder = BinEncoder::new(&mut buf);
+        encoder.set_max_size(max);
+        let info = response.destructive_emit(&mut encoder).map_err(|e| NetError::from(e.to_string()))?;
+        *self.bytes.lock().expect("not poisoned") = Some(buf);
+        Ok(info)
+    }
+}
+
+/// The general path for one UDP packet, as hickory-server answers it: FORMERR for what
+/// does not decode (if it has a header), nothing for responses or runts.
+pub async fn general(handler: &Handler, packet: &[u8], src: SocketAddr) -> Option<Vec<u8>> {
+    let capture = Capture::default();
+    match Request::from_bytes(packet.to_vec(), src, Protocol::Udp) {
+        Ok(request) => {
+            if request.metadata.message_type == MessageType::Response {
+                return None;
+            }
+            handler.handle_request::<_, TokioTime>(&request, capture.clone()).await;
+        }
+        Err(_) => {
+            let header = Header::read(&mut BinDecoder::new(packet)).ok()?;
+            if header.metadata.message_type == MessageType::Response {
+                return None;
+            }
+            // What hickory-server sends then: the header with FORMERR, no sections.
+            let m = &header.metadata;
+            let mut reply = m.id.to_be_bytes().to_vec();
+            reply.push(0x80 | (u8::from(m.op_code) << 3) | u8::from(m.recursion_desired));
+            reply.push(if m.checking_disabled { 0x10 } else { 0 } | u8::from(ResponseCode::FormErr.low()));
+            reply.extend_from_slice(&[0; 8]);
+            return Some(reply);
+        }
+    }
+    capture.take()
+}
+
+/// The bound UDP sockets of one address, and their workers.
+pub struct UdpWorkers {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+fn reuseport_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, None)?;
+    s.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.bind(&addr.into())?;
+    let s: UdpSocket = s.into();
+    // Wake up now and then to notice a shutdown.
+    s.set_read_timeout(Some(Duration::from_millis(100)))?;
+    Ok(s)
+}
+
+/// Binds the first socket (port 0: any free port).
+pub fn bind_first(addr: SocketAddr) -> io::Result<UdpSocket> {
+    reuseport_socket(addr)
+}
+
+impl UdpWorkers {
+    /// Starts `count` workers on `first` and `count - 1` more sockets on its address.
+    pub fn start(
+        first: UdpSocket,
+        count: usize,
+        handler: Arc<Handler>,
+        state: Arc<State>,
+        metrics: Arc<Metrics>,
+        runtime: tokio::runtime::Handle,
+    ) -> io::Result<UdpWorkers> {
+        let addr = first.local_addr()?;
+        let mut sockets = vec![first];
+        for _ in 1..count.max(1) {
+            sockets.push(reuseport_socket(addr)?);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        for (i, socket) in sockets.into_iter().enumerate() {
+            let (stop, handler, state, metrics, runtime) =
+                (stop.clone(), handler.clone(), state.clone(), metrics.clone(), runtime.clone());
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("udp-{i}"))
+                    .spawn(move || serve(socket, &stop, &handler, &state, &metrics, &runtime))?,
+            );
+        }
+        Ok(UdpWorkers { stop, threads })
+    }
+
+    /// Stops the workers (within their 100 ms wake-up) and waits for them.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve(
+    socket: UdpSocket,
+    stop: &AtomicBool,
+    handler: &Handler,
+    state: &State,
+    metrics: &Metrics,
+    runtime: &tokio::runtime::Handle,
+) {
+    let mut buf = vec![0u8; 4096];
+    let mut out = Vec::with_capacity(4096);
+    while !stop.load(Ordering::Relaxed) {
+        let (len, src) = match socket.recv_from(&mut buf) {
+            Ok(r) => r,
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => continue,
+            Err(e) => {
+                debug!(error = %e, "udp receive error");
+                continue;
+            }
+        };
+        // As hickory-server: never answer port 0 or an unspecified/broadcast source.
+        if src.port() == 0 || src.ip().is_unspecified() || src.ip() == std::net::Ipv4Addr::BROADCAST {
+            continue;
+        }
+        let packet = &buf[..len];
+        let snap = state.load();
+        let reply = match fast::answer(&snap, packet, src.ip(), &mut out) {
+            Some(a) => {
+                let slot = a.region.map_or(0, |r| snap.model.metric_slots[r as usize]);
+                metrics.queries.count(qtype_index(a.qtype), rcode_index(a.rcode), slot);
+                Some(&out[..])
+            }
+            None => {
+                drop(snap);
+                match runtime.block_on(general(handler, packet, src)) {
+                    Some(bytes) => {
+                        out.clear();
+                        out.extend_from_slice(&bytes);
+                        Some(&out[..])
+                    }
+                    None => None,
+                }
+            }
+        };
+        if let Some(reply) = reply
+            && let Err(e) = socket.send_to(reply, src)
+        {
+            warn!(error = %e, %src, "udp send failed");
+        }
+    }
+}
