@@ -84,7 +84,7 @@ pub async fn general(handler: &Handler, packet: &[u8], src: SocketAddr) -> Optio
             let m = &header.metadata;
             let mut reply = m.id.to_be_bytes().to_vec();
             reply.push(0x80 | (u8::from(m.op_code) << 3) | u8::from(m.recursion_desired));
-            reply.push(if m.checking_disabled { 0x10 } else { 0 } | u8::from(ResponseCode::FormErr.low()));
+            reply.push(if m.checking_disabled { 0x10 } else { 0 } | ResponseCode::FormErr.low());
             reply.extend_from_slice(&[0; 8]);
             return Some(reply);
         }
