@@ -52,6 +52,19 @@ pub enum GeoError {
 pub struct GeoDb {
     reader: maxminddb::Reader<Vec<u8>>,
     path: PathBuf,
+    /// Tells this database's cached records from another's (after a reload).
+    id: u64,
+}
+
+static NEXT_DB_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// Decoded records cached per thread and keyed by data offset: many networks share one
+/// record (a country database has a few hundred), so most lookups decode nothing.
+const CACHE_MAX: usize = 8192;
+
+thread_local! {
+    static CACHE: std::cell::RefCell<(u64, HashMap<usize, (GeoInfo, bool)>)> =
+        std::cell::RefCell::new((0, HashMap::new()));
 }
 
 impl std::fmt::Debug for GeoDb {
@@ -124,7 +137,8 @@ impl GeoDb {
         if lower.contains("asn") && !lower.contains("country") {
             return Err(GeoError::Schema { path: path.to_owned(), kind });
         }
-        Ok(GeoDb { reader, path: path.to_owned() })
+        let id = NEXT_DB_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(GeoDb { reader, path: path.to_owned(), id })
     }
 
     pub fn path(&self) -> &Path {
@@ -153,12 +167,36 @@ impl GeoDb {
             Ok(_) => 0,
             Err(_) => full,
         };
-        let record = match result.decode::<Record<'_>>() {
-            Ok(Some(r)) => r,
-            _ => {
-                return GeoLookup { info: GeoInfo::default(), prefix, found: false };
+        let Some(offset) = result.offset() else {
+            return GeoLookup { info: GeoInfo::default(), prefix, found: false };
+        };
+        let cached = CACHE.with(|c| {
+            let c = c.borrow();
+            if c.0 == self.id { c.1.get(&offset).copied() } else { None }
+        });
+        let (info, found) = match cached {
+            Some(hit) => hit,
+            None => {
+                let decoded = match result.decode::<Record<'_>>() {
+                    Ok(Some(r)) => Self::info(r),
+                    _ => (GeoInfo::default(), false),
+                };
+                CACHE.with(|c| {
+                    let mut c = c.borrow_mut();
+                    if c.0 != self.id || c.1.len() >= CACHE_MAX {
+                        c.0 = self.id;
+                        c.1.clear();
+                    }
+                    c.1.insert(offset, decoded);
+                });
+                decoded
             }
         };
+        GeoLookup { info, prefix, found }
+    }
+
+    /// What a record says, with centroids and continents filled in from the table.
+    fn info(record: Record<'_>) -> (GeoInfo, bool) {
         let country = record
             .country
             .and_then(|c| c.iso_code)
@@ -190,7 +228,8 @@ impl GeoDb {
             info.location = Some(c);
             info.location_is_centroid = true;
         }
-        GeoLookup { info, prefix, found: country.is_some() || info.continent.is_some() || info.location.is_some() }
+        let found = country.is_some() || info.continent.is_some() || info.location.is_some();
+        (info, found)
     }
 }
 

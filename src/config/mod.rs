@@ -42,6 +42,8 @@ pub struct ServerConfig {
     pub tcp_idle_timeout: Duration,
     /// UDP worker threads per listen address.
     pub udp_workers: usize,
+    /// Whether UDP queries try the fast path first.
+    pub fast_path: bool,
     pub chaos_version: Option<String>,
     pub chaos_id: Option<String>,
 }

@@ -29,6 +29,8 @@ pub struct Server {
     pub ecs_trusted: Option<Vec<S<String>>>,
     /// The largest UDP payload we offer in EDNS.
     pub edns_udp_size: Option<S<u16>>,
+    /// Answer the common UDP queries on the fast path (default true).
+    pub fast_path: Option<bool>,
     /// UDP sockets (and threads) per listen address, sharing it with SO_REUSEPORT.
     pub udp_workers: Option<S<u32>>,
     /// Seconds a TCP connection may sit idle.

@@ -313,6 +313,7 @@ impl Validator {
             ecs_trusted,
             edns_udp_size,
             tcp_idle_timeout: Duration::from_secs(tcp_idle_timeout),
+            fast_path: raw.fast_path.unwrap_or(true),
             udp_workers: match &raw.udp_workers {
                 Some(w) if !(1..=64).contains(w.get_ref()) => {
                     self.err(Some(w.span()), format!("udp_workers {} is out of range", w.get_ref())).hint =

@@ -122,15 +122,25 @@ fn parse(p: &[u8], key: &mut [u8; 256]) -> Option<(Query, usize)> {
 }
 
 /// Names already written, for compression: hickory's algorithm (store every label
-/// suffix; point at an exact earlier suffix), with fixed storage.
+/// suffix, as a copy; point at an exact earlier suffix). Reused across queries.
+#[derive(Default)]
 struct Names {
-    entries: [(u16, u8, [u8; 255]); 16],
-    count: usize,
+    /// (offset in the message, start and end in `bytes`)
+    entries: Vec<(u16, u16, u16)>,
+    bytes: Vec<u8>,
+}
+
+/// A worker's reusable buffers: the answer, and the compression table.
+#[derive(Default)]
+pub struct Scratch {
+    pub out: Vec<u8>,
+    names: Names,
 }
 
 impl Names {
-    fn new() -> Names {
-        Names { entries: [(0, 0, [0; 255]); 16], count: 0 }
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.bytes.clear();
     }
 
     /// Writes a name given as wire labels without the root label.
@@ -142,7 +152,8 @@ impl Names {
         while at < labels.len() {
             let idx = start + at;
             let suffix = &out[idx..last];
-            let hit = self.entries[..self.count].iter().find(|(_, len, bytes)| &bytes[..*len as usize] == suffix);
+            let bytes = &self.bytes;
+            let hit = self.entries.iter().find(|(_, a, b)| &bytes[*a as usize..*b as usize] == suffix);
             match hit {
                 Some((loc, _, _)) if *loc & 0xC000 == 0 => {
                     let loc = *loc;
@@ -151,15 +162,11 @@ impl Names {
                     return Some(());
                 }
                 _ => {
-                    if idx < 0x3FFF {
-                        if self.count == self.entries.len() {
-                            return None;
-                        }
-                        let e = &mut self.entries[self.count];
-                        e.0 = idx as u16;
-                        e.1 = suffix.len() as u8;
-                        e.2[..suffix.len()].copy_from_slice(suffix);
-                        self.count += 1;
+                    // hickory keeps at most 64 candidates.
+                    if idx < 0x3FFF && self.entries.len() < 64 {
+                        let a = self.bytes.len() as u16;
+                        self.bytes.extend_from_slice(suffix);
+                        self.entries.push((idx as u16, a, self.bytes.len() as u16));
                     }
                 }
             }
@@ -191,7 +198,9 @@ fn rr_head(out: &mut Vec<u8>, rtype: u16, ttl: u32) {
 }
 
 /// Answers `packet` from `snap` into `out`, or declines.
-pub fn answer(snap: &Snapshot, packet: &[u8], src: IpAddr, out: &mut Vec<u8>) -> Option<Answered> {
+pub fn answer(snap: &Snapshot, packet: &[u8], src: IpAddr, scratch: &mut Scratch) -> Option<Answered> {
+    let Scratch { out, names } = scratch;
+    names.clear();
     let model = &*snap.model;
     let mut key = [0u8; 256];
     let (q, klen) = parse(packet, &mut key)?;
@@ -265,7 +274,6 @@ pub fn answer(snap: &Snapshot, packet: &[u8], src: IpAddr, out: &mut Vec<u8>) ->
     out.extend_from_slice(&u16::from(nxdomain).to_be_bytes());
     out.extend_from_slice(&u16::from(q.edns.is_some()).to_be_bytes());
     out.extend_from_slice(&packet[q.question.0..q.question.1]);
-    let mut names = Names::new();
     let owner = &packet[12..q.name_end];
     for (ip, ttl) in addrs[..n].iter().flatten() {
         names.emit(out, owner)?;
@@ -283,7 +291,7 @@ pub fn answer(snap: &Snapshot, packet: &[u8], src: IpAddr, out: &mut Vec<u8>) ->
         }
     }
     if nxdomain {
-        soa(out, &mut names, &model.zone.soa, model.zone.negative_ttl)?;
+        soa(out, names, &model.zone.soa, model.zone.negative_ttl)?;
     }
     let mut limit = 512usize;
     if let Some((size, dnssec_ok)) = q.edns {

@@ -154,6 +154,11 @@ impl UdpWorkers {
     }
 }
 
+/// Packets a worker takes from the kernel (and gives back) in one system call.
+const BATCH: usize = 32;
+
+/// Receives up to `BATCH` packets with recvmmsg(2) (waiting for the first), answers
+/// each, and sends the answers with sendmmsg(2).
 fn serve(
     socket: UdpSocket,
     stop: &AtomicBool,
@@ -162,45 +167,87 @@ fn serve(
     metrics: &Metrics,
     runtime: &tokio::runtime::Handle,
 ) {
-    let mut buf = vec![0u8; 4096];
-    let mut out = Vec::with_capacity(4096);
+    use std::io::{IoSlice, IoSliceMut};
+    use std::os::fd::AsRawFd;
+
+    use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
+
+    let fd = socket.as_raw_fd();
+    let mut bufs: Vec<[u8; 4096]> = vec![[0u8; 4096]; BATCH];
+    let mut outs: Vec<fast::Scratch> = (0..BATCH).map(|_| fast::Scratch::default()).collect();
+    let mut rx = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+    let mut tx = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+    let mut lens = [0usize; BATCH];
+    let mut srcs: [Option<SocketAddr>; BATCH] = [None; BATCH];
     while !stop.load(Ordering::Relaxed) {
-        let (len, src) = match socket.recv_from(&mut buf) {
-            Ok(r) => r,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => continue,
-            Err(e) => {
-                debug!(error = %e, "udp receive error");
-                continue;
-            }
-        };
-        // As hickory-server: never answer port 0 or an unspecified/broadcast source.
-        if src.port() == 0 || src.ip().is_unspecified() || src.ip() == std::net::Ipv4Addr::BROADCAST {
-            continue;
-        }
-        let packet = &buf[..len];
-        let snap = state.load();
-        let reply = match fast::answer(&snap, packet, src.ip(), &mut out) {
-            Some(a) => {
-                let slot = a.region.map_or(0, |r| snap.model.metric_slots[r as usize]);
-                metrics.queries.count(qtype_index(a.qtype), rcode_index(a.rcode), slot);
-                Some(&out[..])
-            }
-            None => {
-                drop(snap);
-                match runtime.block_on(general(handler, packet, src)) {
-                    Some(bytes) => {
-                        out.clear();
-                        out.extend_from_slice(&bytes);
-                        Some(&out[..])
+        let received = {
+            let mut it = bufs.iter_mut();
+            let mut iovs: [[IoSliceMut<'_>; 1]; BATCH] =
+                std::array::from_fn(|_| [IoSliceMut::new(it.next().expect("BATCH buffers"))]);
+            match recvmmsg(fd, &mut rx, iovs.iter_mut(), MsgFlags::MSG_WAITFORONE, None) {
+                Ok(msgs) => {
+                    let mut n = 0;
+                    for m in msgs {
+                        lens[n] = m.bytes;
+                        srcs[n] = m.address.and_then(|a: SockaddrStorage| {
+                            a.as_sockaddr_in()
+                                .map(|v4| SocketAddr::from((v4.ip(), v4.port())))
+                                .or_else(|| a.as_sockaddr_in6().map(|v6| SocketAddr::from((v6.ip(), v6.port()))))
+                        });
+                        n += 1;
                     }
-                    None => None,
+                    n
+                }
+                Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => 0,
+                Err(e) => {
+                    debug!(error = %e, "udp receive error");
+                    0
                 }
             }
         };
-        if let Some(reply) = reply
-            && let Err(e) = socket.send_to(reply, src)
+        if received == 0 {
+            continue;
+        }
+        let snap = state.load();
+        let mut reply = [false; BATCH];
+        for i in 0..received {
+            let Some(src) = srcs[i] else { continue };
+            // As hickory-server: never answer port 0 or an unspecified/broadcast source.
+            if src.port() == 0 || src.ip().is_unspecified() || src.ip() == std::net::Ipv4Addr::BROADCAST {
+                continue;
+            }
+            let packet = &bufs[i][..lens[i]];
+            let scratch = &mut outs[i];
+            let fast =
+                if snap.model.config.server.fast_path { fast::answer(&snap, packet, src.ip(), scratch) } else { None };
+            match fast {
+                Some(a) => {
+                    let slot = a.region.map_or(0, |r| snap.model.metric_slots[r as usize]);
+                    metrics.queries.count(qtype_index(a.qtype), rcode_index(a.rcode), slot);
+                    reply[i] = true;
+                }
+                None => {
+                    if let Some(bytes) = runtime.block_on(general(handler, packet, src)) {
+                        scratch.out.clear();
+                        scratch.out.extend_from_slice(&bytes);
+                        reply[i] = true;
+                    }
+                }
+            }
+        }
+        drop(snap);
+        let mut addrs: [Option<SockaddrStorage>; BATCH] = [None; BATCH];
+        let mut count = 0;
+        let mut slices: [[IoSlice<'_>; 1]; BATCH] = std::array::from_fn(|_| [IoSlice::new(&[])]);
+        for i in (0..received).filter(|&i| reply[i]) {
+            slices[count] = [IoSlice::new(&outs[i].out)];
+            addrs[count] = srcs[i].map(SockaddrStorage::from);
+            count += 1;
+        }
+        if count > 0
+            && let Err(e) = sendmmsg(fd, &mut tx, slices[..count].iter(), &addrs[..count], [], MsgFlags::empty())
         {
-            warn!(error = %e, %src, "udp send failed");
+            warn!(error = %e, "udp send failed");
         }
     }
 }

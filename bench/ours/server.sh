@@ -1,0 +1,7 @@
+# switchyard's slot in the peer benchmark (sourced by the harness's lib.sh).
+PORT=${OURS_PORT:-5310}
+CHECK=geo
+HEALTH=yes
+server_prepare() { render "$SERVER_DIR/ours.toml" "$RUNDIR/ours.toml"; }
+server_cmd() { echo "${OURS_BIN:?} serve --config $RUNDIR/ours.toml"; }
+server_version() { echo "$("$OURS_BIN" --version) ($OURS_BIN)"; }

@@ -1,0 +1,42 @@
+#!/usr/bin/env python3
+"""Per-round ratios to gdnsd (and to the minimal responder) from a harness runs.tsv.
+
+CPU per answer = server CPU busy fraction / answered q/s (the server is pinned to one
+core). Each ratio is taken within a round (servers in a round share the machine's
+momentary state), then the median over rounds is reported."""
+import csv, statistics, sys
+
+rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
+f = lambda x: float(x) if x not in (None, "", "n/a") else None
+by = {}
+for r in rows:
+    by.setdefault(r["server"], {})[r["round"]] = r
+
+def cpu_us(r):
+    q, c = f(r["qps"]), f(r["srv_cpu_pct"])
+    return c / 100.0 / q * 1e6 if q and c else None
+
+def med(v):
+    v = [x for x in v if x is not None]
+    return statistics.median(v) if v else None
+
+print("| server | q/s | ratio q/s to gdnsd | ratio q/s to limit-mmsg | CPU µs/answer | ratio CPU/answer to gdnsd | p50 / p99 ms at 1000 q/s | peak RSS MiB |")
+print("|---|---:|---:|---:|---:|---:|---|---:|")
+for s, rounds in sorted(by.items(), key=lambda kv: -(med([f(r["qps"]) for r in kv[1].values()]) or 0)):
+    def ratio(ref, key):
+        out = []
+        for rnd, r in rounds.items():
+            base = by.get(ref, {}).get(rnd)
+            if base and key(r) and key(base):
+                out.append(key(r) / key(base))
+        return med(out)
+    q = med([f(r["qps"]) for r in rounds.values()])
+    rq = ratio("gdnsd", lambda r: f(r["qps"]))
+    rl = ratio("limit-mmsg", lambda r: f(r["qps"]))
+    c = med([cpu_us(r) for r in rounds.values()])
+    rc = ratio("gdnsd", cpu_us)
+    p50 = med([f(r["p50_ms"]) for r in rounds.values()])
+    p99 = med([f(r["p99_ms"]) for r in rounds.values()])
+    rss = max((f(r["peak_rss_mib"]) or 0) for r in rounds.values())
+    fmt = lambda v, nd=2: "n/a" if v is None else f"{v:,.{nd}f}"
+    print(f"| {s} | {fmt(q, 0)} | {fmt(rq)} | {fmt(rl)} | {fmt(c)} | {fmt(rc)} | {fmt(p50, 3)} / {fmt(p99, 3)} | {fmt(rss, 1)} |")
