@@ -62,9 +62,11 @@ static NEXT_DB_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::
 /// record (a country database has a few hundred), so most lookups decode nothing.
 const CACHE_MAX: usize = 8192;
 
+/// (database id, data offset → decoded record and whether it said anything).
+type Cache = (u64, HashMap<usize, (GeoInfo, bool)>);
+
 thread_local! {
-    static CACHE: std::cell::RefCell<(u64, HashMap<usize, (GeoInfo, bool)>)> =
-        std::cell::RefCell::new((0, HashMap::new()));
+    static CACHE: std::cell::RefCell<Cache> = std::cell::RefCell::new((0, HashMap::new()));
 }
 
 impl std::fmt::Debug for GeoDb {
