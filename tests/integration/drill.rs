@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::rr::RecordType;
 
-use crate::support::TestServer;
 use crate::support::dns::{first, query, ttls, udp};
 use crate::support::gateway::Gateway;
 use crate::support::postgres::Pg;
+use crate::support::{TestServer, ZONE};
 
 const INTERVAL_MS: u64 = 500;
 const FALL: u64 = 2;
@@ -54,13 +54,7 @@ hold_down = "5s"
 [defaults]
 ttl = 60
 failover_ttl = {FAILOVER_TTL}
-[zone]
-origin = "gslb.example.org."
-[zone.soa]
-rname = "hostmaster@example.org"
-[[zone.ns]]
-name = "ns1"
-ipv4 = ["192.0.2.53"]
+{ZONE}
 {}{}{}
 [names.app]
 policy = "latency"

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
-use crate::support::TestServer;
-use crate::support::dns::{first, query, ttls, udp};
+use crate::support::dns::{first, query, ttls, udp, until_answer};
 use crate::support::gateway::{Gateway, Mode, Pki};
+use crate::support::{TestServer, ZONE};
 
 const FALL: u64 = 3;
 const RISE: u64 = 2;
@@ -34,13 +34,7 @@ hold_down = "2s"
 ttl = 60
 failover_ttl = 5
 
-[zone]
-origin = "gslb.example.org."
-[zone.soa]
-rname = "hostmaster@example.org"
-[[zone.ns]]
-name = "ns1"
-ipv4 = ["192.0.2.53"]
+{ZONE}
 [[zone.records]]
 name = "static"
 type = "A"
@@ -67,15 +61,7 @@ fn http_check(g: &Gateway) -> String {
 
 /// Polls `fo` until it answers `want`; returns how long that took.
 async fn until(s: &TestServer, want: &str, within: Duration) -> Duration {
-    let start = Instant::now();
-    loop {
-        let r = udp(s.addr, &query("fo.gslb.example.org.", RecordType::A)).await;
-        if first(&r) == want {
-            return start.elapsed();
-        }
-        assert!(start.elapsed() < within, "fo did not answer {want} within {within:?} (last: {})", first(&r));
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until_answer(s.addr, "fo.gslb.example.org.", want, within).await
 }
 
 const PRIMARY: &str = "192.0.2.1";

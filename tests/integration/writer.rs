@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
-use crate::support::TestServer;
-use crate::support::dns::{first, query, ttls, udp};
+use crate::support::dns::{first, query, ttls, udp, until_answer};
 use crate::support::postgres::Pg;
+use crate::support::{TestServer, ZONE};
 
 const US: &str = "192.0.2.1";
 const EU: &str = "192.0.2.2";
@@ -38,13 +38,7 @@ hold_down = "3s"
 ttl = 60
 failover_ttl = 5
 
-[zone]
-origin = "gslb.example.org."
-[zone.soa]
-rname = "hostmaster@example.org"
-[[zone.ns]]
-name = "ns1"
-ipv4 = ["192.0.2.53"]
+{ZONE}
 
 {}
 {}
@@ -73,15 +67,7 @@ async fn ask(s: &TestServer, name: &str) -> hickory_proto::op::Message {
 }
 
 async fn until(s: &TestServer, name: &str, want: &str, within: Duration) -> Duration {
-    let start = Instant::now();
-    loop {
-        let r = ask(s, name).await;
-        if first(&r) == want {
-            return start.elapsed();
-        }
-        assert!(start.elapsed() < within, "{name} did not answer {want} within {within:?} (last: {})", first(&r));
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until_answer(s.addr, &format!("{name}.gslb.example.org."), want, within).await
 }
 
 #[tokio::test]

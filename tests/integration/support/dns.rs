@@ -226,3 +226,16 @@ pub async fn dig(server: SocketAddr, args: &[&str]) -> Dig {
     }
     Dig { status, flags, answers, client_subnet, raw }
 }
+
+/// Polls `qname A` until its first address is `want`; returns how long that took.
+pub async fn until_answer(server: SocketAddr, qname: &str, want: &str, within: Duration) -> Duration {
+    let start = std::time::Instant::now();
+    loop {
+        let r = udp(server, &query(qname, RecordType::A)).await;
+        if first(&r) == want {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < within, "{qname} did not answer {want} within {within:?} (last: {})", first(&r));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

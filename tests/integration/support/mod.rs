@@ -83,6 +83,17 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The zone of the small test configs: `gslb.example.org.`, with ns1 and its glue.
+pub const ZONE: &str = r#"
+[zone]
+origin = "gslb.example.org."
+[zone.soa]
+rname = "hostmaster@example.org"
+[[zone.ns]]
+name = "ns1"
+ipv4 = ["192.0.2.53"]
+"#;
+
 /// A config with three regions and one name per policy, on the test GeoIP database.
 pub const POLICIES: &str = r#"
 [server]
