@@ -79,6 +79,7 @@ impl Control {
         let Some(path) = self.config_path.clone() else {
             anyhow::bail!("this server was not started from a config file");
         };
+        let started = std::time::Instant::now();
         let loaded = tokio::task::spawn_blocking(move || load_model(&path)).await?;
         let mut model = match loaded {
             Ok(m) => m,
@@ -131,7 +132,7 @@ impl Control {
         self.metrics.reload_last_ok.set(1);
         self.metrics.reload_last_success.set(unix_now());
         self.metrics.config_generation.set(generation as i64);
-        info!(generation, "config reloaded");
+        info!(generation, took_ms = started.elapsed().as_millis() as u64, "config reloaded");
         Ok(generation)
     }
 }
