@@ -26,6 +26,19 @@ fn free_port() -> u16 {
 }
 
 async fn start_unbound(upstream: std::net::SocketAddr) -> Unbound {
+    // A port picked as free may be taken by another test before unbound binds it:
+    // then unbound exits at once, and we try again on another port.
+    let mut failures = String::new();
+    for _ in 0..5 {
+        match try_unbound(upstream).await {
+            Ok(u) => return u,
+            Err(why) => failures.push_str(&why),
+        }
+    }
+    panic!("unbound did not start:\n{failures}");
+}
+
+async fn try_unbound(upstream: std::net::SocketAddr) -> Result<Unbound, String> {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let conf = format!(
@@ -58,26 +71,33 @@ stub-zone:
     );
     let path = dir.path().join("unbound.conf");
     std::fs::write(&path, conf).unwrap();
+    let log = std::fs::File::create(dir.path().join("unbound.log")).unwrap();
     let child = Command::new("unbound")
         .arg("-d")
         .arg("-c")
         .arg(&path)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("unbound runs (apt-get install unbound)");
-    let u = Unbound { child, port, _dir: dir };
+    let mut u = Unbound { child, port, _dir: dir };
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
+        if let Ok(Some(status)) = u.child.try_wait() {
+            let log = std::fs::read_to_string(u._dir.path().join("unbound.log")).unwrap_or_default();
+            return Err(format!("unbound on port {port} exited ({status}):\n{log}\n"));
+        }
         let d = dig(addr, &["static.gslb.example.org", "A", "+time=1", "+rec"]).await;
         if d.status == "NOERROR" && !d.answers.is_empty() {
-            break;
+            return Ok(u);
         }
-        assert!(Instant::now() < deadline, "unbound did not answer within 15 s:\n{}", d.raw);
+        if Instant::now() > deadline {
+            let log = std::fs::read_to_string(u._dir.path().join("unbound.log")).unwrap_or_default();
+            return Err(format!("unbound on port {port} did not answer within 15 s:\n{}\n{log}\n", d.raw));
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    u
 }
 
 #[tokio::test]
