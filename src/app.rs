@@ -57,6 +57,7 @@ pub struct Control {
     /// every reloaded config too.
     pub overrides: Mutex<(Vec<std::net::SocketAddr>, Option<std::net::SocketAddr>)>,
     health: tokio::sync::Mutex<Option<HealthEngine>>,
+    reloading: tokio::sync::Mutex<()>,
 }
 
 fn probed(model: &Model) -> bool {
@@ -76,6 +77,9 @@ impl Control {
     /// Re-reads the config file through the same validation as start-up. On any error
     /// the old config stays in force, every error is logged, and the failure counted.
     pub async fn reload(&self) -> Result<u64> {
+        // One reload at a time, from reading the file to the swap: two overlapping
+        // reloads could otherwise install the older file last.
+        let _one_at_a_time = self.reloading.lock().await;
         let Some(path) = self.config_path.clone() else {
             anyhow::bail!("this server was not started from a config file");
         };
@@ -113,13 +117,14 @@ impl Control {
         // swap; the new engine starts from the carried states.
         let mut health = self.health.lock().await;
         let carry = match health.take() {
-            Some(engine) => Some(engine.stop().await),
-            None => None,
+            Some(engine) => engine.stop().await,
+            // No engine before: start from the view now serving, not from a cold start.
+            None => crate::health::Carry::warm(old.health.ready),
         };
         let start_engine = probed(&model);
         self.state.replace_model(model);
         if start_engine {
-            *health = Some(HealthEngine::start(self.state.clone(), self.metrics.clone(), carry));
+            *health = Some(HealthEngine::start(self.state.clone(), self.metrics.clone(), Some(carry)));
         }
         let generation = {
             let mut st = self.reload_status.lock().expect("not poisoned");
@@ -180,6 +185,7 @@ impl App {
             admin_token,
             overrides: Mutex::default(),
             health: tokio::sync::Mutex::new(None),
+            reloading: tokio::sync::Mutex::new(()),
         });
         metrics.reload_last_ok.set(1);
         metrics.reload_last_success.set(unix_now());
@@ -193,7 +199,19 @@ impl App {
             None => None,
         };
         let workers = state.snapshot().model.config.server.udp_workers;
-        let dns = DnsServer::start(state.clone(), metrics.clone(), &listen, idle, workers).await?;
+        let dns = match DnsServer::start(state.clone(), metrics.clone(), &listen, idle, workers).await {
+            Ok(dns) => dns,
+            Err(e) => {
+                // Nothing started here outlives a failed start.
+                if let Some(engine) = control.health.lock().await.take() {
+                    engine.stop().await;
+                }
+                if let Some(admin) = admin {
+                    admin.stop().await;
+                }
+                return Err(e.into());
+            }
+        };
         Ok(App { control, state, dns, admin })
     }
 

@@ -131,7 +131,9 @@ impl State {
         if self.snapshot().model.region_index(region).is_none() {
             return false;
         }
-        self.drain_overrides.lock().expect("not poisoned").insert(region.to_owned(), drained);
+        // Held across the swap so that a reload cannot slip in between and lose it.
+        let mut overrides = self.drain_overrides.lock().expect("not poisoned");
+        overrides.insert(region.to_owned(), drained);
         self.update_health(|model, h| match model.region_index(region) {
             Some(i) => {
                 h.drained[i as usize] = drained;
@@ -146,13 +148,18 @@ impl State {
     /// old snapshot or the new one, never a mix.
     pub fn replace_model(&self, model: Model) {
         let model = Arc::new(model);
-        let overrides = self.drain_overrides.lock().expect("not poisoned").clone();
+        let overrides = self.drain_overrides.lock().expect("not poisoned");
         self.current.rcu(|cur| {
             let mut health = HealthView::initial(&model);
             let old = &cur.health;
             let map = |r: Option<RegionId>| r.and_then(|r| model.region_index(cur.model.region_name(r)));
             for (i, r) in model.config.regions.iter().enumerate() {
-                if let Some(o) = cur.model.region_index(&r.name) {
+                // Only what the health engine will keep maintaining carries over: a
+                // region whose checks were removed starts from the config's view.
+                let probed = !r.checks.is_empty() || r.database.is_some();
+                if let Some(o) = cur.model.region_index(&r.name)
+                    && probed
+                {
                     let o = o as usize;
                     health.up[i] = old.up[o];
                     health.recent[i] = old.recent[o];
@@ -162,10 +169,12 @@ impl State {
                     health.drained[i] = d;
                 }
             }
-            health.writer = map(old.writer);
-            health.last_writer = map(old.last_writer);
-            health.writer_unsettled = old.writer_unsettled;
-            health.primaries = old.primaries.iter().filter_map(|&p| map(Some(p))).collect();
+            if model.config.regions.iter().any(|r| r.database.is_some()) {
+                health.writer = map(old.writer);
+                health.last_writer = map(old.last_writer);
+                health.writer_unsettled = old.writer_unsettled;
+                health.primaries = old.primaries.iter().filter_map(|&p| map(Some(p))).collect();
+            }
             health.ready = old.ready;
             Snapshot { model: model.clone(), health }
         });

@@ -247,7 +247,13 @@ async fn reload(AxState(c): Ctl, headers: HeaderMap) -> Response {
     if let Some(r) = refused(&c, &headers) {
         return r;
     }
-    match c.reload().await {
+    // Spawned: a client that hangs up must not cut a reload off half-way.
+    let control = c.clone();
+    let result = match tokio::spawn(async move { control.reload().await }).await {
+        Ok(r) => r,
+        Err(e) => Err(anyhow::anyhow!("reload task failed: {e}")),
+    };
+    match result {
         Ok(generation) => (StatusCode::OK, format!("reloaded: generation {generation}\n")).into_response(),
         Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, format!("{e:#}\n")).into_response(),
     }

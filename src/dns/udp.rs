@@ -147,8 +147,15 @@ impl UdpWorkers {
 
     /// Stops the workers (within their 100 ms wake-up) and waits for them.
     pub fn stop(self) {
+        drop(self);
+    }
+}
+
+impl Drop for UdpWorkers {
+    /// Workers never outlive their handle, even when start-up fails half-way.
+    fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        for t in self.threads {
+        for t in self.threads.drain(..) {
             let _ = t.join();
         }
     }
@@ -218,22 +225,33 @@ fn serve(
             }
             let packet = &bufs[i][..lens[i]];
             let scratch = &mut outs[i];
-            let fast =
-                if snap.model.config.server.fast_path { fast::answer(&snap, packet, src.ip(), scratch) } else { None };
-            match fast {
-                Some(a) => {
-                    let slot = a.region.map_or(0, |r| snap.model.metric_slots[r as usize]);
-                    metrics.queries.count(qtype_index(a.qtype), rcode_index(a.rcode), slot);
-                    reply[i] = true;
-                }
-                None => {
-                    if let Some(bytes) = runtime.block_on(general(handler, packet, src)) {
-                        scratch.out.clear();
-                        scratch.out.extend_from_slice(&bytes);
-                        reply[i] = true;
+            // A panic answering one packet costs that packet, not the worker.
+            let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let fast = if snap.model.config.server.fast_path {
+                    fast::answer(&snap, packet, src.ip(), scratch)
+                } else {
+                    None
+                };
+                match fast {
+                    Some(a) => {
+                        let slot = a.region.map_or(0, |r| snap.model.metric_slots[r as usize]);
+                        metrics.queries.count(qtype_index(a.qtype), rcode_index(a.rcode), slot);
+                        true
                     }
+                    None => match runtime.block_on(general(handler, packet, src)) {
+                        Some(bytes) => {
+                            scratch.out.clear();
+                            scratch.out.extend_from_slice(&bytes);
+                            true
+                        }
+                        None => false,
+                    },
                 }
-            }
+            }));
+            reply[i] = answered.unwrap_or_else(|_| {
+                warn!(%src, "a query panicked; dropped");
+                false
+            });
         }
         drop(snap);
         let mut addrs: [Option<SockaddrStorage>; BATCH] = [None; BATCH];
@@ -244,10 +262,19 @@ fn serve(
             addrs[count] = srcs[i].map(SockaddrStorage::from);
             count += 1;
         }
-        if count > 0
-            && let Err(e) = sendmmsg(fd, &mut tx, slices[..count].iter(), &addrs[..count], [], MsgFlags::empty())
-        {
-            warn!(error = %e, "udp send failed");
+        // sendmmsg stops at the first message it cannot send: skip that one and go on.
+        let mut sent = 0;
+        while sent < count {
+            match sendmmsg(fd, &mut tx, slices[sent..count].iter(), &addrs[sent..count], [], MsgFlags::empty()) {
+                Ok(results) => match results.count() {
+                    0 => break,
+                    n => sent += n,
+                },
+                Err(e) => {
+                    debug!(error = %e, "udp send failed");
+                    sent += 1;
+                }
+            }
         }
     }
 }

@@ -63,6 +63,13 @@ pub struct Carry {
     ready: bool,
 }
 
+impl Carry {
+    /// Nothing known, but the server is already serving: no cold start.
+    pub fn warm(ready: bool) -> Carry {
+        Carry { ready, ..Carry::default() }
+    }
+}
+
 /// What carries over for one check: its hysteresis, last result and role.
 type CheckState = (Hysteresis, Option<Result<(), Failure>>, Option<Role>);
 
@@ -455,7 +462,11 @@ impl Supervisor {
         // Regions without checks keep whatever `up` they have (always up, unless a test
         // or an operator set it): the engine speaks only for what it probes.
         let probed: Vec<bool> = model.config.regions.iter().map(|r| !r.checks.is_empty()).collect();
-        self.state.update_health(|_, h| {
+        self.state.update_health(|current, h| {
+            // Only ever publish into the model this engine probes.
+            if !std::ptr::eq(current, &*model) {
+                return true;
+            }
             let merged: Vec<bool> = (0..n).map(|r| if probed[r] { up[r] } else { h.up[r] }).collect();
             let next = (&merged, &recent, writer, last_writer, writer_unsettled, &primaries, &db_lag, ready);
             let cur = (&h.up, &h.recent, h.writer, h.last_writer, h.writer_unsettled, &h.primaries, &h.db_lag, h.ready);

@@ -331,3 +331,28 @@ async fn a_reload_carries_check_states_over_and_starts_new_checks() {
     assert_eq!(first(&udp(s.addr, &query("static.gslb.example.org.", RecordType::A)).await), "192.0.2.11");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_reload_that_adds_the_first_checks_does_not_cold_start() {
+    let g = Gateway::http("127.0.0.24").await;
+    g.set(Mode::Hang);
+    // No checks at first: the primary region is always up.
+    let unprobed =
+        config(&http_check(&g), "").replace(&format!("[[regions.primary.checks]]\n{}\n", http_check(&g)), "");
+    assert!(!unprobed.contains("regions.primary.checks"));
+    let s = TestServer::start(&unprobed).await;
+    until(&s, PRIMARY, Duration::from_secs(5)).await;
+    std::fs::write(
+        s.dir.path().join("switchyard.toml"),
+        format!("[admin]\nlisten = \"127.0.0.1:0\"\n{}", config(&http_check(&g), "")),
+    )
+    .unwrap();
+    s.control.reload().await.expect("valid");
+    // The new check hangs (no result for 150 ms): a live server keeps answering.
+    let r = udp(s.addr, &query("fo.gslb.example.org.", RecordType::A)).await;
+    assert_eq!(r.metadata.response_code, ResponseCode::NoError, "no SERVFAIL after a reload");
+    assert_eq!(first(&r), PRIMARY);
+    // And the check does take over: it times out, primary goes down.
+    until(&s, BACKUP, Duration::from_secs(5)).await;
+    s.stop().await;
+}
