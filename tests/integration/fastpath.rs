@@ -106,3 +106,60 @@ async fn fast_and_general_paths_write_identical_bytes() {
     assert!(taken * 3 > total, "the fast path takes the common queries: {taken} of {total}");
     s.stop().await;
 }
+
+/// Mutated packets (a seeded xorshift flips, truncates and extends valid queries):
+/// neither path panics, and whatever the fast path takes, it answers as the general
+/// path does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutated_packets_never_panic_and_never_diverge() {
+    let s = TestServer::start(POLICIES).await;
+    let handler = Handler::new(s.state.clone(), Metrics::new());
+    let src: SocketAddr = "127.0.0.1:40001".parse().unwrap();
+    let seeds = [
+        packet(1, "app.gslb.example.org.", RecordType::A, Some((1232, false)), Some("198.51.100.0/24"), true),
+        packet(2, "static.gslb.example.org.", RecordType::AAAA, Some((512, true)), None, false),
+        packet(3, "nope.gslb.example.org.", RecordType::A, None, None, true),
+        packet(4, "w.gslb.example.org.", RecordType::A, Some((4096, false)), Some("2001:db8:300::/56"), false),
+    ];
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut scratch = fast::Scratch::default();
+    let (mut taken, mut total) = (0, 0);
+    for round in 0..20_000u32 {
+        let mut p = seeds[round as usize % seeds.len()].clone();
+        for _ in 0..(next() % 4 + 1) {
+            match next() % 4 {
+                0 => {
+                    let i = (next() as usize) % p.len();
+                    p[i] ^= 1 << (next() % 8);
+                }
+                1 => {
+                    let i = (next() as usize) % p.len();
+                    p[i] = next() as u8;
+                }
+                2 => p.truncate((next() as usize) % (p.len() + 1)),
+                _ => p.extend_from_slice(&next().to_be_bytes()[..(next() % 8) as usize]),
+            }
+            if p.is_empty() {
+                break;
+            }
+        }
+        total += 1;
+        let snap = s.state.load();
+        let fast_answer = fast::answer(&snap, &p, src.ip(), &mut scratch);
+        drop(snap);
+        let general = udp::general(&handler, &p, src).await;
+        if fast_answer.is_some() {
+            taken += 1;
+            assert_eq!(Some(&scratch.out), general.as_ref(), "diverged on {p:02x?}");
+        }
+    }
+    eprintln!("{total} mutated packets: the fast path took {taken}, identical to the general path");
+    assert!(taken > 100, "mutations still reach the fast path: {taken}");
+    s.stop().await;
+}
