@@ -159,7 +159,7 @@ impl App {
     pub async fn start(mut model: Model, config_path: Option<PathBuf>) -> Result<App> {
         let metrics = Metrics::new();
         let listen = model.config.server.listen.clone();
-        let idle = model.config.server.tcp_idle_timeout;
+        let limits = model.config.server.tcp_limits();
         let admin_cfg = model.config.admin.clone();
         let admin_token = match &admin_cfg.token_file {
             Some(path) => Some(
@@ -199,7 +199,7 @@ impl App {
             None => None,
         };
         let workers = state.snapshot().model.config.server.udp_workers;
-        let dns = match DnsServer::start(state.clone(), metrics.clone(), &listen, idle, workers).await {
+        let dns = match DnsServer::start(state.clone(), metrics.clone(), &listen, limits, workers).await {
             Ok(dns) => dns,
             Err(e) => {
                 // Nothing started here outlives a failed start.

@@ -152,7 +152,7 @@ fn serve(
             }
             None => None,
         };
-        let mut app = App::start(model, Some(path.clone())).await?;
+        let app = App::start(model, Some(path.clone())).await?;
         let control = app.control.clone();
         *control.overrides.lock().expect("not poisoned") = (listen, admin);
         if reload_on_change {
@@ -170,7 +170,6 @@ fn serve(
                 }
                 _ = term.recv() => break,
                 _ = int.recv() => break,
-                r = app.dns.wait() => { r?; break }
             }
         }
         info!("shutting down");

@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex};
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Counter, LabelPair, Metric, MetricFamily, MetricType};
-use prometheus::{Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 pub const BUILD_INFO: &str = "switchyard_build_info";
 pub const QUERIES_TOTAL: &str = "switchyard_dns_queries_total";
@@ -31,6 +33,11 @@ pub const RELOAD_LAST_SUCCESS: &str = "switchyard_config_last_reload_success_tim
 pub const RELOAD_LAST_OK: &str = "switchyard_config_last_reload_successful";
 pub const CONFIG_GENERATION: &str = "switchyard_config_generation";
 pub const GEOIP_BUILD: &str = "switchyard_geoip_build_timestamp_seconds";
+pub const RRL_RESPONSES: &str = "switchyard_rrl_responses_total";
+pub const TCP_CONNECTIONS: &str = "switchyard_tcp_connections";
+pub const TCP_REFUSED: &str = "switchyard_tcp_connections_refused_total";
+pub const TCP_EVICTED: &str = "switchyard_tcp_connections_evicted_total";
+pub const TCP_TIMEOUTS: &str = "switchyard_tcp_timeouts_total";
 
 /// Query types counted by name; the rest are `other`.
 pub const QTYPES: &[&str] =
@@ -187,6 +194,12 @@ pub struct Metrics {
     pub reload_last_ok: IntGauge,
     pub config_generation: IntGauge,
     pub geoip_build: Gauge,
+    /// Answers the rate limiter saw, by action: sent, slipped (truncated), dropped.
+    pub rrl: [IntCounter; 3],
+    pub tcp_open: IntGauge,
+    pub tcp_refused: IntCounter,
+    pub tcp_evicted: IntCounter,
+    pub tcp_timeouts: IntCounterVec,
     /// Check results and state changes for the status page.
     pub recent: Recent,
 }
@@ -217,6 +230,11 @@ impl Metrics {
             let g = IntGauge::new(name, help).expect("valid metric");
             reg(Box::new(g.clone()));
             g
+        };
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("valid metric");
+            reg(Box::new(c.clone()));
+            c
         };
         let m = Metrics {
             queries,
@@ -274,11 +292,38 @@ impl Metrics {
                 reg(Box::new(g.clone()));
                 g
             },
+            rrl: {
+                let v = vec_of!(
+                    IntCounterVec,
+                    RRL_RESPONSES,
+                    "UDP answers seen by response rate limiting, by action: sent, slipped (sent truncated), dropped.",
+                    &["action"]
+                );
+                ["sent", "slipped", "dropped"].map(|a| v.with_label_values(&[a]))
+            },
+            tcp_open: gauge(TCP_CONNECTIONS, "Open DNS-over-TCP connections."),
+            tcp_refused: counter(
+                TCP_REFUSED,
+                "TCP connections closed at once: the client had tcp_max_per_client open.",
+            ),
+            tcp_evicted: counter(
+                TCP_EVICTED,
+                "TCP connections closed to make room when tcp_max_connections were open.",
+            ),
+            tcp_timeouts: vec_of!(
+                IntCounterVec,
+                TCP_TIMEOUTS,
+                "TCP connections closed for a timeout: idle between queries, or io (a query or answer too slow).",
+                &["kind"]
+            ),
             registry,
             recent: Recent::default(),
         };
         for result in ["success", "failure"] {
             m.reloads.with_label_values(&[result]);
+        }
+        for kind in ["idle", "io"] {
+            m.tcp_timeouts.with_label_values(&[kind]);
         }
         Arc::new(m)
     }

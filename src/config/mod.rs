@@ -18,11 +18,14 @@ use std::time::Duration;
 use hickory_proto::rr::{Name, Record};
 use ipnet::IpNet;
 
+pub use crate::dns::rrl::RrlConfig;
+
 /// A validated configuration. Region references are indices into `regions`.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub server: ServerConfig,
     pub admin: AdminConfig,
+    pub rrl: RrlConfig,
     pub health: HealthSettings,
     pub zone: ZoneConfig,
     pub regions: Vec<RegionConfig>,
@@ -40,12 +43,26 @@ pub struct ServerConfig {
     pub ecs_trusted: Vec<IpNet>,
     pub edns_udp_size: u16,
     pub tcp_idle_timeout: Duration,
+    pub tcp_io_timeout: Duration,
+    pub tcp_max_connections: usize,
+    pub tcp_max_per_client: usize,
     /// UDP worker threads per listen address.
     pub udp_workers: usize,
     /// Whether UDP queries try the fast path first.
     pub fast_path: bool,
     pub chaos_version: Option<String>,
     pub chaos_id: Option<String>,
+}
+
+impl ServerConfig {
+    pub fn tcp_limits(&self) -> crate::dns::tcp::TcpLimits {
+        crate::dns::tcp::TcpLimits {
+            max_connections: self.tcp_max_connections,
+            max_per_client: self.tcp_max_per_client,
+            idle: self.tcp_idle_timeout,
+            io: self.tcp_io_timeout,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -13,7 +13,7 @@ pub type S<T> = Spanned<T>;
 
 /// The top-level sections. Each one is deserialized on its own (see `super::load`), so
 /// that a type error in one region does not hide the errors in the next.
-pub const SECTIONS: &[&str] = &["server", "admin", "defaults", "health", "zone", "regions", "names", "latency"];
+pub const SECTIONS: &[&str] = &["server", "admin", "rrl", "defaults", "health", "zone", "regions", "names", "latency"];
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -33,8 +33,14 @@ pub struct Server {
     pub fast_path: Option<bool>,
     /// UDP sockets (and threads) per listen address, sharing it with SO_REUSEPORT.
     pub udp_workers: Option<S<u32>>,
-    /// Seconds a TCP connection may sit idle.
+    /// Seconds a TCP connection may sit idle between queries.
     pub tcp_idle_timeout: Option<S<u64>>,
+    /// Seconds to receive the rest of a TCP query once it began, and to write its answer.
+    pub tcp_io_timeout: Option<S<u64>>,
+    /// Open TCP connections in all.
+    pub tcp_max_connections: Option<S<u64>>,
+    /// Open TCP connections from one client (an IPv4 address or an IPv6 /64).
+    pub tcp_max_per_client: Option<S<u64>>,
     /// Answers to CHAOS TXT queries; absent: REFUSED.
     pub chaos: Option<Chaos>,
 }
@@ -56,6 +62,18 @@ pub struct Admin {
     /// A file holding the bearer token for drain/undrain and reload; else the
     /// `SWITCHYARD_ADMIN_TOKEN` environment variable.
     pub token_file: Option<S<String>>,
+}
+
+/// `[rrl]`: response rate limiting for UDP.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Rrl {
+    pub enabled: Option<bool>,
+    pub responses_per_second: Option<S<u32>>,
+    pub slip: Option<S<u32>>,
+    pub ipv4_prefix: Option<S<u8>>,
+    pub ipv6_prefix: Option<S<u8>>,
+    pub exempt: Option<Vec<S<String>>>,
 }
 
 /// Defaults for every `[names.*]` entry.

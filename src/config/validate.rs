@@ -21,7 +21,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use super::raw::{self, S};
 use super::{
     AdminConfig, AllDown, Area, CheckConfig, CheckKind, ColdStart, Config, Diagnostic, HealthRule, HealthSettings,
-    HttpCheck, NameConfig, Policy, ReaderOrder, RegionConfig, ServerConfig, ZoneConfig,
+    HttpCheck, NameConfig, Policy, ReaderOrder, RegionConfig, RrlConfig, ServerConfig, ZoneConfig,
 };
 
 const POLICIES: &[&str] =
@@ -84,6 +84,7 @@ struct Validator {
 struct Sections<'a> {
     server: raw::Server,
     admin: raw::Admin,
+    rrl: raw::Rrl,
     defaults: raw::Defaults,
     health: raw::Health,
     zone: Option<(Range<usize>, raw::Zone)>,
@@ -156,6 +157,7 @@ impl Validator {
         let mut s = Sections {
             server: raw::Server::default(),
             admin: raw::Admin::default(),
+            rrl: raw::Rrl::default(),
             defaults: raw::Defaults::default(),
             health: raw::Health::default(),
             zone: None,
@@ -170,6 +172,7 @@ impl Validator {
                 "server" => s.server = self.section(value).unwrap_or_default(),
                 "defaults" => s.defaults = self.section(value).unwrap_or_default(),
                 "admin" => s.admin = self.section(value).unwrap_or_default(),
+                "rrl" => s.rrl = self.section(value).unwrap_or_default(),
                 "health" => s.health = self.section(value).unwrap_or_default(),
                 "zone" => {
                     self.zone_present = true;
@@ -197,6 +200,7 @@ impl Validator {
         let s = self.split(root);
         let server = self.server(&s.server, base);
         let admin = self.admin(&s.admin, base);
+        let rrl = self.rrl(&s.rrl);
         let zone = match &s.zone {
             Some((_, z)) => self.zone(z),
             None if self.zone_present => None,
@@ -218,7 +222,51 @@ impl Validator {
         };
         let zone = zone?;
         let names = self.names(&s, &zone, &regions, &latency, server.geoip_db.is_some());
-        Some(Config { server, admin, health, zone, regions, names, latency })
+        Some(Config { server, admin, rrl, health, zone, regions, names, latency })
+    }
+
+    fn rrl(&mut self, raw: &raw::Rrl) -> RrlConfig {
+        let d = RrlConfig::default();
+        let mut ranged =
+            |v: &Option<S<u32>>, key: &str, range: std::ops::RangeInclusive<u32>, default: u32, hint: &str| match v {
+                Some(v) if !range.contains(v.get_ref()) => {
+                    self.err(Some(v.span()), format!("{key} {} is out of range", v.get_ref())).hint = Some(hint.into());
+                    default
+                }
+                Some(v) => *v.get_ref(),
+                None => default,
+            };
+        let responses_per_second = ranged(
+            &raw.responses_per_second,
+            "responses_per_second",
+            1..=1_000_000,
+            d.responses_per_second,
+            "answers per second per client prefix and kind of answer, 1..=1000000",
+        );
+        let slip =
+            ranged(&raw.slip, "slip", 0..=10, d.slip, "0 (drop all), 1 (truncate all) .. 10; 2 is BIND's default");
+        let v4 = raw.ipv4_prefix.as_ref().map(|v| S::new(v.span(), u32::from(*v.get_ref())));
+        let ipv4_prefix = ranged(&v4, "ipv4_prefix", 8..=32, 24, "8..=32") as u8;
+        let v6 = raw.ipv6_prefix.as_ref().map(|v| S::new(v.span(), u32::from(*v.get_ref())));
+        let ipv6_prefix = ranged(&v6, "ipv6_prefix", 16..=128, 56, "16..=128") as u8;
+        let mut exempt = Vec::new();
+        for net in raw.exempt.iter().flatten() {
+            let s = net.get_ref();
+            match s.parse::<IpNet>().or_else(|_| s.parse::<IpAddr>().map(IpNet::from)) {
+                Ok(n) => exempt.push(n.trunc()),
+                Err(_) => {
+                    self.err(Some(net.span()), format!("`{s}` is not an address or CIDR network"));
+                }
+            }
+        }
+        RrlConfig {
+            enabled: raw.enabled.unwrap_or(d.enabled),
+            responses_per_second,
+            slip,
+            ipv4_prefix,
+            ipv6_prefix,
+            exempt,
+        }
     }
 
     fn admin(&mut self, raw: &raw::Admin, base: &Path) -> AdminConfig {
@@ -244,6 +292,25 @@ impl Validator {
             }
         });
         AdminConfig { listen, token_file }
+    }
+
+    /// An integer setting within `range`, else an error (and `default`).
+    fn ranged(
+        &mut self,
+        value: &Option<raw::S<u64>>,
+        key: &str,
+        range: std::ops::RangeInclusive<u64>,
+        default: u64,
+        hint: &str,
+    ) -> u64 {
+        match value {
+            Some(v) if !range.contains(v.get_ref()) => {
+                self.err(Some(v.span()), format!("{key} {} is out of range", v.get_ref())).hint = Some(hint.into());
+                default
+            }
+            Some(v) => *v.get_ref(),
+            None => default,
+        }
     }
 
     fn server(&mut self, raw: &raw::Server, base: &Path) -> ServerConfig {
@@ -305,6 +372,15 @@ impl Validator {
             Some(v) => *v.get_ref(),
             None => 10,
         };
+        let tcp_io_timeout = self.ranged(&raw.tcp_io_timeout, "tcp_io_timeout", 1..=60, 2, "seconds, 1..=60");
+        let tcp_max_connections = self.ranged(
+            &raw.tcp_max_connections,
+            "tcp_max_connections",
+            1..=65536,
+            1024,
+            "1..=65536; each connection holds a file descriptor",
+        );
+        let tcp_max_per_client = self.ranged(&raw.tcp_max_per_client, "tcp_max_per_client", 1..=65536, 16, "1..=65536");
         let chaos = raw.chaos.as_ref();
         ServerConfig {
             listen,
@@ -313,6 +389,9 @@ impl Validator {
             ecs_trusted,
             edns_udp_size,
             tcp_idle_timeout: Duration::from_secs(tcp_idle_timeout),
+            tcp_io_timeout: Duration::from_secs(tcp_io_timeout),
+            tcp_max_connections: tcp_max_connections as usize,
+            tcp_max_per_client: tcp_max_per_client as usize,
             fast_path: raw.fast_path.unwrap_or(true),
             udp_workers: match &raw.udp_workers {
                 Some(w) if !(1..=64).contains(w.get_ref()) => {

@@ -1,4 +1,4 @@
-//! Binds the DNS listeners and runs hickory-server on them.
+//! Binds the DNS listeners: UDP worker threads and a TCP accept loop per address.
 //!
 //! Each configured address gets a UDP socket and a TCP listener on the same port; port
 //! 0 picks a free port that both protocols can share (tests rely on this).
@@ -6,26 +6,22 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use hickory_server::Server;
 use tokio::net::TcpListener;
 use tracing::info;
 
 use super::handler::Handler;
+use super::tcp::{TcpLimits, TcpServer};
 use super::udp::{self, UdpWorkers};
 use crate::metrics::Metrics;
 use crate::state::State;
 
-/// Responses queued per TCP connection before the writer waits.
-const TCP_RESPONSE_BUFFER: usize = 32;
-
 /// A running DNS server.
 pub struct DnsServer {
-    server: Server<Handler>,
     /// The bound addresses (UDP and TCP share each one).
     pub addrs: Vec<SocketAddr>,
     udp: Vec<UdpWorkers>,
+    tcp: Vec<TcpServer>,
 }
 
 fn bind_pair(addr: SocketAddr) -> io::Result<(std::net::UdpSocket, std::net::TcpListener)> {
@@ -49,19 +45,19 @@ fn bind_pair(addr: SocketAddr) -> io::Result<(std::net::UdpSocket, std::net::Tcp
 }
 
 impl DnsServer {
-    /// Binds every address: UDP workers of our own (`udp_workers` sockets sharing the
-    /// port) and a TCP listener served by hickory-server.
+    /// Binds every address: UDP workers (`udp_workers` sockets sharing the port) and a
+    /// TCP listener with `limits`.
     pub async fn start(
         state: Arc<State>,
         metrics: Arc<Metrics>,
         listen: &[SocketAddr],
-        tcp_idle: Duration,
+        limits: TcpLimits,
         udp_workers: usize,
     ) -> io::Result<DnsServer> {
-        let mut server = Server::new(Handler::new(state.clone(), metrics.clone()));
         let handler = Arc::new(Handler::new(state.clone(), metrics.clone()));
         let mut addrs = Vec::new();
         let mut udp = Vec::new();
+        let mut tcp_servers = Vec::new();
         for &addr in listen {
             let (socket, tcp) =
                 bind_pair(addr).map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
@@ -77,21 +73,23 @@ impl DnsServer {
             udp.push(workers);
             info!(addr = %bound, workers = udp_workers, "listening for UDP on {bound}");
             info!(addr = %bound, "listening for TCP on {bound}");
-            server.register_listener(TcpListener::from_std(tcp)?, tcp_idle, TCP_RESPONSE_BUFFER);
+            tcp_servers.push(TcpServer::start(TcpListener::from_std(tcp)?, handler.clone(), metrics.clone(), limits));
             addrs.push(bound);
         }
-        Ok(DnsServer { server, addrs, udp })
+        Ok(DnsServer { addrs, udp, tcp: tcp_servers })
     }
 
-    /// Stops accepting and waits for the listeners to finish.
+    /// Drains: stops accepting TCP connections, lets each finish the query it is on,
+    /// and stops the UDP workers once their current batch is answered.
     pub async fn shutdown(&mut self) -> io::Result<()> {
+        let tcp = std::mem::take(&mut self.tcp);
+        // Every listener stops accepting first, so the waits overlap.
+        tcp.iter().for_each(TcpServer::stop_accepting);
+        for server in tcp {
+            server.shutdown().await;
+        }
         let workers = std::mem::take(&mut self.udp);
         let _ = tokio::task::spawn_blocking(move || workers.into_iter().for_each(UdpWorkers::stop)).await;
-        self.server.shutdown_gracefully().await.map_err(io::Error::other)
-    }
-
-    /// Runs until the listeners stop on their own (an unrecoverable socket error).
-    pub async fn wait(&mut self) -> io::Result<()> {
-        self.server.block_until_done().await.map_err(io::Error::other)
+        Ok(())
     }
 }

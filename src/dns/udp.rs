@@ -23,18 +23,23 @@ use hickory_server::zone_handler::MessageResponse;
 use socket2::{Domain, Socket, Type};
 use tracing::{debug, warn};
 
-use super::fast;
 use super::handler::Handler;
+use super::{fast, rrl};
 use crate::metrics::{Metrics, qtype_index, rcode_index};
 use crate::state::State;
 
-/// Keeps the encoded response of one request (hickory's UDP limits applied).
-#[derive(Clone, Default)]
+/// Keeps the encoded response of one request (hickory's UDP limits applied over UDP).
+#[derive(Clone)]
 pub struct Capture {
     bytes: Arc<std::sync::Mutex<Option<Vec<u8>>>>,
+    protocol: Protocol,
 }
 
 impl Capture {
+    pub fn new(protocol: Protocol) -> Capture {
+        Capture { bytes: Arc::default(), protocol }
+    }
+
     pub fn take(&self) -> Option<Vec<u8>> {
         self.bytes.lock().expect("not poisoned").take()
     }
@@ -53,8 +58,11 @@ impl ResponseHandler for Capture {
             impl Iterator<Item = &'a Record> + Send + 'a,
         >,
     ) -> Result<ResponseInfo, NetError> {
-        // As hickory-server's UDP responses: the client's EDNS size, else 512.
-        let max = response.edns().map_or(512, |e| e.max_payload());
+        // As hickory-server: over UDP the client's EDNS size, else 512; over TCP 64 KiB.
+        let max = match self.protocol {
+            Protocol::Udp => response.edns().map_or(512, |e| e.max_payload()),
+            _ => u16::MAX,
+        };
         let mut buf = Vec::with_capacity(512);
         let mut encoder = BinEncoder::new(&mut buf);
         encoder.set_max_size(max);
@@ -64,11 +72,11 @@ impl ResponseHandler for Capture {
     }
 }
 
-/// The general path for one UDP packet, as hickory-server answers it: FORMERR for what
+/// The general path for one message, as hickory-server answers it: FORMERR for what
 /// does not decode (if it has a header), nothing for responses or runts.
-pub async fn general(handler: &Handler, packet: &[u8], src: SocketAddr) -> Option<Vec<u8>> {
-    let capture = Capture::default();
-    match Request::from_bytes(packet.to_vec(), src, Protocol::Udp) {
+pub async fn general(handler: &Handler, packet: &[u8], src: SocketAddr, protocol: Protocol) -> Option<Vec<u8>> {
+    let capture = Capture::new(protocol);
+    match Request::from_bytes(packet.to_vec(), src, protocol) {
         Ok(request) => {
             if request.metadata.message_type == MessageType::Response {
                 return None;
@@ -238,7 +246,7 @@ fn serve(
                         metrics.queries.count(qtype_index(a.qtype), rcode_index(a.rcode), slot);
                         true
                     }
-                    None => match runtime.block_on(general(handler, packet, src)) {
+                    None => match runtime.block_on(general(handler, packet, src, Protocol::Udp)) {
                         Some(bytes) => {
                             scratch.out.clear();
                             scratch.out.extend_from_slice(&bytes);
@@ -252,6 +260,19 @@ fn serve(
                 warn!(%src, "a query panicked; dropped");
                 false
             });
+        }
+        if let Some(rrl) = &snap.model.rrl {
+            let now = rrl.now();
+            for i in 0..received {
+                let Some(src) = srcs[i].filter(|_| reply[i]) else { continue };
+                let action = rrl.check(src.ip(), &outs[i].out, now);
+                metrics.rrl[action as usize].inc();
+                match action {
+                    rrl::Action::Send => {}
+                    rrl::Action::Slip => rrl::slip(&mut outs[i].out),
+                    rrl::Action::Drop => reply[i] = false,
+                }
+            }
         }
         drop(snap);
         let mut addrs: [Option<SockaddrStorage>; BATCH] = [None; BATCH];

@@ -30,6 +30,8 @@ pub struct Model {
     pub region_hash: Vec<u64>,
     /// Each region's slot in the query counters (set when the model is installed).
     pub metric_slots: Vec<u16>,
+    /// The UDP response rate limiter, if `[rrl]` is enabled.
+    pub rrl: Option<Arc<crate::dns::rrl::Rrl>>,
 }
 
 #[derive(Debug)]
@@ -128,7 +130,8 @@ impl Model {
         let zone = Zone::new(&config.zone, &fqdns);
         let region_hash = config.regions.iter().map(|r| crate::routing::hash_bytes(r.name.as_bytes())).collect();
         let metric_slots = vec![0; config.regions.len()];
-        Model { config, zone, names, geo, region_hash, metric_slots }
+        let rrl = config.rrl.enabled.then(|| Arc::new(crate::dns::rrl::Rrl::new(config.rrl.clone())));
+        Model { config, zone, names, geo, region_hash, metric_slots, rrl }
     }
 
     pub fn region_name(&self, id: RegionId) -> &str {

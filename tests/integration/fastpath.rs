@@ -88,7 +88,9 @@ async fn fast_and_general_paths_write_identical_bytes() {
                         let snap = s.state.load();
                         let fast_answer = fast::answer(&snap, &p, src.ip(), &mut scratch);
                         drop(snap);
-                        let general = udp::general(&handler, &p, src).await.expect("the general path answers");
+                        let general = udp::general(&handler, &p, src, hickory_server::net::xfer::Protocol::Udp)
+                            .await
+                            .expect("the general path answers");
                         if fast_answer.is_some() {
                             taken += 1;
                             let out = &scratch.out;
@@ -153,7 +155,7 @@ async fn mutated_packets_never_panic_and_never_diverge() {
         let snap = s.state.load();
         let fast_answer = fast::answer(&snap, &p, src.ip(), &mut scratch);
         drop(snap);
-        let general = udp::general(&handler, &p, src).await;
+        let general = udp::general(&handler, &p, src, hickory_server::net::xfer::Protocol::Udp).await;
         if fast_answer.is_some() {
             taken += 1;
             assert_eq!(Some(&scratch.out), general.as_ref(), "diverged on {p:02x?}");

@@ -3,6 +3,8 @@
 
 mod support;
 
+/// Floods, slowloris and amplification: RRL, TCP limits and timeouts, answer sizes.
+mod abuse;
 /// The admin HTTP API: endpoints, token, drains, promtool.
 mod admin;
 /// The CLI: `explain`, `geoip lookup`, `check-config`, `serve` with the example config.

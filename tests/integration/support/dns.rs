@@ -55,6 +55,16 @@ pub async fn udp_raw(server: SocketAddr, packet: &[u8], timeout: Duration) -> Op
     }
 }
 
+/// Sends raw bytes from a given socket and returns the raw reply (None on timeout).
+pub async fn udp_raw_from(sock: &UdpSocket, server: SocketAddr, packet: &[u8], timeout: Duration) -> Option<Vec<u8>> {
+    sock.send_to(packet, server).await.ok()?;
+    let mut buf = vec![0u8; 65535];
+    match tokio::time::timeout(timeout, sock.recv_from(&mut buf)).await {
+        Ok(Ok((n, _))) => Some(buf[..n].to_vec()),
+        _ => None,
+    }
+}
+
 pub async fn udp(server: SocketAddr, m: &Message) -> Message {
     let bytes = m.to_vec().unwrap();
     let reply = udp_raw(server, &bytes, TIMEOUT).await.expect("UDP reply within 5 s");

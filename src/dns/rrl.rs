@@ -1,0 +1,305 @@
+//! Response rate limiting for UDP, as BIND, Knot and NSD do it.
+//!
+//! A spoofed-source flood makes an authoritative server a reflector: each small query
+//! sends a bigger answer to the victim. RRL counts answers per *client prefix* (a /24
+//! or /56 by default) and *kind of answer*, and over `responses_per_second` stops
+//! answering: of the answers over the limit, every `slip`-th goes out as an empty
+//! truncated reply (TC=1, so a real client behind that prefix retries over TCP, which
+//! is not limited) and the rest are dropped.
+//!
+//! The kind of answer is what BIND buckets by: a positive answer by its query name and
+//! type; NXDOMAIN by the zone (so a random-subdomain flood shares one bucket); errors
+//! in one bucket. It is read from the encoded response, so the fast path and the
+//! general path are limited alike.
+//!
+//! The table is a fixed array of atomic buckets, indexed by a keyed hash: no lock and
+//! no allocation per answer. Two keys that collide share a bucket (and its limit): a
+//! collision can only limit sooner, never let more through.
+
+use std::hash::{BuildHasher, Hasher};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use ipnet::IpNet;
+
+/// Buckets in the table (a power of two).
+const TABLE: usize = 1 << 16;
+
+/// What to do with an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Send = 0,
+    /// Send an empty truncated reply instead.
+    Slip = 1,
+    Drop = 2,
+}
+
+/// The `[rrl]` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RrlConfig {
+    pub enabled: bool,
+    pub responses_per_second: u32,
+    /// Every `slip`-th limited answer is sent truncated; 0: none, 1: all.
+    pub slip: u32,
+    pub ipv4_prefix: u8,
+    pub ipv6_prefix: u8,
+    /// Clients never limited (e.g. your own resolvers, monitoring).
+    pub exempt: Vec<IpNet>,
+}
+
+impl Default for RrlConfig {
+    fn default() -> RrlConfig {
+        RrlConfig {
+            enabled: false,
+            responses_per_second: 100,
+            slip: 2,
+            ipv4_prefix: 24,
+            ipv6_prefix: 56,
+            exempt: Vec::new(),
+        }
+    }
+}
+
+/// The limiter: settings and buckets. A reload builds a new one.
+pub struct Rrl {
+    config: RrlConfig,
+    hasher: std::hash::RandomState,
+    /// Each bucket: tag (16 bits) | second (24 bits) | answers that second (24 bits).
+    buckets: Box<[AtomicU64]>,
+    epoch: Instant,
+}
+
+/// The kind of an encoded response, for bucketing: `None` if it is not one.
+fn classify(response: &[u8], hasher: &mut impl Hasher) -> Option<()> {
+    if response.len() < 12 {
+        return None;
+    }
+    let rcode = response[3] & 0x0f;
+    let ancount = u16::from_be_bytes([response[6], response[7]]);
+    // The question name, lower-cased; the question section is never compressed.
+    let mut at = 12;
+    let mut labels: smallvec::SmallVec<[(usize, usize); 8]> = smallvec::SmallVec::new();
+    loop {
+        let len = *response.get(at)? as usize;
+        if len == 0 {
+            break;
+        }
+        if len > 63 {
+            return None;
+        }
+        labels.push((at + 1, len));
+        at += 1 + len;
+    }
+    let qtype = response.get(at + 1..at + 3)?;
+    let name = |hasher: &mut dyn Hasher, skip: usize| {
+        for &(start, len) in &labels[skip.min(labels.len())..] {
+            hasher.write_u8(len as u8);
+            for b in response.get(start..start + len).unwrap_or_default() {
+                hasher.write_u8(b.to_ascii_lowercase());
+            }
+        }
+    };
+    match rcode {
+        // NOERROR with an answer: by name and type.
+        0 if ancount > 0 => {
+            hasher.write_u8(0);
+            name(hasher, 0);
+            hasher.write(qtype);
+        }
+        // NODATA, and referrals: by name.
+        0 => {
+            hasher.write_u8(1);
+            name(hasher, 0);
+        }
+        // NXDOMAIN: by the parent of the name (the random label dropped).
+        3 => {
+            hasher.write_u8(3);
+            name(hasher, 1);
+        }
+        // Errors: one bucket per client.
+        _ => hasher.write_u8(2),
+    }
+    Some(())
+}
+
+impl std::fmt::Debug for Rrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rrl").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl Rrl {
+    pub fn new(config: RrlConfig) -> Rrl {
+        Rrl {
+            config,
+            hasher: std::hash::RandomState::new(),
+            buckets: (0..TABLE).map(|_| AtomicU64::new(0)).collect(),
+            epoch: Instant::now(),
+        }
+    }
+
+    pub fn config(&self) -> &RrlConfig {
+        &self.config
+    }
+
+    /// The current second, for [`Rrl::check`] (read once per batch).
+    pub fn now(&self) -> u32 {
+        self.epoch.elapsed().as_secs() as u32
+    }
+
+    /// Counts an answer to `client` and says whether to send it.
+    pub fn check(&self, client: IpAddr, response: &[u8], now: u32) -> Action {
+        // An IPv4 address (or an IPv4-mapped IPv6 one) goes in the top 32 bits.
+        let v4 = |v4: std::net::Ipv4Addr| (u128::from(u32::from(v4)) << 96, self.config.ipv4_prefix, 4);
+        let (address, bits, family) = match client {
+            IpAddr::V4(a) => v4(a),
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or((u128::from(v6), self.config.ipv6_prefix, 6), v4),
+        };
+        let masked = address & !(u128::MAX.checked_shr(u32::from(bits)).unwrap_or(0));
+        let mut h = self.hasher.build_hasher();
+        h.write_u128(masked);
+        h.write_u8(family);
+        if classify(response, &mut h).is_none() {
+            return Action::Send;
+        }
+        if !self.config.exempt.is_empty() && self.config.exempt.iter().any(|n| n.contains(&client)) {
+            return Action::Send;
+        }
+        let hash = h.finish();
+        let bucket = &self.buckets[hash as usize & (TABLE - 1)];
+        let tag = hash >> 48;
+        let second = u64::from(now) & 0xff_ffff;
+        let mut current = bucket.load(Ordering::Relaxed);
+        let count = loop {
+            let same = current >> 48 == tag && (current >> 24) & 0xff_ffff == second;
+            let count = if same { (current & 0xff_ffff) + 1 } else { 1 };
+            let next = tag << 48 | second << 24 | count.min(0xff_ffff);
+            match bucket.compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => break count,
+                Err(seen) => current = seen,
+            }
+        };
+        let rate = u64::from(self.config.responses_per_second);
+        if count <= rate {
+            return Action::Send;
+        }
+        let over = count - rate;
+        match self.config.slip {
+            0 => Action::Drop,
+            slip if over.is_multiple_of(u64::from(slip)) => Action::Slip,
+            _ => Action::Drop,
+        }
+    }
+}
+
+/// Rewrites an encoded response, in place, as the empty truncated reply a slip sends:
+/// the header (TC set, no records) and the question.
+pub fn slip(response: &mut Vec<u8>) {
+    if response.len() < 12 {
+        return;
+    }
+    let mut at = 12;
+    if u16::from_be_bytes([response[4], response[5]]) == 1 {
+        while let Some(&len) = response.get(at) {
+            at += 1 + len as usize;
+            if len == 0 {
+                break;
+            }
+        }
+        at += 4;
+    }
+    response.truncate(at.min(response.len()));
+    response[2] |= 0x02;
+    response[6..12].fill(0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A query for `name`, type A.
+    fn query(name: &str) -> Vec<u8> {
+        let mut q = vec![0, 7, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        for label in name.trim_end_matches('.').split('.') {
+            q.push(label.len() as u8);
+            q.extend_from_slice(label.as_bytes());
+        }
+        q.extend_from_slice(&[0, 0, 1, 0, 1]);
+        q
+    }
+
+    fn answer(name: &str, rcode: u8, ancount: u16) -> Vec<u8> {
+        let mut r = query(name);
+        r[2] |= 0x80;
+        r[3] = rcode;
+        r[6..8].copy_from_slice(&ancount.to_be_bytes());
+        r
+    }
+
+    fn rrl(rate: u32, slip: u32) -> Rrl {
+        Rrl::new(RrlConfig { enabled: true, responses_per_second: rate, slip, ..RrlConfig::default() })
+    }
+
+    #[test]
+    fn over_the_rate_every_second_limited_answer_slips_and_the_rest_drop() {
+        let r = rrl(5, 2);
+        let a = answer("app.example.", 0, 1);
+        let c: IpAddr = "192.0.2.1".parse().unwrap();
+        let actions: Vec<Action> = (0..11).map(|_| r.check(c, &a, 7)).collect();
+        assert_eq!(&actions[..5], &[Action::Send; 5]);
+        assert_eq!(
+            &actions[5..],
+            &[Action::Drop, Action::Slip, Action::Drop, Action::Slip, Action::Drop, Action::Slip]
+        );
+        // The next second starts afresh.
+        assert_eq!(r.check(c, &a, 8), Action::Send);
+    }
+
+    #[test]
+    fn the_prefix_and_kind_of_answer_make_the_bucket() {
+        let r = rrl(1, 0);
+        let a = answer("app.example.", 0, 1);
+        let c = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(r.check(c("192.0.2.1"), &a, 1), Action::Send);
+        // The same /24: the same bucket.
+        assert_eq!(r.check(c("192.0.2.200"), &a, 1), Action::Drop);
+        // Another /24, another name, case folded: separate buckets.
+        assert_eq!(r.check(c("192.0.3.1"), &a, 1), Action::Send);
+        assert_eq!(r.check(c("192.0.2.1"), &answer("www.example.", 0, 1), 1), Action::Send);
+        assert_eq!(r.check(c("192.0.2.1"), &answer("APP.example.", 0, 1), 1), Action::Drop);
+        // Random subdomains' NXDOMAINs share the parent's bucket.
+        assert_eq!(r.check(c("192.0.2.1"), &answer("x1.example.", 3, 0), 1), Action::Send);
+        assert_eq!(r.check(c("192.0.2.1"), &answer("x2.example.", 3, 0), 1), Action::Drop);
+        // IPv6 by /56.
+        assert_eq!(r.check(c("2001:db8:0:100::1"), &a, 1), Action::Send);
+        assert_eq!(r.check(c("2001:db8:0:1ff::2"), &a, 1), Action::Drop);
+        assert_eq!(r.check(c("2001:db8:0:200::1"), &a, 1), Action::Send);
+    }
+
+    #[test]
+    fn exempt_clients_and_non_dns_bytes_are_never_limited() {
+        let mut config = RrlConfig { enabled: true, responses_per_second: 1, slip: 0, ..RrlConfig::default() };
+        config.exempt.push("10.0.0.0/8".parse().unwrap());
+        let r = Rrl::new(config);
+        let a = answer("app.example.", 0, 1);
+        for _ in 0..10 {
+            assert_eq!(r.check("10.1.2.3".parse().unwrap(), &a, 1), Action::Send);
+            assert_eq!(r.check("192.0.2.1".parse().unwrap(), &[0u8; 5], 1), Action::Send);
+        }
+    }
+
+    #[test]
+    fn a_slip_keeps_the_header_and_question_with_tc_and_no_records() {
+        let q = query("app.example.");
+        let mut r = q.clone();
+        r[2] |= 0x80;
+        r[7] = 1;
+        r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 192, 0, 2, 1]);
+        slip(&mut r);
+        assert_eq!(r.len(), q.len());
+        assert_eq!(r[2] & 0x02, 0x02, "TC");
+        assert_eq!(&r[4..12], &[0, 1, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(&r[12..], &q[12..]);
+    }
+}
