@@ -12,6 +12,7 @@
 //! - `dns`: hickory-server handler, ECS, the pure query → response function, sockets.
 //! - `admin`: the HTTP admin server (metrics, status, explain, drain, reload).
 //! - `metrics`: Prometheus names and handles; lock-free query counters.
+//! - `fuzzing`: the request path and the config loader as the fuzz targets call them.
 //! - `app`: wiring; `cli`: the subcommands; `demo`: stand-in gateways for `switchyard demo`.
 //!
 //! The hot path is `dns::handler` → `dns::answer` → `model` → `geo` → `routing`; the
@@ -23,6 +24,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod dns;
+pub mod fuzzing;
 pub mod geo;
 pub mod health;
 pub mod metrics;

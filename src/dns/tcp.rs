@@ -112,6 +112,20 @@ impl Table {
     }
 }
 
+/// Frees a connection's slot when its task ends, however it ends.
+struct SlotGuard<'a> {
+    table: &'a Mutex<Table>,
+    id: u64,
+    metrics: &'a Metrics,
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        self.table.lock().unwrap_or_else(|p| p.into_inner()).release(self.id);
+        self.metrics.tcp_open.dec();
+    }
+}
+
 /// Why a connection ended (for the log and the metrics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Closed {
@@ -242,7 +256,7 @@ async fn accept_loop(
                 continue;
             }
         };
-        let admitted = table.lock().expect("not poisoned").admit(peer.ip(), &limits, &metrics);
+        let admitted = table.lock().unwrap_or_else(|p| p.into_inner()).admit(peer.ip(), &limits, &metrics);
         let (id, evict) = match admitted {
             Admission::Admitted(id, evict) => (id, evict),
             Admission::Refused => {
@@ -255,10 +269,11 @@ async fn accept_loop(
         metrics.tcp_open.inc();
         let (handler, metrics, table, drain) = (handler.clone(), metrics.clone(), table.clone(), drain.clone());
         tracker.spawn(async move {
-            let touch = || table.lock().expect("not poisoned").touch(id);
+            // Released however the task ends, a panic included (tokio contains a
+            // panic to its task; the other connections and the listener go on).
+            let _slot = SlotGuard { table: &table, id, metrics: &metrics };
+            let touch = || table.lock().unwrap_or_else(|p| p.into_inner()).touch(id);
             let closed = serve_stream(stream, peer, &handler, limits, &drain, &evict, touch).await;
-            table.lock().expect("not poisoned").release(id);
-            metrics.tcp_open.dec();
             match closed {
                 Closed::Idle => metrics.tcp_timeouts.with_label_values(&["idle"]).inc(),
                 Closed::Slow => metrics.tcp_timeouts.with_label_values(&["io"]).inc(),

@@ -17,10 +17,15 @@ mod drill;
 mod ecs;
 /// The UDP fast path against the general path: byte-identical answers.
 mod fastpath;
+/// Every kept fuzz input (seeds and regressions) through the fuzz targets' code.
+mod fuzz_regressions;
 /// GeoIP schemas: MaxMind's own test databases and the flat `country_code` schema.
 mod geoip;
 /// Health checks against gateways turned sick in every way: exact fall/rise counts.
 mod health;
+/// Hostile health targets (1 GiB body, redirect loop, TLS and PostgreSQL that never
+/// speak, a name that does not resolve, a drip): down within the timeout, nothing delayed.
+mod hostile;
 /// deploy/: dashboard and rules against /metrics, promtool, a real Prometheus, the k8s config.
 mod observability;
 /// Every routing policy, with clients on five continents by ECS, IPv4 and IPv6.

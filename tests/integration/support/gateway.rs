@@ -24,12 +24,18 @@ pub enum Mode {
     Hang,
     /// Send one byte per second, forever.
     Drip,
+    /// 200 with a 1 GiB body (that lacks what the check looks for), streamed.
+    HugeBody,
+    /// 302 to the same URL, forever.
+    RedirectLoop,
 }
 
 pub struct Gateway {
     pub addr: SocketAddr,
     mode: Arc<Mutex<Mode>>,
     accepted: Arc<AtomicU64>,
+    /// Body bytes written in `HugeBody` mode.
+    sent: Arc<AtomicU64>,
     tls: Arc<Mutex<Option<tokio_rustls::TlsAcceptor>>>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -51,6 +57,7 @@ impl Gateway {
             addr: listener.local_addr().unwrap(),
             mode: Arc::new(Mutex::new(Mode::Healthy)),
             accepted: Arc::new(AtomicU64::new(0)),
+            sent: Arc::new(AtomicU64::new(0)),
             tls: Arc::new(Mutex::new(tls)),
             task: Mutex::new(None),
         };
@@ -59,7 +66,8 @@ impl Gateway {
     }
 
     fn serve(&self, listener: TcpListener) {
-        let (mode, accepted, tls) = (self.mode.clone(), self.accepted.clone(), self.tls.clone());
+        let (mode, accepted, tls, sent) =
+            (self.mode.clone(), self.accepted.clone(), self.tls.clone(), self.sent.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -68,14 +76,15 @@ impl Gateway {
                 accepted.fetch_add(1, Ordering::SeqCst);
                 let m = *mode.lock().unwrap();
                 let tls = tls.lock().unwrap().clone();
+                let sent = sent.clone();
                 tokio::spawn(async move {
                     match tls {
                         Some(acceptor) => {
                             if let Ok(s) = acceptor.accept(stream).await {
-                                respond(s, m).await;
+                                respond(s, m, &sent).await;
                             }
                         }
-                        None => respond(stream, m).await,
+                        None => respond(stream, m, &sent).await,
                     }
                 });
             }
@@ -90,6 +99,11 @@ impl Gateway {
 
     pub fn set(&self, mode: Mode) {
         *self.mode.lock().unwrap() = mode;
+    }
+
+    /// Body bytes the client took in `HugeBody` mode, so far.
+    pub fn body_bytes_sent(&self) -> u64 {
+        self.sent.load(Ordering::SeqCst)
     }
 
     /// Connections accepted so far.
@@ -134,7 +148,7 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     s.listen(128)
 }
 
-async fn respond<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, mode: Mode) {
+async fn respond<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, mode: Mode, sent: &AtomicU64) {
     // Read the request head (bounded).
     let mut buf = Vec::new();
     let mut chunk = [0u8; 1024];
@@ -164,6 +178,31 @@ async fn respond<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, mode: Mode) {
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
+            return;
+        }
+        Mode::HugeBody => {
+            const GIB: u64 = 1 << 30;
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {GIB}\r\n\r\n");
+            if s.write_all(head.as_bytes()).await.is_err() {
+                return;
+            }
+            let chunk = vec![b'x'; 64 * 1024];
+            let mut left = GIB;
+            while left > 0 {
+                let n = left.min(chunk.len() as u64) as usize;
+                if s.write_all(&chunk[..n]).await.is_err() {
+                    return;
+                }
+                sent.fetch_add(n as u64, Ordering::SeqCst);
+                left -= n as u64;
+            }
+            return;
+        }
+        Mode::RedirectLoop => {
+            let path = String::from_utf8_lossy(&buf).split_whitespace().nth(1).unwrap_or("/").to_owned();
+            let reply =
+                format!("HTTP/1.1 302 Found\r\nLocation: {path}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = s.write_all(reply.as_bytes()).await;
             return;
         }
     };

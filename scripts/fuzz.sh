@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Runs each cargo-fuzz target for a bounded time and prints, per target, the
+# executions, the corpus size and the crashes found.
+#
+#   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]     (default: 60 s; all targets)
+#
+# Needs a nightly toolchain (rustup's, else stable with RUSTC_BOOTSTRAP=1) and installs
+# cargo-fuzz if missing. Inputs: fuzz/seeds/TARGET and fuzz/regressions/TARGET; the
+# growing corpus is fuzz/corpus/TARGET (not committed). A crash is left in
+# fuzz/artifacts/TARGET/: copy it to fuzz/regressions/TARGET/ with a telling name, and
+# `cargo test` replays it from then on (tests/integration/fuzz_regressions.rs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-60}
+shift || true
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(packet tcp_stream config)
+
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+    fuzz=(cargo +nightly fuzz)
+else
+    export RUSTC_BOOTSTRAP=1
+    fuzz=(cargo fuzz)
+fi
+"${fuzz[@]}" build -O >/dev/null
+
+printf '%-12s %10s %12s %8s %8s\n' target seconds executions corpus crashes
+status=0
+for t in "${targets[@]}"; do
+    mkdir -p "fuzz/corpus/$t" "fuzz/artifacts/$t"
+    before=$(find "fuzz/artifacts/$t" -type f | wc -l)
+    log=$(mktemp)
+    # -rss_limit_mb bounds memory per input; -timeout flags an input that hangs.
+    "${fuzz[@]}" run -O "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" "fuzz/regressions/$t" -- \
+        -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 >"$log" 2>&1 || true
+    execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
+    corpus=$(find "fuzz/corpus/$t" -type f | wc -l)
+    crashes=$(( $(find "fuzz/artifacts/$t" -type f | wc -l) - before ))
+    printf '%-12s %10s %12s %8s %8s\n' "$t" "$seconds" "$execs" "$corpus" "$crashes"
+    if [ "$crashes" -gt 0 ]; then
+        status=1
+        grep -m5 -E 'panicked|ERROR|SUMMARY' "$log" | sed 's/^/    /'
+        find "fuzz/artifacts/$t" -type f -newer "$log" | sed 's/^/    artifact: /'
+    fi
+    rm -f "$log"
+done
+exit $status
