@@ -11,6 +11,8 @@ mod admin;
 mod cli;
 /// `check-config` on broken files: the exact error each one gets.
 mod config_errors;
+/// SIGKILL and restart: the state file answers within a second; a truncated one is ignored.
+mod crash;
 /// The DR drill: kill the writer region, promote a standby, query all the while.
 mod drill;
 /// EDNS Client Subnet (RFC 7871): scopes, trust, malformed options.
