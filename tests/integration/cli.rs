@@ -163,9 +163,11 @@ async fn demo_moves_an_answer_when_a_gateway_stops_and_back() {
     }
 }
 
-/// A database member with a password in its DSN: the password never reaches the logs.
-#[test]
-fn secrets_in_dsns_never_reach_the_logs() {
+/// A database member with a password in its DSN and an admin token: neither reaches the
+/// logs (at debug level), `/status` or `/metrics`, even after requests with a wrong token.
+#[tokio::test]
+async fn secrets_never_reach_logs_status_or_metrics() {
+    const TOKEN: &str = "tok-7f3a9c-secret";
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let config = POLICIES.replace(
@@ -179,24 +181,59 @@ fn secrets_in_dsns_never_reach_the_logs() {
             .args(["--log-format", "json", "serve", "--admin", "127.0.0.1:0", "--config"])
             .arg(&path)
             .env("SWITCHYARD_LOG", "debug")
+            .env("SWITCHYARD_ADMIN_TOKEN", TOKEN)
             .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
     );
     let child = &mut guard.0;
     let stderr = child.stderr.take().unwrap();
-    let mut log = String::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-        log.push_str(&line);
-        log.push('\n');
-        if line.contains("check state changed") && line.contains("postgres") || Instant::now() > deadline {
-            break;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
         }
+    });
+    let mut log = String::new();
+    // The first log line, seen so far or to come, that `what` accepts.
+    let mut next_until = |what: &dyn Fn(&str) -> bool| -> String {
+        if let Some(line) = log.lines().find(|l| what(l)) {
+            return line.to_owned();
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx.recv_timeout(left).unwrap_or_else(|_| panic!("log line not seen within 20 s"));
+            log.push_str(&line);
+            log.push('\n');
+            if what(&line) {
+                return line;
+            }
+        }
+    };
+    let line = next_until(&|l: &str| l.contains("admin HTTP listening on "));
+    let admin = line.split("admin HTTP listening on ").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let http = reqwest::Client::new();
+    let drain =
+        |token: &'static str| http.post(format!("http://{admin}/regions/us-east/drain")).bearer_auth(token).send();
+    assert_eq!(drain("tok-7f3a9c-wrong").await.unwrap().status(), 401);
+    assert_eq!(drain(TOKEN).await.unwrap().status(), 200);
+    next_until(&|l: &str| l.contains("check state changed") && l.contains("postgres"));
+    let mut pages = String::new();
+    for page in ["/status", "/metrics", "/"] {
+        pages += &http.get(format!("http://{admin}{page}")).send().await.unwrap().text().await.unwrap();
     }
     let _ = child.kill();
     let _ = child.wait();
-    assert!(log.contains("check state changed"), "the database check was logged:\n{log}");
+    while let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+        log.push_str(&line);
+        log.push('\n');
+    }
     assert!(log.contains("user=switchyard"), "the check is named by its redacted DSN:\n{log}");
-    assert!(!log.contains("hunter2"), "the password leaked:\n{log}");
+    assert!(log.contains("wrong bearer token"), "the refusal is logged:\n{log}");
+    assert!(pages.contains("user=switchyard"), "status names the check");
+    for secret in ["hunter2", TOKEN, "tok-7f3a9c"] {
+        assert!(!log.contains(secret), "`{secret}` leaked into the log:\n{log}");
+        assert!(!pages.contains(secret), "`{secret}` leaked into status or metrics");
+    }
 }

@@ -266,3 +266,17 @@ fn when_all_down_with_an_unknown_form() {
     let o = check_config(&with("ttl = 60", "ttl = 60\nwhen_all_down = { fallbak = [\"192.0.2.9\"] }"));
     assert_error(&o, "when_all_down is not one of the forms it takes", Some("{"));
 }
+
+#[test]
+fn abuse_limits_out_of_range_each_reported() {
+    let o = check_config(&with(
+        "listen = [\"127.0.0.1:5353\"]",
+        "listen = [\"127.0.0.1:5353\"]\ntcp_max_per_client = 0\ntcp_io_timeout = 600\n[rrl]\nenabled = true\nslip = 11\nipv4_prefix = 4\nexempt = [\"10.0.0.0/33\"]\nrate = 5",
+    ));
+    assert_error(&o, "tcp_max_per_client 0 is out of range", Some("0"));
+    assert_error(&o, "tcp_io_timeout 600 is out of range", Some("600"));
+    assert_error(&o, "slip 11 is out of range", Some("11"));
+    assert_error(&o, "ipv4_prefix 4 is out of range", Some("4"));
+    assert_error(&o, "`10.0.0.0/33` is not an address or CIDR network", Some("\"10.0.0.0/33\""));
+    assert_error(&o, "unknown field `rate`, expected one of", Some("rate"));
+}
