@@ -17,9 +17,10 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 cargo fmt --check
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --all-targets --all-features --locked -- -D warnings
+# fault-injection: a query can be made to panic (tests/integration/abuse.rs).
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --locked --no-fail-fast
+  cargo nextest run --locked --no-fail-fast --features fault-injection
 else
-  cargo test --locked --no-fail-fast
+  cargo test --locked --no-fail-fast --features fault-injection
 fi

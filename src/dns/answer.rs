@@ -62,6 +62,12 @@ const MAX_CHAIN: usize = 8;
 
 /// Answers one question from one snapshot.
 pub fn resolve(snap: &Snapshot, q: &Question<'_>, subject: &Subject) -> Response {
+    // Tests prove that a panicking query costs only itself (built only with the
+    // `fault-injection` feature, which the test command turns on).
+    #[cfg(feature = "fault-injection")]
+    if q.key.starts_with(b"\x15fault-injection-panic") {
+        panic!("fault injection: this query panics");
+    }
     let model = &*snap.model;
     match q.qclass {
         DNSClass::IN => {}

@@ -390,3 +390,34 @@ async fn amplification_answers_are_no_larger_than_needed() {
     eprintln!("amplification: {}", report.join("; "));
     server.stop().await;
 }
+
+/// A query that panics (the `fault-injection` feature) costs that query only: over UDP
+/// it gets no answer, over TCP its connection closes and its slot is freed; every other
+/// query, before and after, is answered.
+#[cfg(feature = "fault-injection")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_query_costs_only_itself() {
+    let server = TestServer::start(&config("", "")).await;
+    let addr = server.addr;
+    let ok = || dns::query("app.gslb.example.org.", RecordType::A);
+    // TXT: the fast path declines it, so it reaches the general path, shared with TCP.
+    let boom = raw_query(666, "fault-injection-panic.gslb.example.org.", 16, IN, None);
+    for _ in 0..3 {
+        assert_eq!(dns::first(&dns::udp(addr, &ok()).await), "192.0.2.201");
+        assert!(dns::udp_raw(addr, &boom, Duration::from_millis(500)).await.is_none(), "no answer to the panic");
+        // Over TCP: the panicking connection closes; a fresh one is served.
+        let mut s = connect_from(addr, "127.0.0.1".parse().unwrap()).await.unwrap();
+        let mut framed = (boom.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(&boom);
+        s.write_all(&framed).await.unwrap();
+        assert!(closed_within(&mut s, Duration::from_secs(5)).await);
+        assert_eq!(dns::first(&dns::tcp(addr, &ok()).await), "192.0.2.201");
+    }
+    // Every slot was given back, the panicked ones included.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.control.metrics.tcp_open.get() != 0 {
+        assert!(Instant::now() < deadline, "{} slots still taken", server.control.metrics.tcp_open.get());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server.stop().await;
+}
