@@ -51,7 +51,12 @@ pub fn save(path: &Path, saved: &Saved) -> std::io::Result<()> {
         f.write_all(serde_json::to_string_pretty(&v).unwrap_or_default().as_bytes())?;
         f.sync_all()?;
     }
-    std::fs::rename(&tmp, path)
+    std::fs::rename(&tmp, path)?;
+    // The rename itself survives a power cut once the directory is synced too.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
