@@ -151,6 +151,12 @@ impl Harness {
         let mut answer = general?;
         assert!(answer.len() >= 12, "an answer has a header");
         assert_eq!(answer[..2], packet[..2], "an answer echoes the id");
+        // Every answer is also slipped (whatever the limiter decides, whose table carries
+        // over between inputs): the truncated reply must parse and echo the id.
+        let mut slipped = answer.clone();
+        rrl::slip(&mut slipped);
+        let parsed = hickory_proto::op::Message::from_vec(&slipped);
+        assert!(parsed.is_ok_and(|m| m.metadata.truncation && m.answers.is_empty()), "a bad slip: {slipped:02x?}");
         if let Some(limiter) = &snap.model.rrl {
             match limiter.check(src, &answer, 0) {
                 rrl::Action::Send => {}
@@ -187,6 +193,19 @@ impl Harness {
                 out
             };
             let (_, _, out) = tokio::join!(serving, writing, reading);
+            // The ids of the whole messages sent, in order.
+            let mut ids = Vec::new();
+            let mut rest = stream;
+            while rest.len() >= 2 {
+                let n = u16::from_be_bytes([rest[0], rest[1]]) as usize;
+                if n == 0 || rest.len() < 2 + n {
+                    break;
+                }
+                if n >= 2 {
+                    ids.push([rest[2], rest[3]]);
+                }
+                rest = &rest[2 + n..];
+            }
             let mut answers = Vec::new();
             let mut rest = &out[..];
             while !rest.is_empty() {
@@ -195,6 +214,7 @@ impl Harness {
                 assert!(rest.len() >= 2 + n, "a frame is whole");
                 let answer = &rest[2..2 + n];
                 assert!(answer.len() >= 12 && answer[2] & 0x80 != 0, "each frame is a DNS response");
+                assert!(ids.contains(&[answer[0], answer[1]]), "an answer echoes a query's id");
                 answers.push(answer.to_vec());
                 rest = &rest[2 + n..];
             }

@@ -8,12 +8,12 @@
 //! is not limited) and the rest are dropped.
 //!
 //! The kind of answer is what BIND buckets by: a positive answer by its query name and
-//! type; NXDOMAIN by the zone (so a random-subdomain flood shares one bucket); errors
-//! in one bucket. It is read from the encoded response, so the fast path and the
+//! type; NODATA by name; NXDOMAIN by the zone (so a random-subdomain flood shares one
+//! bucket); referrals in one bucket; errors in one bucket. It is read from the encoded response, so the fast path and the
 //! general path are limited alike.
 //!
 //! The table is a fixed array of atomic buckets, indexed by a keyed hash: no lock and
-//! no allocation per answer. Two keys that collide share a bucket (and its limit): a
+//! no allocation per answer. Two keys that collide share a bucket and its count: a
 //! collision can only limit sooner, never let more through.
 
 use std::hash::{BuildHasher, Hasher};
@@ -65,62 +65,66 @@ impl Default for RrlConfig {
 pub struct Rrl {
     config: RrlConfig,
     hasher: std::hash::RandomState,
-    /// Each bucket: tag (16 bits) | second (24 bits) | answers that second (24 bits).
+    /// Each bucket: the second (high 32 bits) | answers that second (low 32 bits).
     buckets: Box<[AtomicU64]>,
     epoch: Instant,
 }
 
-/// The kind of an encoded response, for bucketing: `None` if it is not one.
-fn classify(response: &[u8], hasher: &mut impl Hasher) -> Option<()> {
-    if response.len() < 12 {
-        return None;
-    }
+/// Hashes the kind of an encoded response, for bucketing.
+fn classify(response: &[u8], hasher: &mut impl Hasher) {
     let rcode = response[3] & 0x0f;
-    let ancount = u16::from_be_bytes([response[6], response[7]]);
+    let authoritative = response[2] & 0x04 != 0;
+    let count = |i: usize| u16::from_be_bytes([response[i], response[i + 1]]);
+    let (qdcount, ancount, nscount) = (count(4), count(6), count(8));
     // The question name, lower-cased; the question section is never compressed.
-    let mut at = 12;
-    let mut labels: smallvec::SmallVec<[(usize, usize); 8]> = smallvec::SmallVec::new();
-    loop {
-        let len = *response.get(at)? as usize;
-        if len == 0 {
-            break;
-        }
-        if len > 63 {
+    let question = || {
+        if qdcount != 1 {
             return None;
         }
-        labels.push((at + 1, len));
-        at += 1 + len;
-    }
-    let qtype = response.get(at + 1..at + 3)?;
-    let name = |hasher: &mut dyn Hasher, skip: usize| {
-        for &(start, len) in &labels[skip.min(labels.len())..] {
+        let mut at = 12;
+        let mut labels: smallvec::SmallVec<[(usize, usize); 8]> = smallvec::SmallVec::new();
+        loop {
+            let len = *response.get(at)? as usize;
+            if len == 0 {
+                break;
+            }
+            if len > 63 {
+                return None;
+            }
+            labels.push((at + 1, len));
+            at += 1 + len;
+        }
+        Some((labels, response.get(at + 1..at + 3)?))
+    };
+    let name = |hasher: &mut dyn Hasher, labels: &[(usize, usize)]| {
+        for &(start, len) in labels {
             hasher.write_u8(len as u8);
             for b in response.get(start..start + len).unwrap_or_default() {
                 hasher.write_u8(b.to_ascii_lowercase());
             }
         }
     };
-    match rcode {
+    match (rcode, question()) {
         // NOERROR with an answer: by name and type.
-        0 if ancount > 0 => {
+        (0, Some((labels, qtype))) if ancount > 0 => {
             hasher.write_u8(0);
-            name(hasher, 0);
+            name(hasher, &labels);
             hasher.write(qtype);
         }
-        // NODATA, and referrals: by name.
-        0 => {
+        // Referrals (not authoritative, NS in authority): one bucket, so that random
+        // names under a delegation share it.
+        (0, _) if !authoritative && nscount > 0 => hasher.write_u8(4),
+        // NODATA: by name (only names that exist get NODATA).
+        (0, Some((labels, _))) => {
             hasher.write_u8(1);
-            name(hasher, 0);
+            name(hasher, &labels);
         }
-        // NXDOMAIN: by the parent of the name (the random label dropped).
-        3 => {
-            hasher.write_u8(3);
-            name(hasher, 1);
-        }
-        // Errors: one bucket per client.
+        // NXDOMAIN: by the zone, and there is one, so one bucket: a random-subdomain
+        // flood is limited as one.
+        (3, _) => hasher.write_u8(3),
+        // Errors, and anything without a readable question: one bucket.
         _ => hasher.write_u8(2),
     }
-    Some(())
 }
 
 impl std::fmt::Debug for Rrl {
@@ -160,21 +164,22 @@ impl Rrl {
         let mut h = self.hasher.build_hasher();
         h.write_u128(masked);
         h.write_u8(family);
-        if classify(response, &mut h).is_none() {
+        if response.len() < 12 {
             return Action::Send;
         }
+        classify(response, &mut h);
         if !self.config.exempt.is_empty() && self.config.exempt.iter().any(|n| n.contains(&client)) {
             return Action::Send;
         }
         let hash = h.finish();
+        // Keys that collide share the bucket and its count: they are limited sooner,
+        // never reset each other.
         let bucket = &self.buckets[hash as usize & (TABLE - 1)];
-        let tag = hash >> 48;
-        let second = u64::from(now) & 0xff_ffff;
+        let second = u64::from(now);
         let mut current = bucket.load(Ordering::Relaxed);
         let count = loop {
-            let same = current >> 48 == tag && (current >> 24) & 0xff_ffff == second;
-            let count = if same { (current & 0xff_ffff) + 1 } else { 1 };
-            let next = tag << 48 | second << 24 | count.min(0xff_ffff);
+            let count = if current >> 32 == second { (current & 0xffff_ffff) + 1 } else { 1 };
+            let next = second << 32 | count.min(0xffff_ffff);
             match bucket.compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => break count,
                 Err(seen) => current = seen,
@@ -193,25 +198,65 @@ impl Rrl {
     }
 }
 
+/// Skips a (possibly compressed) name; the offset after it.
+fn skip_name(m: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        let len = *m.get(at)?;
+        match len {
+            0 => return Some(at + 1),
+            0xc0.. => return Some(at + 2),
+            1..=63 => at += 1 + len as usize,
+            _ => return None,
+        }
+    }
+}
+
+/// The OPT record of an encoded response, if it has one: (udp size, ttl field).
+fn find_opt(m: &[u8]) -> Option<(u16, [u8; 4])> {
+    let count = |i: usize| u16::from_be_bytes([m[i], m[i + 1]]) as usize;
+    let (qd, records) = (count(4), count(6) + count(8) + count(10));
+    let mut at = 12;
+    for _ in 0..qd {
+        at = skip_name(m, at)? + 4;
+    }
+    for _ in 0..records {
+        at = skip_name(m, at)?;
+        let head = m.get(at..at + 10)?;
+        let rtype = u16::from_be_bytes([head[0], head[1]]);
+        if rtype == 41 {
+            return Some((u16::from_be_bytes([head[2], head[3]]), [head[4], head[5], head[6], head[7]]));
+        }
+        at += 10 + u16::from_be_bytes([head[8], head[9]]) as usize;
+    }
+    None
+}
+
 /// Rewrites an encoded response, in place, as the empty truncated reply a slip sends:
-/// the header (TC set, no records) and the question.
+/// the header (TC set) and the question, and the OPT (its size, extended rcode,
+/// version and flags; no options) if the response had one (RFC 6891 7).
 pub fn slip(response: &mut Vec<u8>) {
     if response.len() < 12 {
         return;
     }
-    let mut at = 12;
-    if u16::from_be_bytes([response[4], response[5]]) == 1 {
-        while let Some(&len) = response.get(at) {
-            at += 1 + len as usize;
-            if len == 0 {
-                break;
-            }
-        }
-        at += 4;
-    }
-    response.truncate(at.min(response.len()));
+    let opt = find_opt(response);
+    let question = (u16::from_be_bytes([response[4], response[5]]) == 1)
+        .then(|| skip_name(response, 12).map(|end| end + 4))
+        .flatten()
+        .filter(|&end| end <= response.len());
+    response.truncate(question.unwrap_or(12));
     response[2] |= 0x02;
-    response[6..12].fill(0);
+    response[4..12].fill(0);
+    if question.is_some() {
+        response[5] = 1;
+    }
+    if let Some((size, ttl)) = opt {
+        response.push(0);
+        response.extend_from_slice(&41u16.to_be_bytes());
+        response.extend_from_slice(&size.to_be_bytes());
+        response.extend_from_slice(&ttl);
+        response.extend_from_slice(&[0, 0]);
+        response[11] = 1;
+    }
 }
 
 #[cfg(test)]
@@ -268,9 +313,22 @@ mod tests {
         assert_eq!(r.check(c("192.0.3.1"), &a, 1), Action::Send);
         assert_eq!(r.check(c("192.0.2.1"), &answer("www.example.", 0, 1), 1), Action::Send);
         assert_eq!(r.check(c("192.0.2.1"), &answer("APP.example.", 0, 1), 1), Action::Drop);
-        // Random subdomains' NXDOMAINs share the parent's bucket.
+        // Random subdomains' NXDOMAINs share one bucket, however deep.
         assert_eq!(r.check(c("192.0.2.1"), &answer("x1.example.", 3, 0), 1), Action::Send);
-        assert_eq!(r.check(c("192.0.2.1"), &answer("x2.example.", 3, 0), 1), Action::Drop);
+        assert_eq!(r.check(c("192.0.2.1"), &answer("x2.y7.example.", 3, 0), 1), Action::Drop);
+        // So do referrals (not authoritative, NS in authority) under any name.
+        let referral = |name: &str| {
+            let mut a = answer(name, 0, 0);
+            a[9] = 1;
+            a
+        };
+        assert_eq!(r.check(c("192.0.2.1"), &referral("a.child.example."), 1), Action::Send);
+        assert_eq!(r.check(c("192.0.2.1"), &referral("b.c.child.example."), 1), Action::Drop);
+        // A header-only error counts too.
+        let mut formerr = vec![0, 9, 0x80, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(r.check(c("192.0.2.1"), &formerr, 1), Action::Send);
+        formerr[1] = 10;
+        assert_eq!(r.check(c("192.0.2.1"), &formerr, 1), Action::Drop);
         // IPv6 by /56.
         assert_eq!(r.check(c("2001:db8:0:100::1"), &a, 1), Action::Send);
         assert_eq!(r.check(c("2001:db8:0:1ff::2"), &a, 1), Action::Drop);
@@ -301,5 +359,30 @@ mod tests {
         assert_eq!(r[2] & 0x02, 0x02, "TC");
         assert_eq!(&r[4..12], &[0, 1, 0, 0, 0, 0, 0, 0]);
         assert_eq!(&r[12..], &q[12..]);
+    }
+
+    #[test]
+    fn a_slip_keeps_the_opt_without_options_and_drops_extra_questions() {
+        let q = query("app.example.");
+        let mut r = q.clone();
+        r[2] |= 0x84;
+        r[7] = 1;
+        r[11] = 1;
+        r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 192, 0, 2, 1]);
+        // OPT: size 1232, extended rcode 0, version 0, DO; an ECS option.
+        r.extend_from_slice(&[0, 0, 41, 4, 208, 0, 0, 0x80, 0, 0, 8, 0, 8, 0, 4, 0, 1, 24, 24]);
+        r.extend_from_slice(&[198, 51, 100]);
+        slip(&mut r);
+        let m = hickory_proto::op::Message::from_vec(&r).expect("the slip parses");
+        assert!(m.metadata.truncation && m.answers.is_empty());
+        let edns = m.edns.expect("the OPT is kept");
+        assert_eq!((edns.max_payload(), edns.flags().dnssec_ok), (1232, true));
+        assert!(edns.options().as_ref().is_empty(), "no options");
+        // Two questions (a FORMERR echo): the header alone.
+        let mut two = vec![0, 7, 0x80, 1, 0, 2, 0, 0, 0, 0, 0, 0];
+        two.extend_from_slice(&q[12..]);
+        two.extend_from_slice(&q[12..]);
+        slip(&mut two);
+        assert_eq!(two, vec![0, 7, 0x82, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
     }
 }

@@ -9,8 +9,8 @@
 //! - a connection may sit idle `tcp_idle_timeout` between queries; once a query's first
 //!   byte has arrived, the rest of it must arrive, and its answer be written, within
 //!   `tcp_io_timeout`; so a client dripping one byte a second is cut off;
-//! - queries on one connection are answered in order, one at a time (RFC 7766 6.2.1.1
-//!   allows either order): a connection holds at most one query and one answer, and
+//! - queries on one connection are answered in order, one at a time (RFC 7766 7:
+//!   concurrent processing is a SHOULD): a connection holds at most one query and one answer, and
 //!   what a client pipelines beyond that waits in the kernel's socket buffer.
 //!
 //! Each query goes through the same hickory request handler as the UDP general path.
@@ -53,7 +53,7 @@ fn client_key(ip: IpAddr) -> IpAddr {
 
 struct Slot {
     client: IpAddr,
-    /// When the connection opened or last completed a query.
+    /// When the connection opened, last began a query, or last completed one.
     active: Instant,
     evict: CancellationToken,
 }
@@ -79,7 +79,8 @@ impl Table {
             return Admission::Refused;
         }
         if self.slots.len() >= limits.max_connections {
-            // Full: close the connection that has gone longest without completing a query.
+            // Full: close the connection that has gone longest without activity. (A scan,
+            // but only when full, and the table is at most tcp_max_connections long.)
             if let Some((&id, _)) = self.slots.iter().min_by_key(|(_, s)| s.active) {
                 self.release(id);
                 metrics.tcp_evicted.inc();
@@ -143,7 +144,8 @@ pub enum Closed {
 
 /// Serves DNS over one byte stream (RFC 1035 4.2.2 framing) until it closes: read a
 /// two-byte length and a message, answer it, repeat. `drain` ends the connection
-/// between queries; `evict` ends it at any point.
+/// between queries; `evict` ends it at any point. `active` is called when a query
+/// begins and when its answer is written (for eviction's "longest inactive").
 pub async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     peer: SocketAddr,
@@ -151,7 +153,7 @@ pub async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
     limits: TcpLimits,
     drain: &CancellationToken,
     evict: &CancellationToken,
-    mut completed: impl FnMut(),
+    mut active: impl FnMut(),
 ) -> Closed {
     let (mut rd, mut wr) = tokio::io::split(stream);
     let mut buf = Vec::new();
@@ -160,14 +162,16 @@ pub async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
         // Between queries: the idle timeout, and shutdown, apply.
         let mut len = [0u8; 2];
         let first = tokio::select! {
-            r = tokio::time::timeout(limits.idle, rd.read(&mut len[..1])) => r,
+            // Shutdown and eviction first, so that a pipelining client cannot delay them.
+            biased;
             _ = drain.cancelled() => return Closed::Drained,
             _ = evict.cancelled() => return Closed::Evicted,
+            r = tokio::time::timeout(limits.idle, rd.read(&mut len[..1])) => r,
         };
         match first {
             Err(_) => return Closed::Idle,
             Ok(Ok(0)) => return Closed::Client,
-            Ok(Ok(_)) => {}
+            Ok(Ok(_)) => active(),
             Ok(Err(_)) => return Closed::Error,
         }
         // A query has begun: the rest of it, and its answer, within the I/O timeout.
@@ -188,12 +192,13 @@ pub async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
             Ok(true)
         };
         let done = tokio::select! {
-            r = tokio::time::timeout(limits.io, exchange) => r,
+            biased;
             _ = evict.cancelled() => return Closed::Evicted,
+            r = tokio::time::timeout(limits.io, exchange) => r,
         };
         match done {
             Err(_) => return Closed::Slow,
-            Ok(Ok(true)) => completed(),
+            Ok(Ok(true)) => active(),
             Ok(Ok(false)) => return Closed::Client,
             Ok(Err(_)) => return Closed::Error,
         }
