@@ -17,14 +17,15 @@ pub(super) fn biased_km(model: &Model, region: RegionId, client: (f64, f64)) -> 
 
 pub(super) fn rank(model: &Model, name: &GslbName, client: &Client<'_>) -> Ranking {
     let scope = geo_scope(client);
-    let mut order: Regions = name.regions.iter().copied().collect();
-    if let Some(loc) = client.geo().and_then(|g| g.info.location) {
-        // A stable sort keeps configured order among equal distances.
-        order.sort_by(|&a, &b| {
-            let da = biased_km(model, a, loc).unwrap_or(f64::INFINITY);
-            let db = biased_km(model, b, loc).unwrap_or(f64::INFINITY);
-            da.total_cmp(&db)
-        });
-    }
+    let order: Regions = match client.geo().and_then(|g| g.info.location) {
+        Some(loc) => {
+            // Each distance once, then a stable sort (configured order among equals).
+            let mut keyed: smallvec::SmallVec<[(f64, RegionId); 16]> =
+                name.regions.iter().map(|&r| (biased_km(model, r, loc).unwrap_or(f64::INFINITY), r)).collect();
+            keyed.sort_by(|a, b| a.0.total_cmp(&b.0));
+            keyed.into_iter().map(|(_, r)| r).collect()
+        }
+        None => name.regions.iter().copied().collect(),
+    };
     Ranking { order, scope }
 }
