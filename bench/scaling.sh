@@ -3,17 +3,22 @@
 # run for SECONDS against the same dnsperf load; prints q/s, the server's CPU, and
 # how the packets spread over the worker threads (their CPU time each).
 #
-#   bench/scaling.sh            # SECONDS_LOAD=10 FAST_PATH=true CLIENTS=8
+#   bench/scaling.sh                   # SECONDS_LOAD=10 FAST_PATH=true CLIENTS=8
+#   SCENARIO=heavy bench/scaling.sh    # `nearest` over REGIONS=400 regions per query
 #
-# On a 2-core machine dnsperf needs a core of its own, so the server can only gain
-# what the second core has left; the per-thread CPU times show that SO_REUSEPORT
-# spreads the queries over both workers. FAST_PATH=false makes each query costlier
-# (the hickory path), so the server, not dnsperf, is the bottleneck.
+# On a 2-core machine dnsperf needs most of a core, so with the example's cheap
+# queries the server never saturates one core and a second worker cannot raise q/s;
+# the per-thread CPU times still show SO_REUSEPORT spreading the queries. The heavy
+# scenario makes each answer cost the server several times what it costs dnsperf (a
+# `nearest` ranking over hundreds of regions, one ECS subnet), so one worker saturates
+# its core and a second worker can use what dnsperf leaves of the other.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(dirname "$here")"
 secs=${SECONDS_LOAD:-10}
 fast=${FAST_PATH:-true}
+scenario=${SCENARIO:-example}
+regions=${REGIONS:-400}
 clients=${CLIENTS:-8}
 port=5455
 command -v dnsperf >/dev/null || { apt-get update -qq && apt-get install -y -qq dnsperf >/dev/null; }
@@ -21,12 +26,19 @@ command -v dnsperf >/dev/null || { apt-get update -qq && apt-get install -y -qq 
 work=$(mktemp -d)
 pid=""
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$work"' EXIT
-python3 - >"$work/queries.txt" <<'PY'
+if [ "$scenario" = heavy ]; then
+    printf 'heavy.gslb.example.org A\n' >"$work/queries.txt"
+    # ECS 81.2.69.0/24 (GB) on every query: family 1, source 24, scope 0.
+    ecs=(-E 8:00011800510245)
+else
+    python3 - >"$work/queries.txt" <<'PY'
 import random
 random.seed(7)
 for i in range(20000):
     print(random.choice(["app A", "app AAAA", "fast A", "static A", "www A"]).replace(" ", ".gslb.example.org ", 1))
 PY
+    ecs=()
+fi
 ticks=$(getconf CLK_TCK)
 printf '%-8s %10s %12s %14s   %s\n' workers "q/s" "server CPU" "µs CPU/answer" "CPU seconds per UDP worker thread"
 for workers in 1 2; do
@@ -34,6 +46,21 @@ for workers in 1 2; do
         -e "s|^enabled = true|enabled = false|" \
         -e "s|^edns_udp_size = 1232|edns_udp_size = 1232\nudp_workers = $workers\nfast_path = $fast|" \
         "$repo/config/example.toml" >"$work/config.toml"
+    if [ "$scenario" = heavy ]; then
+        # Many regions (no checks), all candidates of one `nearest` name.
+        python3 - "$work/config.toml" "$regions" <<'PY'
+import random, sys
+path, n = sys.argv[1], int(sys.argv[2])
+text = open(path).read()
+random.seed(3)
+extra = "".join(
+    f'[regions.r{i}]\nlocation = [{random.uniform(-60, 70):.2f}, {random.uniform(-180, 180):.2f}]\na = ["198.18.{i // 250}.{i % 250 + 1}"]\n'
+    for i in range(n))
+name = '[names.heavy]\npolicy = "nearest"\nregions = [' + ", ".join(f'"r{i}"' for i in range(n)) + ']\n'
+i = text.index("[names.app]")
+open(path, "w").write(text[:i] + extra + name + text[i:])
+PY
+    fi
     "$repo/target/release/switchyard" demo --config "$work/config.toml" --listen "127.0.0.1:$port" \
         --admin 127.0.0.1:0 --control 127.0.0.1:18455 2>"$work/log" &
     pid=$!
@@ -42,7 +69,7 @@ for workers in 1 2; do
         sleep 0.1
     done
     cpu0=$(awk '{print $14+$15}' "/proc/$pid/stat")
-    out=$(dnsperf -s 127.0.0.1 -p $port -d "$work/queries.txt" -l "$secs" -c "$clients" -q 500 2>&1)
+    out=$(dnsperf -s 127.0.0.1 -p $port -d "$work/queries.txt" -l "$secs" -c "$clients" -q 500 "${ecs[@]}" 2>&1)
     cpu1=$(awk '{print $14+$15}' "/proc/$pid/stat")
     qps=$(echo "$out" | awk '/Queries per second/ {print $4}')
     done_q=$(echo "$out" | awk '/Queries completed/ {print $3}')
