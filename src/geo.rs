@@ -65,8 +65,30 @@ const CACHE_MAX: usize = 8192;
 /// (database id, data offset → decoded record and whether it said anything).
 type Cache = (u64, HashMap<usize, (GeoInfo, bool)>);
 
+/// Whole lookups cached per thread by address, direct-mapped: resolvers send the same
+/// client subnets again and again, and a hit skips the walk down the database's tree
+/// (about 20 node reads for a million networks). A slot holds one address; a colliding
+/// address replaces it.
+const ADDR_SLOTS: usize = 16384;
+
+/// (database id, slots of (address, its lookup)).
+type AddrCache = (u64, Box<[Option<(IpAddr, GeoLookup)>]>);
+
 thread_local! {
     static CACHE: std::cell::RefCell<Cache> = std::cell::RefCell::new((0, HashMap::new()));
+    static ADDRS: std::cell::RefCell<AddrCache> = std::cell::RefCell::new((0, vec![None; ADDR_SLOTS].into()));
+}
+
+/// An address's slot in the address cache (Fibonacci hashing of its bits).
+fn addr_slot(ip: IpAddr) -> usize {
+    let bits = match ip {
+        IpAddr::V4(v4) => u64::from(u32::from(v4)),
+        IpAddr::V6(v6) => {
+            let b = u128::from(v6);
+            (b >> 64) as u64 ^ b as u64 ^ 1 << 63
+        }
+    };
+    (bits.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - ADDR_SLOTS.trailing_zeros())) as usize
 }
 
 impl std::fmt::Debug for GeoDb {
@@ -159,6 +181,31 @@ impl GeoDb {
     /// Looks an address up. A decoding failure counts as "not found" (with the
     /// network's prefix), so a damaged record routes like an unknown client.
     pub fn lookup(&self, ip: IpAddr) -> GeoLookup {
+        let slot = addr_slot(ip);
+        let hit = ADDRS.with(|c| {
+            let c = c.borrow();
+            match c.1[slot] {
+                Some((addr, found)) if c.0 == self.id && addr == ip => Some(found),
+                _ => None,
+            }
+        });
+        if let Some(found) = hit {
+            return found;
+        }
+        let found = self.walk(ip);
+        ADDRS.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.0 != self.id {
+                c.0 = self.id;
+                c.1.fill(None);
+            }
+            c.1[slot] = Some((ip, found));
+        });
+        found
+    }
+
+    /// A lookup in the database itself (record decoding cached by data offset).
+    fn walk(&self, ip: IpAddr) -> GeoLookup {
         let full = if ip.is_ipv4() { 32 } else { 128 };
         let Ok(result) = self.reader.lookup(ip) else {
             return GeoLookup { info: GeoInfo::default(), prefix: full, found: false };
@@ -286,6 +333,32 @@ pub fn distance_km(a: (f64, f64), b: (f64, f64)) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_address_cache_answers_exactly_what_the_database_does() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("geoip/default.mmdb");
+        let (a, b) = (GeoDb::open(&path).unwrap(), GeoDb::open(&path).unwrap());
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut addrs = Vec::new();
+        for i in 0..20_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            addrs.push(if i % 3 == 0 {
+                IpAddr::from(((u128::from(x) << 64 | u128::from(x.rotate_left(17))) | 0x2000 << 112).to_be_bytes())
+            } else {
+                IpAddr::from((x as u32 & !0xff).to_be_bytes())
+            });
+        }
+        // Twice over (misses, then hits and collisions), alternating two databases so the
+        // cache is also thrown away and refilled.
+        for _ in 0..2 {
+            for (i, &ip) in addrs.iter().enumerate() {
+                let db = if i % 100 < 50 { &a } else { &b };
+                assert_eq!(db.lookup(ip), db.walk(ip), "{ip}");
+            }
+        }
+    }
 
     #[test]
     fn distances() {
