@@ -227,16 +227,7 @@ impl Validator {
 
     fn rrl(&mut self, raw: &raw::Rrl) -> RrlConfig {
         let d = RrlConfig::default();
-        let mut ranged =
-            |v: &Option<S<u32>>, key: &str, range: std::ops::RangeInclusive<u32>, default: u32, hint: &str| match v {
-                Some(v) if !range.contains(v.get_ref()) => {
-                    self.err(Some(v.span()), format!("{key} {} is out of range", v.get_ref())).hint = Some(hint.into());
-                    default
-                }
-                Some(v) => *v.get_ref(),
-                None => default,
-            };
-        let responses_per_second = ranged(
+        let responses_per_second = self.ranged(
             &raw.responses_per_second,
             "responses_per_second",
             1..=1_000_000,
@@ -244,21 +235,10 @@ impl Validator {
             "answers per second per client prefix and kind of answer, 1..=1000000",
         );
         let slip =
-            ranged(&raw.slip, "slip", 0..=10, d.slip, "0 (drop all), 1 (truncate all) .. 10; 2 is BIND's default");
-        let v4 = raw.ipv4_prefix.as_ref().map(|v| S::new(v.span(), u32::from(*v.get_ref())));
-        let ipv4_prefix = ranged(&v4, "ipv4_prefix", 8..=32, 24, "8..=32") as u8;
-        let v6 = raw.ipv6_prefix.as_ref().map(|v| S::new(v.span(), u32::from(*v.get_ref())));
-        let ipv6_prefix = ranged(&v6, "ipv6_prefix", 16..=128, 56, "16..=128") as u8;
-        let mut exempt = Vec::new();
-        for net in raw.exempt.iter().flatten() {
-            let s = net.get_ref();
-            match s.parse::<IpNet>().or_else(|_| s.parse::<IpAddr>().map(IpNet::from)) {
-                Ok(n) => exempt.push(n.trunc()),
-                Err(_) => {
-                    self.err(Some(net.span()), format!("`{s}` is not an address or CIDR network"));
-                }
-            }
-        }
+            self.ranged(&raw.slip, "slip", 0..=10, d.slip, "0 (drop all), 1 (truncate all) .. 10; 2 is BIND's default");
+        let ipv4_prefix = self.ranged(&raw.ipv4_prefix, "ipv4_prefix", 8..=32, d.ipv4_prefix, "8..=32");
+        let ipv6_prefix = self.ranged(&raw.ipv6_prefix, "ipv6_prefix", 16..=128, d.ipv6_prefix, "16..=128");
+        let exempt = self.networks(&raw.exempt);
         RrlConfig {
             enabled: raw.enabled.unwrap_or(d.enabled),
             responses_per_second,
@@ -295,14 +275,14 @@ impl Validator {
     }
 
     /// An integer setting within `range`, else an error (and `default`).
-    fn ranged(
+    fn ranged<T: Copy + PartialOrd + std::fmt::Display>(
         &mut self,
-        value: &Option<raw::S<u64>>,
+        value: &Option<raw::S<T>>,
         key: &str,
-        range: std::ops::RangeInclusive<u64>,
-        default: u64,
+        range: std::ops::RangeInclusive<T>,
+        default: T,
         hint: &str,
-    ) -> u64 {
+    ) -> T {
         match value {
             Some(v) if !range.contains(v.get_ref()) => {
                 self.err(Some(v.span()), format!("{key} {} is out of range", v.get_ref())).hint = Some(hint.into());
@@ -311,6 +291,22 @@ impl Validator {
             Some(v) => *v.get_ref(),
             None => default,
         }
+    }
+
+    /// A list of addresses or CIDR networks (truncated to their network); each bad one
+    /// is an error.
+    fn networks(&mut self, list: &Option<Vec<raw::S<String>>>) -> Vec<IpNet> {
+        let mut out = Vec::new();
+        for net in list.iter().flatten() {
+            let s = net.get_ref();
+            match s.parse::<IpNet>().or_else(|_| s.parse::<IpAddr>().map(IpNet::from)) {
+                Ok(n) => out.push(n.trunc()),
+                Err(_) => {
+                    self.err(Some(net.span()), format!("`{s}` is not an address or CIDR network"));
+                }
+            }
+        }
+        out
     }
 
     fn server(&mut self, raw: &raw::Server, base: &Path) -> ServerConfig {
@@ -343,35 +339,24 @@ impl Validator {
                 None
             }
         });
-        let mut ecs_trusted = Vec::new();
-        for net in raw.ecs_trusted.iter().flatten() {
-            let s = net.get_ref();
-            let parsed = s.parse::<IpNet>().or_else(|_| s.parse::<IpAddr>().map(IpNet::from));
-            match parsed {
-                Ok(n) => ecs_trusted.push(n.trunc()),
-                Err(_) => {
-                    self.err(Some(net.span()), format!("`{s}` is not an address or CIDR network"));
-                }
-            }
-        }
-        let edns_udp_size = match &raw.edns_udp_size {
-            Some(v) if !(512..=4096).contains(v.get_ref()) => {
-                self.err(Some(v.span()), format!("edns_udp_size {} is out of range", v.get_ref())).hint =
-                    Some("use 512..=4096; 1232 avoids IP fragmentation (DNS flag day 2020)".into());
-                1232
-            }
-            Some(v) => *v.get_ref(),
-            None => 1232,
-        };
-        let tcp_idle_timeout = match &raw.tcp_idle_timeout {
-            Some(v) if !(1..=300).contains(v.get_ref()) => {
-                self.err(Some(v.span()), format!("tcp_idle_timeout {} is out of range", v.get_ref())).hint =
-                    Some("seconds, 1..=300 (RFC 7766 suggests about 10)".into());
-                10
-            }
-            Some(v) => *v.get_ref(),
-            None => 10,
-        };
+        let ecs_trusted = self.networks(&raw.ecs_trusted);
+        let edns_udp_size = self.ranged(
+            &raw.edns_udp_size,
+            "edns_udp_size",
+            512..=4096,
+            1232,
+            "use 512..=4096; 1232 avoids IP fragmentation (DNS flag day 2020)",
+        );
+        let tcp_idle_timeout = self.ranged(
+            &raw.tcp_idle_timeout,
+            "tcp_idle_timeout",
+            1..=300,
+            10,
+            "seconds, 1..=300 (RFC 7766 suggests about 10)",
+        );
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+        let udp_workers =
+            self.ranged(&raw.udp_workers, "udp_workers", 1..=64, cpus, "1..=64; the default is one per available CPU");
         let tcp_io_timeout = self.ranged(&raw.tcp_io_timeout, "tcp_io_timeout", 1..=60, 2, "seconds, 1..=60");
         let tcp_max_connections = self.ranged(
             &raw.tcp_max_connections,
@@ -393,15 +378,7 @@ impl Validator {
             tcp_max_connections: tcp_max_connections as usize,
             tcp_max_per_client: tcp_max_per_client as usize,
             fast_path: raw.fast_path.unwrap_or(true),
-            udp_workers: match &raw.udp_workers {
-                Some(w) if !(1..=64).contains(w.get_ref()) => {
-                    self.err(Some(w.span()), format!("udp_workers {} is out of range", w.get_ref())).hint =
-                        Some("1..=64; the default is one per available CPU".into());
-                    1
-                }
-                Some(w) => *w.get_ref() as usize,
-                None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            },
+            udp_workers: udp_workers as usize,
             chaos_version: chaos.and_then(|c| c.version.clone()),
             chaos_id: chaos.and_then(|c| c.id.clone()),
         }
