@@ -199,7 +199,8 @@ pub struct Metrics {
     pub tcp_open: IntGauge,
     pub tcp_refused: IntCounter,
     pub tcp_evicted: IntCounter,
-    pub tcp_timeouts: IntCounterVec,
+    /// TCP connections closed for a timeout: [idle, io].
+    pub tcp_timeouts: [IntCounter; 2],
     /// Check results and state changes for the status page.
     pub recent: Recent,
 }
@@ -310,20 +311,20 @@ impl Metrics {
                 TCP_EVICTED,
                 "TCP connections closed to make room when tcp_max_connections were open.",
             ),
-            tcp_timeouts: vec_of!(
-                IntCounterVec,
-                TCP_TIMEOUTS,
-                "TCP connections closed for a timeout: idle between queries, or io (a query or answer too slow).",
-                &["kind"]
-            ),
+            tcp_timeouts: {
+                let v = vec_of!(
+                    IntCounterVec,
+                    TCP_TIMEOUTS,
+                    "TCP connections closed for a timeout: idle between queries, or io (a query or answer too slow).",
+                    &["kind"]
+                );
+                ["idle", "io"].map(|k| v.with_label_values(&[k]))
+            },
             registry,
             recent: Recent::default(),
         };
         for result in ["success", "failure"] {
             m.reloads.with_label_values(&[result]);
-        }
-        for kind in ["idle", "io"] {
-            m.tcp_timeouts.with_label_values(&[kind]);
         }
         Arc::new(m)
     }

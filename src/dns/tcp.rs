@@ -5,7 +5,7 @@
 //! - at most `tcp_max_connections` connections in all and `tcp_max_per_client` from one
 //!   client (an IPv4 address, or an IPv6 /64); over the per-client limit a new
 //!   connection is closed at once; when every slot is taken, the connection that has
-//!   gone longest without completing a query is closed to make room;
+//!   gone longest without activity (a query begun or answered) is closed to make room;
 //! - a connection may sit idle `tcp_idle_timeout` between queries; once a query's first
 //!   byte has arrived, the rest of it must arrive, and its answer be written, within
 //!   `tcp_io_timeout`; so a client dripping one byte a second is cut off;
@@ -18,8 +18,9 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -51,10 +52,19 @@ fn client_key(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// A logical clock for "last active": only the order matters.
+static CLOCK: AtomicU64 = AtomicU64::new(1);
+
+/// Records activity now.
+fn mark(active: &AtomicU64) {
+    active.store(CLOCK.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+}
+
 struct Slot {
     client: IpAddr,
-    /// When the connection opened, last began a query, or last completed one.
-    active: Instant,
+    /// When the connection opened, last began a query, or last completed one (on the
+    /// [`mark`] clock); the connection itself stores it, without the table's lock.
+    active: Arc<AtomicU64>,
     evict: CancellationToken,
 }
 
@@ -67,7 +77,7 @@ struct Table {
 }
 
 enum Admission {
-    Admitted(u64, CancellationToken),
+    Admitted(u64, CancellationToken, Arc<AtomicU64>),
     /// Over the per-client limit.
     Refused,
 }
@@ -81,16 +91,18 @@ impl Table {
         if self.slots.len() >= limits.max_connections {
             // Full: close the connection that has gone longest without activity. (A scan,
             // but only when full, and the table is at most tcp_max_connections long.)
-            if let Some((&id, _)) = self.slots.iter().min_by_key(|(_, s)| s.active) {
+            if let Some((&id, _)) = self.slots.iter().min_by_key(|(_, s)| s.active.load(Ordering::Relaxed)) {
                 self.release(id);
                 metrics.tcp_evicted.inc();
             }
         }
         self.next += 1;
         let evict = CancellationToken::new();
-        self.slots.insert(self.next, Slot { client, active: Instant::now(), evict: evict.clone() });
+        let active = Arc::new(AtomicU64::new(0));
+        mark(&active);
+        self.slots.insert(self.next, Slot { client, active: active.clone(), evict: evict.clone() });
         *self.per_client.entry(client).or_default() += 1;
-        Admission::Admitted(self.next, evict)
+        Admission::Admitted(self.next, evict, active)
     }
 
     /// Frees a connection's slot (and tells it to close, if it still runs).
@@ -103,12 +115,6 @@ impl Table {
                     self.per_client.remove(&slot.client);
                 }
             }
-        }
-    }
-
-    fn touch(&mut self, id: u64) {
-        if let Some(slot) = self.slots.get_mut(&id) {
-            slot.active = Instant::now();
         }
     }
 }
@@ -262,8 +268,8 @@ async fn accept_loop(
             }
         };
         let admitted = table.lock().unwrap_or_else(|p| p.into_inner()).admit(peer.ip(), &limits, &metrics);
-        let (id, evict) = match admitted {
-            Admission::Admitted(id, evict) => (id, evict),
+        let (id, evict, active) = match admitted {
+            Admission::Admitted(id, evict, active) => (id, evict, active),
             Admission::Refused => {
                 metrics.tcp_refused.inc();
                 drop(stream);
@@ -277,11 +283,10 @@ async fn accept_loop(
             // Released however the task ends, a panic included (tokio contains a
             // panic to its task; the other connections and the listener go on).
             let _slot = SlotGuard { table: &table, id, metrics: &metrics };
-            let touch = || table.lock().unwrap_or_else(|p| p.into_inner()).touch(id);
-            let closed = serve_stream(stream, peer, &handler, limits, &drain, &evict, touch).await;
+            let closed = serve_stream(stream, peer, &handler, limits, &drain, &evict, || mark(&active)).await;
             match closed {
-                Closed::Idle => metrics.tcp_timeouts.with_label_values(&["idle"]).inc(),
-                Closed::Slow => metrics.tcp_timeouts.with_label_values(&["io"]).inc(),
+                Closed::Idle => metrics.tcp_timeouts[0].inc(),
+                Closed::Slow => metrics.tcp_timeouts[1].inc(),
                 _ => {}
             }
             debug!(%peer, ?closed, "tcp connection closed");
@@ -314,12 +319,12 @@ mod tests {
         };
         let mut t = Table::default();
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        let Admission::Admitted(first, first_evict) = t.admit(ip("192.0.2.1"), &limits, &metrics) else { panic!() };
+        let Admission::Admitted(first, first_evict, _) = t.admit(ip("192.0.2.1"), &limits, &metrics) else { panic!() };
         assert!(matches!(t.admit(ip("192.0.2.1"), &limits, &metrics), Admission::Admitted(..)));
         assert!(matches!(t.admit(ip("192.0.2.1"), &limits, &metrics), Admission::Refused));
-        let Admission::Admitted(third, _) = t.admit(ip("192.0.2.2"), &limits, &metrics) else { panic!() };
+        let Admission::Admitted(_, _, third) = t.admit(ip("192.0.2.2"), &limits, &metrics) else { panic!() };
         // The table is full; the oldest (never active since) is evicted for a newcomer.
-        t.touch(third);
+        mark(&third);
         assert!(matches!(t.admit(ip("192.0.2.3"), &limits, &metrics), Admission::Admitted(..)));
         assert!(first_evict.is_cancelled());
         assert!(!t.slots.contains_key(&first));
