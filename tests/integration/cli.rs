@@ -1,9 +1,8 @@
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::dns::dig;
-use crate::support::{Killed, POLICIES, bin, geoip, repo, write_config};
+use crate::support::{POLICIES, Spawned, bin, geoip, repo, write_config};
 
 fn run(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(bin()).args(args).current_dir(repo()).output().unwrap();
@@ -96,36 +95,14 @@ fn the_example_config_and_bundled_database_check_out() {
 async fn demo_moves_an_answer_when_a_gateway_stops_and_back() {
     let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let (port, control) = (free(), free());
-    let mut guard = Killed(
+    let mut server = Spawned::start(
         Command::new(bin())
             .args(["demo", "--listen", &format!("127.0.0.1:{port}"), "--control", &format!("127.0.0.1:{control}")])
             .args(["--admin", "127.0.0.1:0"])
-            .current_dir(repo())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
+            .current_dir(repo()),
     );
-    let child = &mut guard.0;
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut log = String::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        assert!(!left.is_zero(), "no `listening for UDP on` line within 20 s:\n{log}");
-        if let Ok(line) = rx.recv_timeout(left) {
-            log.push_str(&line);
-            log.push('\n');
-            if line.contains(&format!("listening for UDP on 127.0.0.1:{port}")) {
-                break;
-            }
-        }
-    }
+    let listening = format!("listening for UDP on 127.0.0.1:{port}");
+    server.until(Duration::from_secs(20), |l| l.contains(&listening));
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let until = |subnet: &'static str, want: &'static str| async move {
         let start = Instant::now();
@@ -150,6 +127,7 @@ async fn demo_moves_an_answer_when_a_gateway_stops_and_back() {
     http.post(ctl("start")).send().await.unwrap();
     until("81.2.69.0/24", "192.0.2.2").await;
 
+    let child = &mut server.child.0;
     let pid = child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -176,59 +154,27 @@ async fn secrets_never_reach_logs_status_or_metrics() {
     );
     std::fs::write(dir.path().join("test-city.mmdb"), geoip::city_db()).unwrap();
     let path = write_config(dir.path(), &config.replace("[\"127.0.0.1:0\"]", &format!("[\"127.0.0.1:{port}\"]")));
-    let mut guard = Killed(
+    let mut server = Spawned::start(
         Command::new(bin())
             .args(["--log-format", "json", "serve", "--admin", "127.0.0.1:0", "--config"])
             .arg(&path)
             .env("SWITCHYARD_LOG", "debug")
-            .env("SWITCHYARD_ADMIN_TOKEN", TOKEN)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
+            .env("SWITCHYARD_ADMIN_TOKEN", TOKEN),
     );
-    let child = &mut guard.0;
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut log = String::new();
-    // The first log line, seen so far or to come, that `what` accepts.
-    let mut next_until = |what: &dyn Fn(&str) -> bool| -> String {
-        if let Some(line) = log.lines().find(|l| what(l)) {
-            return line.to_owned();
-        }
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = rx.recv_timeout(left).unwrap_or_else(|_| panic!("log line not seen within 20 s"));
-            log.push_str(&line);
-            log.push('\n');
-            if what(&line) {
-                return line;
-            }
-        }
-    };
-    let line = next_until(&|l: &str| l.contains("admin HTTP listening on "));
+    let line = server.until(Duration::from_secs(20), |l| l.contains("admin HTTP listening on "));
     let admin = line.split("admin HTTP listening on ").nth(1).unwrap().split('"').next().unwrap().to_owned();
     let http = reqwest::Client::new();
     let drain =
         |token: &'static str| http.post(format!("http://{admin}/regions/us-east/drain")).bearer_auth(token).send();
     assert_eq!(drain("tok-7f3a9c-wrong").await.unwrap().status(), 401);
     assert_eq!(drain(TOKEN).await.unwrap().status(), 200);
-    next_until(&|l: &str| l.contains("check state changed") && l.contains("postgres"));
+    server.until(Duration::from_secs(20), |l| l.contains("check state changed") && l.contains("postgres"));
     let mut pages = String::new();
     for page in ["/status", "/metrics", "/"] {
         pages += &http.get(format!("http://{admin}{page}")).send().await.unwrap().text().await.unwrap();
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    while let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-        log.push_str(&line);
-        log.push('\n');
-    }
+    server.kill();
+    let log = &server.log;
     assert!(log.contains("user=switchyard"), "the check is named by its redacted DSN:\n{log}");
     assert!(log.contains("wrong bearer token"), "the refusal is logged:\n{log}");
     assert!(pages.contains("user=switchyard"), "status names the check");

@@ -2,11 +2,9 @@
 //! health within a second (the state file), and a truncated state file is ignored with
 //! a log line, not a crash.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::mpsc::Receiver;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::ResponseCode;
@@ -14,24 +12,11 @@ use hickory_proto::rr::RecordType;
 
 use crate::support::dns::{first, query};
 use crate::support::gateway::{Gateway, Mode};
-use crate::support::{Killed, ZONE, bin};
+use crate::support::{Spawned, ZONE, bin};
 
-/// Starts `switchyard serve`; returns it and its stderr lines.
-fn serve(config: &Path) -> (Killed, Receiver<String>) {
-    let mut child = Command::new(bin())
-        .args(["serve", "--admin", "127.0.0.1:0", "--config"])
-        .arg(config)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    (Killed(child), rx)
+/// Starts `switchyard serve`.
+fn serve(config: &Path) -> Spawned {
+    Spawned::start(Command::new(bin()).args(["serve", "--admin", "127.0.0.1:0", "--config"]).arg(config))
 }
 
 /// One UDP query for `fo`: the answer's first address, or the rcode.
@@ -85,7 +70,7 @@ async fn kill_9_and_restart_answers_from_the_last_known_health_within_a_second()
     let path = dir.path().join("switchyard.toml");
     std::fs::write(&path, config).unwrap();
 
-    let (mut first_run, _log) = serve(&path);
+    let mut first_run = serve(&path);
     until(addr, "192.0.2.1").await;
     g.set(Mode::Status(503));
     until(addr, "192.0.2.2").await;
@@ -94,39 +79,28 @@ async fn kill_9_and_restart_answers_from_the_last_known_health_within_a_second()
         assert!(Instant::now() < deadline, "the state file never recorded primary down");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    first_run.0.kill().unwrap(); // SIGKILL: no chance to write anything more
-    first_run.0.wait().unwrap();
+    first_run.kill(); // SIGKILL: no chance to write anything more
 
     // The gateway now hangs: only the state file can tell the new process it is down.
     g.set(Mode::Hang);
     let started = Instant::now();
-    let (mut second_run, _log) = serve(&path);
+    let mut second_run = serve(&path);
     let (answer, at) = first_answer(addr, Duration::from_secs(5)).await;
     let took = at - started;
     eprintln!("kill -9, restart: first answer {answer} {took:?} after exec (state file restored)");
     assert_eq!(answer, "192.0.2.2", "the first answer after the restart is the last known health");
     assert!(took < Duration::from_secs(1), "answered {took:?} after the restart");
-    second_run.0.kill().unwrap();
-    second_run.0.wait().unwrap();
+    second_run.kill();
 
     // A state file cut short (a crash mid-copy on another filesystem, a full disk): a
     // log line, a cold start, then the truth from the probes.
     let text = std::fs::read(&state).unwrap();
     std::fs::write(&state, &text[..text.len() / 2]).unwrap();
-    let (mut third_run, log) = serve(&path);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut seen = String::new();
-    while !seen.contains("ignoring unreadable state file") {
-        let left = deadline.saturating_duration_since(Instant::now());
-        assert!(!left.is_zero(), "no log line about the state file:\n{seen}");
-        if let Ok(line) = log.recv_timeout(left) {
-            seen += &line;
-            seen.push('\n');
-        }
-    }
+    let mut third_run = serve(&path);
+    third_run.until(Duration::from_secs(10), |l| l.contains("ignoring unreadable state file"));
     let (answer, _) = first_answer(addr, Duration::from_secs(5)).await;
     assert_eq!(answer, "ServFail", "cold start: no honest answer before the first round");
     g.set(Mode::Status(503));
     until(addr, "192.0.2.2").await;
-    assert!(third_run.0.try_wait().unwrap().is_none(), "still running");
+    assert!(third_run.child.0.try_wait().unwrap().is_none(), "still running");
 }

@@ -1,8 +1,7 @@
 //! SIGHUP reloads under load: the spawned binary keeps answering over UDP and TCP
 //! while it is sent twenty SIGHUPs, alternating good and broken configs.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -12,7 +11,7 @@ use hickory_proto::rr::RecordType;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::dns::{first, query};
-use crate::support::{Killed, POLICIES, bin, geoip};
+use crate::support::{POLICIES, Spawned, bin, geoip};
 
 fn config(generation: u32, port: u16) -> String {
     POLICIES
@@ -64,35 +63,15 @@ async fn twenty_sighups_under_load_lose_nothing() {
     let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let path = dir.path().join("switchyard.toml");
     write_atomically(&path, &config(1, port).replace("@GEOIP@", "test-city.mmdb"));
-    let mut child = Killed(
-        Command::new(bin())
-            .args(["serve", "--admin", "127.0.0.1:0", "--config"])
-            .arg(&path)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let stderr = child.0.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut admin = None;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("server starts");
-        if let Some(a) = line.split("admin HTTP listening on ").nth(1) {
-            admin = a
-                .split_whitespace()
-                .next()
-                .and_then(|a| a.trim_end_matches(|c: char| !c.is_ascii_digit()).parse().ok());
-        }
-        if line.contains("listening for TCP on") {
-            break;
-        }
-    }
+    let mut server =
+        Spawned::start(Command::new(bin()).args(["serve", "--admin", "127.0.0.1:0", "--config"]).arg(&path));
+    server.until(Duration::from_secs(20), |l| l.contains("listening for TCP on"));
+    let admin: Option<std::net::SocketAddr> = server
+        .until(Duration::ZERO, |l| l.contains("admin HTTP listening on "))
+        .split("admin HTTP listening on ")
+        .nth(1)
+        .and_then(|a| a.split_whitespace().next())
+        .and_then(|a| a.trim_end_matches(|c: char| !c.is_ascii_digit()).parse().ok());
     let admin: std::net::SocketAddr = admin.expect("admin address logged");
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
 
@@ -119,7 +98,7 @@ async fn twenty_sighups_under_load_lose_nothing() {
         }));
     }
 
-    let pid = child.0.id().to_string();
+    let pid = server.child.0.id().to_string();
     let mut current = "198.51.100.1".to_owned();
     let mut broken = 0.0;
     for i in 2..22u32 {
@@ -169,5 +148,5 @@ async fn twenty_sighups_under_load_lose_nothing() {
     assert_eq!(scrape(admin, "switchyard_config_last_reload_successful").await, 0.0);
     assert_eq!(scrape(admin, "switchyard_config_generation").await, 11.0);
     let _ = Command::new("kill").args(["-TERM", &pid]).status();
-    let _ = child.0.wait();
+    let _ = server.child.0.wait();
 }

@@ -230,6 +230,58 @@ regions = ["cdn", "us-east"]
 "198.51.100.0/25" = { us-east = 40, eu-west = 10, ap-southeast = 300 }
 "#;
 
+/// A spawned binary whose stderr lines are gathered as they come (killed on drop).
+pub struct Spawned {
+    pub child: Killed,
+    lines: std::sync::mpsc::Receiver<String>,
+    /// Every line read so far.
+    pub log: String,
+}
+
+impl Spawned {
+    pub fn start(command: &mut std::process::Command) -> Spawned {
+        use std::io::{BufRead, BufReader};
+        let mut child = command.stderr(std::process::Stdio::piped()).spawn().expect("the binary starts");
+        let stderr = child.stderr.take().expect("piped");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Spawned { child: Killed(child), lines, log: String::new() }
+    }
+
+    /// The first line, already read or arriving within `within`, that `what` accepts.
+    pub fn until(&mut self, within: std::time::Duration, what: impl Fn(&str) -> bool) -> String {
+        if let Some(line) = self.log.lines().find(|l| what(l)) {
+            return line.to_owned();
+        }
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let Ok(line) = self.lines.recv_timeout(left) else {
+                panic!("the awaited log line did not come within {within:?}:\n{}", self.log);
+            };
+            self.log.push_str(&line);
+            self.log.push('\n');
+            if what(&line) {
+                return line;
+            }
+        }
+    }
+
+    /// Kills the process and reads what it had written.
+    pub fn kill(&mut self) {
+        let _ = self.child.0.kill();
+        let _ = self.child.0.wait();
+        while let Ok(line) = self.lines.recv_timeout(std::time::Duration::from_millis(200)) {
+            self.log.push_str(&line);
+            self.log.push('\n');
+        }
+    }
+}
+
 /// A spawned process that is killed if the test ends early, so nothing outlives it.
 pub struct Killed(pub std::process::Child);
 
