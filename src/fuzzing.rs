@@ -151,6 +151,7 @@ impl Harness {
         let mut answer = general?;
         assert!(answer.len() >= 12, "an answer has a header");
         assert_eq!(answer[..2], packet[..2], "an answer echoes the id");
+        assert!(hickory_proto::op::Message::from_vec(&answer).is_ok(), "an answer that does not parse: {answer:02x?}");
         // Every answer is also slipped (whatever the limiter decides, whose table carries
         // over between inputs): the truncated reply must parse and echo the id.
         let mut slipped = answer.clone();
@@ -215,6 +216,10 @@ impl Harness {
                 let answer = &rest[2..2 + n];
                 assert!(answer.len() >= 12 && answer[2] & 0x80 != 0, "each frame is a DNS response");
                 assert!(ids.contains(&[answer[0], answer[1]]), "an answer echoes a query's id");
+                assert!(
+                    hickory_proto::op::Message::from_vec(answer).is_ok(),
+                    "an answer that does not parse: {answer:02x?}"
+                );
                 answers.push(answer.to_vec());
                 rest = &rest[2 + n..];
             }

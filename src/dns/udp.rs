@@ -24,7 +24,7 @@ use socket2::{Domain, Socket, Type};
 use tracing::{debug, warn};
 
 use super::handler::Handler;
-use super::{fast, rrl};
+use super::{fast, rrl, wire};
 use crate::metrics::{Metrics, qtype_index, rcode_index};
 use crate::state::State;
 
@@ -74,16 +74,15 @@ impl ResponseHandler for Capture {
 
 /// The general path for one message, as hickory-server answers it: FORMERR for what
 /// does not decode (if it has a header), nothing for responses or runts.
+///
+/// A question name with a compression pointer is FORMERR too: the first name of a
+/// message can only point into the header, and hickory-server echoes the question's
+/// bytes as they came, so the answer would carry a pointer to the answer's own header.
 pub async fn general(handler: &Handler, packet: &[u8], src: SocketAddr, protocol: Protocol) -> Option<Vec<u8>> {
     let capture = Capture::new(protocol);
-    match Request::from_bytes(packet.to_vec(), src, protocol) {
-        Ok(request) => {
-            if request.metadata.message_type == MessageType::Response {
-                return None;
-            }
-            handler.handle_request::<_, TokioTime>(&request, capture.clone()).await;
-        }
-        Err(_) => {
+    let request = match Request::from_bytes(packet.to_vec(), src, protocol) {
+        Ok(request) if !wire::question_has_pointer(packet) => request,
+        _ => {
             let header = Header::read(&mut BinDecoder::new(packet)).ok()?;
             if header.metadata.message_type == MessageType::Response {
                 return None;
@@ -96,7 +95,11 @@ pub async fn general(handler: &Handler, packet: &[u8], src: SocketAddr, protocol
             reply.extend_from_slice(&[0; 8]);
             return Some(reply);
         }
+    };
+    if request.metadata.message_type == MessageType::Response {
+        return None;
     }
+    handler.handle_request::<_, TokioTime>(&request, capture.clone()).await;
     capture.take()
 }
 

@@ -41,6 +41,24 @@ fn skip_name(msg: &[u8], mut pos: usize) -> Option<usize> {
     }
 }
 
+/// Whether a name in the question section is compressed. No query needs that: the
+/// first question's name has nothing before it to point at but the header.
+pub fn question_has_pointer(msg: &[u8]) -> bool {
+    let Some(qd) = u16_at(msg, 4) else { return false };
+    let mut pos = 12;
+    for _ in 0..qd {
+        loop {
+            match msg.get(pos).copied() {
+                None | Some(0) => break,
+                Some(len) if len & 0xC0 != 0 => return len & 0xC0 == 0xC0,
+                Some(len) => pos += 1 + len as usize,
+            }
+        }
+        pos += 5;
+    }
+    false
+}
+
 /// The RDATA of the first OPT record in the additional section.
 fn opt_rdata(msg: &[u8]) -> Option<&[u8]> {
     let qd = u16_at(msg, 4)?;
@@ -67,6 +85,23 @@ fn opt_rdata(msg: &[u8]) -> Option<&[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pointer_in_the_question_is_found() {
+        let plain = [0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, b'a', b'p', b'p', 0, 0, 1, 0, 1];
+        assert!(!question_has_pointer(&plain));
+        // The fuzzer's find: the name is a pointer to offset 2 (a zero byte in the query,
+        // the flags in the answer).
+        let pointer = [0, 1, 0, 0x13, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 2, 4, 0, 1, 0, 1];
+        assert!(question_has_pointer(&pointer));
+        // After a label, in the second question, cut short: all found, nothing read past the end.
+        let mut two = plain.to_vec();
+        two[5] = 2;
+        two.extend_from_slice(&[1, b'x', 0xc0, 12, 0, 1, 0, 1]);
+        assert!(question_has_pointer(&two));
+        assert!(!question_has_pointer(&two[..23]));
+        assert!(!question_has_pointer(&plain[..5]));
+    }
 
     #[test]
     fn finds_options_after_the_question() {

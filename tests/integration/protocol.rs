@@ -211,6 +211,13 @@ async fn odd_queries_get_protocol_answers_and_the_server_keeps_serving() {
     let mut m = query("static.gslb.example.org.", RecordType::A);
     m.add_query(hickory_proto::op::Query::query("app.gslb.example.org.".parse().unwrap(), RecordType::A));
     assert_eq!(udp(s.addr, &m).await.metadata.response_code, ResponseCode::FormErr);
+    // A compressed question name (it can only point into the header): FORMERR with the
+    // header alone, over UDP and TCP, never an echo whose pointer lands in our own header.
+    let pointer = [0, 1, 0, 0x13, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 2, 0, 1, 0, 1];
+    let reply = udp_raw(s.addr, &pointer, t).await.expect("an answer to a compressed question");
+    assert_eq!((rcode(&reply), reply.len()), (1, 12), "FORMERR, header only: {reply:02x?}");
+    assert!(Message::from_vec(&reply).is_ok());
+    assert_eq!(tcp_raw(s.addr, &pointer).await, reply);
     // Zone transfers are refused.
     assert_eq!(
         tcp(s.addr, &query("gslb.example.org.", RecordType::AXFR)).await.metadata.response_code,
