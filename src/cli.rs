@@ -128,6 +128,14 @@ fn serve(
     demo: Option<SocketAddr>,
     reload_on_change: bool,
 ) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // The signal handlers come first: a SIGHUP that arrives while the server starts is
+    // held and handled once it serves, never the default action (which ends the process).
+    let (mut hup, mut term, mut int) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        let _context = runtime.enter();
+        (signal(SignalKind::hangup())?, signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?)
+    };
     let mut model = app::load_model(&path)?;
     if !listen.is_empty() {
         model.config.server.listen = listen.clone();
@@ -137,7 +145,6 @@ fn serve(
     }
     info!(config = %path.display(), zone = %model.zone.origin, names = model.names.len(),
           regions = model.config.regions.len(), "config loaded");
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         // The demo's gateways come up before the first health round.
         let _gateways = match demo {
@@ -158,9 +165,6 @@ fn serve(
         if reload_on_change {
             tokio::spawn(watch_config(path.clone(), control.clone()));
         }
-        use tokio::signal::unix::{SignalKind, signal};
-        let (mut hup, mut term, mut int) =
-            (signal(SignalKind::hangup())?, signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?);
         loop {
             tokio::select! {
                 _ = hup.recv() => {

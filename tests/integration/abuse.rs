@@ -56,7 +56,7 @@ const WINDOW: usize = 64;
 
 /// Sends `packets` from one socket bound to `from` as fast as the server takes them (at
 /// most `WINDOW` ahead of what it has `processed`, or if that is not given, of the
-/// replies), then collects replies until none has come for `quiet`.
+/// replies), then collects replies until each packet has one or none has come for `quiet`.
 async fn flood(
     server: SocketAddr,
     from: IpAddr,
@@ -81,7 +81,19 @@ async fn flood(
         }
         sock.send_to(p, server).await.unwrap();
     }
-    while let Ok(Ok((n, _))) = tokio::time::timeout(quiet, sock.recv_from(&mut buf)).await {
+    // With a server-side count, wait (bounded) until the server has taken every packet,
+    // so that a slow server under load is not mistaken for a quiet one.
+    if let Some(processed) = processed {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while processed() < packets.len() && Instant::now() < deadline {
+            if let Ok(Ok((n, _))) = tokio::time::timeout(Duration::from_millis(10), sock.recv_from(&mut buf)).await {
+                replies.push(buf[..n].to_vec());
+            }
+        }
+    }
+    // Then until every packet has its reply, or none has come for `quiet`.
+    while replies.len() < packets.len() {
+        let Ok(Ok((n, _))) = tokio::time::timeout(quiet, sock.recv_from(&mut buf)).await else { break };
         replies.push(buf[..n].to_vec());
     }
     replies
@@ -113,21 +125,28 @@ async fn rrl_limits_a_flood_per_prefix_slips_half_and_spares_other_clients_and_t
         slipped.len(),
         600 - replies.len()
     );
+    // What the server did is exact; what reached the client is at most that (UDP may
+    // lose a reply on a loaded machine, so the client's counts are bounds, not equalities).
     assert_eq!(sent + slips + dropped, 600, "every answer went through the limiter");
-    assert!(full >= rate && full <= rate * windows, "{full} full answers for {windows} windows at {rate}/s");
-    assert_eq!(full, sent);
+    assert!(sent >= rate && sent <= rate * windows, "{sent} full answers for {windows} windows at {rate}/s");
     // Of the limited answers, every second one slips.
-    let limited = 600 - full;
+    let limited = 600 - sent;
+    assert_eq!(slips + dropped, limited);
     assert!(slips.abs_diff(limited / 2) <= windows, "{slips} slips of {limited} limited");
-    assert_eq!(slipped.len() as u64, slips, "each slip reached the client");
+    assert!(full <= sent && slipped.len() as u64 <= slips, "the client got more than the server sent");
+    assert!(!slipped.is_empty(), "of {slips} slips, none reached the client");
     for r in &slipped {
         let m = Message::from_vec(r).expect("a slip parses");
         assert!(m.metadata.truncation);
         assert!(m.answers.is_empty() && m.authorities.is_empty() && m.additionals.is_empty());
         assert_eq!(m.queries[0].name().to_ascii(), "app.gslb.example.org.");
     }
+    for r in replies.iter().filter(|r| !is_tc(r)) {
+        let m = Message::from_vec(r).expect("an answer parses");
+        assert_eq!(dns::first(&m), "192.0.2.201");
+    }
     // While that bucket is full, another prefix is answered, and so is TCP.
-    let other = flood(server.addr, "127.0.1.1".parse().unwrap(), &packets[..5], Duration::from_millis(500), None).await;
+    let other = flood(server.addr, "127.0.1.1".parse().unwrap(), &packets[..5], Duration::from_secs(10), None).await;
     assert_eq!(other.iter().filter(|r| !is_tc(r)).count(), 5, "another /24 is not limited");
     let m = dns::tcp(server.addr, &dns::query("app.gslb.example.org.", RecordType::A)).await;
     assert_eq!(dns::first(&m), "192.0.2.201", "TCP is never limited");
@@ -138,12 +157,11 @@ async fn rrl_limits_a_flood_per_prefix_slips_half_and_spares_other_clients_and_t
         TestServer::start(&config("", "[rrl]\nenabled = true\nresponses_per_second = 5\nexempt = [\"127.0.0.0/8\"]"))
             .await;
     let replies =
-        flood(exempt.addr, "127.0.0.1".parse().unwrap(), &packets[..200], Duration::from_millis(500), None).await;
+        flood(exempt.addr, "127.0.0.1".parse().unwrap(), &packets[..200], Duration::from_secs(10), None).await;
     assert_eq!(replies.iter().filter(|r| !is_tc(r)).count(), 200);
     exempt.stop().await;
     let off = TestServer::start(&config("", "")).await;
-    let replies =
-        flood(off.addr, "127.0.0.1".parse().unwrap(), &packets[..200], Duration::from_millis(500), None).await;
+    let replies = flood(off.addr, "127.0.0.1".parse().unwrap(), &packets[..200], Duration::from_secs(10), None).await;
     assert_eq!(replies.iter().filter(|r| !is_tc(r)).count(), 200);
     assert_eq!(off.control.metrics.rrl.iter().map(|c| c.get()).sum::<u64>(), 0);
     off.stop().await;
@@ -372,7 +390,7 @@ async fn amplification_answers_are_no_larger_than_needed() {
         let packets: Vec<Vec<u8>> =
             (0..500u16).map(|id| raw_query(id, qname, qtype, IN, edns.map(|size| (size, 0, &[][..])))).collect();
         let bytes_in: usize = packets.iter().map(|p| p.len()).sum();
-        let replies = flood(server.addr, from, &packets, Duration::from_millis(500), None).await;
+        let replies = flood(server.addr, from, &packets, Duration::from_secs(10), None).await;
         assert_eq!(replies.len(), 500, "{what}: every query answered (RRL off)");
         let bytes_out: usize = replies.iter().map(|r| r.len()).sum();
         let largest = replies.iter().map(|r| r.len()).max().unwrap();

@@ -150,3 +150,24 @@ async fn twenty_sighups_under_load_lose_nothing() {
     let _ = Command::new("kill").args(["-TERM", &pid]).status();
     let _ = server.child.0.wait();
 }
+
+/// A SIGHUP that arrives while the server is still starting (here: as soon as it has
+/// read its config) is held until it serves and then reloads; it never ends the
+/// process, as SIGHUP's default action would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sighup_during_start_up_reloads_once_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("test-city.mmdb"), geoip::city_db()).unwrap();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let path = dir.path().join("switchyard.toml");
+    write_atomically(&path, &config(1, port).replace("@GEOIP@", "test-city.mmdb"));
+    let mut server = Spawned::start(Command::new(bin()).args(["serve", "--config"]).arg(&path));
+    server.until(Duration::from_secs(20), |l| l.contains("config loaded"));
+    write_atomically(&path, &config(2, port).replace("@GEOIP@", "test-city.mmdb"));
+    let pid = server.child.0.id().to_string();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    server.until(Duration::from_secs(20), |l| l.contains("config reloaded"));
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    assert_eq!(ask(addr, true).await.map(|m| first(&m)).as_deref(), Some("198.51.100.2"));
+    assert!(server.child.0.try_wait().unwrap().is_none(), "still running:\n{}", server.log);
+}

@@ -260,8 +260,15 @@ impl Spawned {
         let deadline = std::time::Instant::now() + within;
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let Ok(line) = self.lines.recv_timeout(left) else {
-                panic!("the awaited log line did not come within {within:?}:\n{}", self.log);
+            let line = match self.lines.recv_timeout(left) {
+                Ok(line) => line,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("the awaited log line did not come within {within:?}:\n{}", self.log)
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = self.child.0.wait().map(|s| s.to_string()).unwrap_or_default();
+                    panic!("the process ended ({status}) before the awaited log line:\n{}", self.log)
+                }
             };
             self.log.push_str(&line);
             self.log.push('\n');
