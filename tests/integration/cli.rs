@@ -88,18 +88,30 @@ fn the_example_config_and_bundled_database_check_out() {
     assert!(out.contains("config/example.toml: ok (zone gslb.example.org."), "{out}");
 }
 
-/// Runs `switchyard demo` as the README does (DNS and control on free ports), reads its
-/// stable "listening for UDP on" line, asks with dig, stops eu-west's gateway and
-/// watches the answer move and come back, then stops it with SIGTERM.
+/// Runs `switchyard demo` as the README does (the example config, with DNS, control and
+/// the three gateways moved to free ports so that another run or a running demo does not
+/// collide), reads its stable "listening for UDP on" line, asks with dig, stops
+/// eu-west's gateway and watches the answer move and come back, then stops it with
+/// SIGTERM.
 #[tokio::test]
 async fn demo_moves_an_answer_when_a_gateway_stops_and_back() {
     let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let (port, control) = (free(), free());
+    let mut example = std::fs::read_to_string(repo().join("config/example.toml")).unwrap();
+    for gateway in ["127.0.0.1:18081", "127.0.0.1:18082", "127.0.0.1:18083"] {
+        assert!(example.contains(gateway), "the example's gateways moved: update this test");
+        example = example.replace(gateway, &format!("127.0.0.1:{}", free()));
+    }
+    let geoip = repo().join("geoip/default.mmdb");
+    let example = example.replace("\"../geoip/default.mmdb\"", &format!("{:?}", geoip.display().to_string()));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("example.toml");
+    std::fs::write(&config, example).unwrap();
     let mut server = Spawned::start(
         Command::new(bin())
             .args(["demo", "--listen", &format!("127.0.0.1:{port}"), "--control", &format!("127.0.0.1:{control}")])
-            .args(["--admin", "127.0.0.1:0"])
-            .current_dir(repo()),
+            .args(["--admin", "127.0.0.1:0", "--config"])
+            .arg(&config),
     );
     let listening = format!("listening for UDP on 127.0.0.1:{port}");
     server.until(Duration::from_secs(20), |l| l.contains(&listening));
