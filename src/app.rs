@@ -8,15 +8,15 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use anyhow::{Context, Result};
-use tracing::{error, info, warn};
 
 use crate::admin::AdminServer;
 use crate::config::{self, Config};
-use crate::dns::server::DnsServer;
 use crate::geo::GeoDb;
 use crate::health::HealthEngine;
+use crate::listen::server::DnsServer;
 use crate::metrics::Metrics;
 use crate::model::Model;
+use crate::reload::{Overrides, ReloadStatus, prepare, probed, unix_now};
 use crate::state::State;
 
 /// Compiles a validated config, opening its GeoIP database.
@@ -34,16 +34,6 @@ pub fn load_model(path: &Path) -> Result<Model> {
     build_model(config).with_context(|| format!("loading {}", path.display()))
 }
 
-/// What the last reload did.
-#[derive(Debug, Clone)]
-pub struct ReloadStatus {
-    /// Configs loaded since start; 1 is the first.
-    pub generation: u64,
-    pub last_success: SystemTime,
-    /// The last failed reload's errors, until a reload succeeds.
-    pub last_error: Option<String>,
-}
-
 /// The control plane's shared handles: what the admin server and the signal handlers
 /// act on.
 pub struct Control {
@@ -55,95 +45,9 @@ pub struct Control {
     pub admin_token: Option<String>,
     /// Command-line overrides of `[server] listen` and `[admin] listen`, applied to
     /// every reloaded config too.
-    pub overrides: Mutex<(Vec<std::net::SocketAddr>, Option<std::net::SocketAddr>)>,
-    health: tokio::sync::Mutex<Option<HealthEngine>>,
-    reloading: tokio::sync::Mutex<()>,
-}
-
-fn probed(model: &Model) -> bool {
-    model.config.regions.iter().any(|r| !r.checks.is_empty() || r.database.is_some())
-}
-
-/// Prepares a model for installation: metric slots, GeoIP gauge.
-fn prepare(metrics: &Metrics, model: &mut Model) {
-    let names: Vec<&str> = model.config.regions.iter().map(|r| r.name.as_str()).collect();
-    model.metric_slots = metrics.queries.slots(&model.zone.origin.to_ascii(), &names);
-    if let Some(geo) = &model.geo {
-        metrics.geoip_build.set(geo.build_epoch() as f64);
-    }
-}
-
-impl Control {
-    /// Re-reads the config file through the same validation as start-up. On any error
-    /// the old config stays in force, every error is logged, and the failure counted.
-    pub async fn reload(&self) -> Result<u64> {
-        // One reload at a time, from reading the file to the swap: two overlapping
-        // reloads could otherwise install the older file last.
-        let _one_at_a_time = self.reloading.lock().await;
-        let Some(path) = self.config_path.clone() else {
-            anyhow::bail!("this server was not started from a config file");
-        };
-        let started = std::time::Instant::now();
-        let loaded = tokio::task::spawn_blocking(move || load_model(&path)).await?;
-        let mut model = match loaded {
-            Ok(m) => m,
-            Err(e) => {
-                let text = format!("{e:#}");
-                error!(error = %text, "config reload failed; the previous config stays in force");
-                self.metrics.reloads.with_label_values(&["failure"]).inc();
-                self.metrics.reload_last_ok.set(0);
-                self.reload_status.lock().expect("not poisoned").last_error = Some(text);
-                return Err(e);
-            }
-        };
-        prepare(&self.metrics, &mut model);
-        {
-            let (listen, admin) = &*self.overrides.lock().expect("not poisoned");
-            if !listen.is_empty() {
-                model.config.server.listen = listen.clone();
-            }
-            if admin.is_some() {
-                model.config.admin.listen = *admin;
-            }
-        }
-        let old = self.state.snapshot();
-        if model.config.server.listen != old.model.config.server.listen {
-            warn!("`[server] listen` changed: the new addresses take effect on restart");
-        }
-        if model.config.admin != old.model.config.admin {
-            warn!("`[admin]` changed: the new settings take effect on restart");
-        }
-        // Health first stops, handing over what it knew; the new model goes in with one
-        // swap; the new engine starts from the carried states.
-        let mut health = self.health.lock().await;
-        let carry = match health.take() {
-            Some(engine) => engine.stop().await,
-            // No engine before: start from the view now serving, not from a cold start.
-            None => crate::health::Carry::warm(old.health.ready),
-        };
-        let start_engine = probed(&model);
-        self.state.replace_model(model);
-        if start_engine {
-            *health = Some(HealthEngine::start(self.state.clone(), self.metrics.clone(), Some(carry)));
-        }
-        let generation = {
-            let mut st = self.reload_status.lock().expect("not poisoned");
-            st.generation += 1;
-            st.last_success = SystemTime::now();
-            st.last_error = None;
-            st.generation
-        };
-        self.metrics.reloads.with_label_values(&["success"]).inc();
-        self.metrics.reload_last_ok.set(1);
-        self.metrics.reload_last_success.set(unix_now());
-        self.metrics.config_generation.set(generation as i64);
-        info!(generation, took_ms = started.elapsed().as_millis() as u64, "config reloaded");
-        Ok(generation)
-    }
-}
-
-fn unix_now() -> f64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+    pub overrides: Overrides,
+    pub(crate) health: tokio::sync::Mutex<Option<HealthEngine>>,
+    pub(crate) reloading: tokio::sync::Mutex<()>,
 }
 
 /// A running switchyard.
@@ -155,8 +59,10 @@ pub struct App {
 }
 
 impl App {
-    /// Starts serving a compiled model; `config_path` is what a reload re-reads.
-    pub async fn start(mut model: Model, config_path: Option<PathBuf>) -> Result<App> {
+    /// Starts serving a compiled model (with `overrides` applied); `config_path` is what
+    /// a reload re-reads.
+    pub async fn start(mut model: Model, config_path: Option<PathBuf>, overrides: Overrides) -> Result<App> {
+        overrides.apply(&mut model);
         let metrics = Metrics::new();
         let listen = model.config.server.listen.clone();
         let limits = model.config.server.tcp_limits();
@@ -183,7 +89,7 @@ impl App {
                 last_error: None,
             }),
             admin_token,
-            overrides: Mutex::default(),
+            overrides,
             health: tokio::sync::Mutex::new(None),
             reloading: tokio::sync::Mutex::new(()),
         });

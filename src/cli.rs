@@ -13,6 +13,7 @@ use tracing::info;
 
 use crate::app::{self, App};
 use crate::geo::GeoDb;
+use crate::reload::{Overrides, Signals, watch_config};
 use crate::routing::{self, Client};
 use crate::state::HealthView;
 
@@ -129,20 +130,14 @@ fn serve(
     reload_on_change: bool,
 ) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    // The signal handlers come first: a SIGHUP that arrives while the server starts is
-    // held and handled once it serves, never the default action (which ends the process).
-    let (mut hup, mut term, mut int) = {
-        use tokio::signal::unix::{SignalKind, signal};
+    // The signal handlers come first: a SIGHUP while the server starts is held, not fatal.
+    let signals = {
         let _context = runtime.enter();
-        (signal(SignalKind::hangup())?, signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?)
+        Signals::install()?
     };
+    let overrides = Overrides { listen, admin };
     let mut model = app::load_model(&path)?;
-    if !listen.is_empty() {
-        model.config.server.listen = listen.clone();
-    }
-    if admin.is_some() {
-        model.config.admin.listen = admin;
-    }
+    overrides.apply(&mut model);
     info!(config = %path.display(), zone = %model.zone.origin, names = model.names.len(),
           regions = model.config.regions.len(), "config loaded");
     runtime.block_on(async {
@@ -159,41 +154,14 @@ fn serve(
             }
             None => None,
         };
-        let app = App::start(model, Some(path.clone())).await?;
-        let control = app.control.clone();
-        *control.overrides.lock().expect("not poisoned") = (listen, admin);
+        let app = App::start(model, Some(path.clone()), overrides).await?;
         if reload_on_change {
-            tokio::spawn(watch_config(path.clone(), control.clone()));
+            tokio::spawn(watch_config(path.clone(), app.control.clone()));
         }
-        loop {
-            tokio::select! {
-                _ = hup.recv() => {
-                    info!("SIGHUP: reloading the config");
-                    // A failed reload is logged and counted; the old config keeps serving.
-                    let _ = control.reload().await;
-                }
-                _ = term.recv() => break,
-                _ = int.recv() => break,
-            }
-        }
+        signals.reload_until_stopped(&app.control).await;
         info!("shutting down");
         app.shutdown().await
     })
-}
-
-/// Reloads when the config file's content changes (a ConfigMap update swaps a symlink).
-async fn watch_config(path: PathBuf, control: std::sync::Arc<crate::app::Control>) {
-    let read = |p: &PathBuf| std::fs::read(p).ok();
-    let mut last = read(&path);
-    loop {
-        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-        let now = read(&path);
-        if now.is_some() && now != last {
-            info!(config = %path.display(), "config file changed: reloading");
-            let _ = control.reload().await;
-            last = now;
-        }
-    }
 }
 
 fn check_config(path: PathBuf) -> Result<()> {
@@ -212,18 +180,9 @@ fn check_config(path: PathBuf) -> Result<()> {
     Ok(())
 }
 
-/// Parses `IP` or `IP/PREFIX` into the (truncated) address and prefix.
-pub fn parse_client(s: &str) -> Result<(IpAddr, u8)> {
-    if let Ok(ip) = s.parse::<IpAddr>() {
-        return Ok((ip, if ip.is_ipv4() { 32 } else { 128 }));
-    }
-    let net: ipnet::IpNet = s.parse().map_err(|_| UsageError(format!("`{s}` is not an address or subnet")))?;
-    Ok((net.network(), net.prefix_len()))
-}
-
 fn explain(path: PathBuf, name: String, client: String, down: Vec<String>, drain: Vec<String>) -> Result<()> {
     let model = app::load_model(&path)?;
-    let (addr, prefix) = parse_client(&client)?;
+    let (addr, prefix) = routing::parse_client(&client).map_err(UsageError)?;
     let fqdn = if name.ends_with('.') { name.clone() } else { format!("{name}.{}", model.zone.origin) };
     let fqdn = hickory_proto::rr::Name::from_ascii(&fqdn)
         .map_err(|e| UsageError(format!("`{name}` is not a domain name: {e}")))?

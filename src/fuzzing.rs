@@ -16,10 +16,12 @@ use hickory_server::net::xfer::Protocol;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::dns::handler::Handler;
-use crate::dns::tcp::{TcpLimits, serve_stream};
-use crate::dns::{fast, rrl, udp};
+use crate::listen::rrl;
+use crate::listen::tcp::{TcpLimits, serve_stream};
 use crate::metrics::Metrics;
+use crate::query::fast;
+use crate::query::handler::Handler;
+use crate::query::handler::general;
 use crate::state::State;
 
 /// The zone the harness serves: every policy, static records of each type, a
@@ -143,8 +145,7 @@ impl Harness {
         let snap = self.state.load();
         let mut scratch = self.scratch.borrow_mut();
         let fast = fast::answer(&snap, packet, src, &mut scratch).map(|_| scratch.out.clone());
-        let general =
-            self.runtime.block_on(udp::general(&self.handler, packet, SocketAddr::new(src, 53), Protocol::Udp));
+        let general = self.runtime.block_on(general(&self.handler, packet, SocketAddr::new(src, 53), Protocol::Udp));
         if let Some(fast) = &fast {
             assert_eq!(Some(fast), general.as_ref(), "the fast path and the general path differ for {packet:02x?}");
         }

@@ -1,33 +1,50 @@
 //! switchyard: an authoritative DNS server for a delegated zone that answers every
 //! GSLB name with the nearest healthy region.
 //!
-//! # Layout
+//! # Layout: two planes and a bridge
 //!
-//! - `config`: the TOML file, validated with every error located (`raw` → `validate`).
-//! - `model`: the compiled, immutable routing table (zone nodes, area tables).
-//! - `geo`: GeoIP lookups (MaxMind and ip-location-db schemas) and distances.
+//! The per-query plane (no locks, no I/O beyond its sockets, no waiting on the control
+//! plane):
+//! - `listen`: the sockets: UDP workers, the TCP accept loop, response rate limiting.
+//! - `query`: one query's bytes and a snapshot to the answer's bytes (fast path, general
+//!   path, ECS, the pure `resolve`).
 //! - `routing`: one ranking per policy, then health filter, cut, all-down rule, TTL.
-//! - `health`: probes, hysteresis, region aggregation, writer election, state file.
-//! - `state`: the snapshot (model + health) swapped atomically; the DNS path reads it.
-//! - `dns`: hickory-server handler, ECS, the pure query → response function, sockets.
-//! - `admin`: the HTTP admin server (metrics, status, explain, drain, reload).
-//! - `metrics`: Prometheus names and handles; lock-free query counters.
-//! - `fuzzing`: the request path and the config loader as the fuzz targets call them.
-//! - `app`: wiring; `cli`: the subcommands; `demo`: stand-in gateways for `switchyard demo`.
+//! - `model`: the compiled, immutable tables a query reads (zone, names, regions).
+//! - `geo`: GeoIP lookups and distances; `hash`: stable hashes (a leaf).
 //!
-//! The hot path is `dns::handler` → `dns::answer` → `model` → `geo` → `routing`; the
-//! control plane meets it only through `state::State`.
+//! The bridge:
+//! - `state`: the snapshot (model + health) swapped atomically; `metrics`: Prometheus
+//!   handles, and the lock-free counters the query plane bumps.
+//!
+//! The control plane:
+//! - `config`: the TOML file, validated with every error located.
+//! - `health`: probes, hysteresis, region aggregation, writer election, state file.
+//! - `reload`: SIGHUP, `POST /reload` and file watching, all through one reload path.
+//! - `admin`: the HTTP admin server (metrics, status, explain, drain, reload).
+//! - `app`: wiring; `cli`: the subcommands; `demo`: stand-in gateways.
+//! - `fuzzing`: the request path and the config loader as the fuzz targets call them.
+//!
+//! Arrows point one way: `listen` → `query` → `routing`/`model` → `geo`/`hash`; the
+//! control plane → `model` → `config`. The two planes meet only in `state`.
 
+// The per-query plane.
+pub mod geo;
+pub mod hash;
+pub mod listen;
+pub mod model;
+pub mod query;
+pub mod routing;
+
+// The bridge.
+pub mod metrics;
+pub mod state;
+
+// The control plane.
 pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod config;
 pub mod demo;
-pub mod dns;
 pub mod fuzzing;
-pub mod geo;
 pub mod health;
-pub mod metrics;
-pub mod model;
-pub mod routing;
-pub mod state;
+pub mod reload;

@@ -187,7 +187,7 @@ struct ExplainQuery {
 async fn explain(AxState(c): Ctl, Query(q): Query<ExplainQuery>) -> Response {
     let snap = c.state.snapshot();
     let model = &snap.model;
-    let (addr, prefix) = match crate::cli::parse_client(&q.client) {
+    let (addr, prefix) = match routing::parse_client(&q.client) {
         Ok(v) => v,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     };

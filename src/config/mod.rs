@@ -18,7 +18,7 @@ use std::time::Duration;
 use hickory_proto::rr::{Name, Record};
 use ipnet::IpNet;
 
-pub use crate::dns::rrl::RrlConfig;
+pub use crate::listen::rrl::RrlConfig;
 
 /// A validated configuration. Region references are indices into `regions`.
 #[derive(Debug, Clone)]
@@ -55,8 +55,8 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    pub fn tcp_limits(&self) -> crate::dns::tcp::TcpLimits {
-        crate::dns::tcp::TcpLimits {
+    pub fn tcp_limits(&self) -> crate::listen::tcp::TcpLimits {
+        crate::listen::tcp::TcpLimits {
             max_connections: self.tcp_max_connections,
             max_per_client: self.tcp_max_per_client,
             idle: self.tcp_idle_timeout,

@@ -24,9 +24,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::config::{ColdStart, HealthRule};
+use crate::hash::hash64;
 use crate::metrics::Metrics;
 use crate::model::{Model, RegionId};
-use crate::routing::hash64;
 use crate::state::State;
 use hysteresis::Hysteresis;
 use probe::{Failure, Prober};

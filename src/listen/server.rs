@@ -10,10 +10,10 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tracing::info;
 
-use super::handler::Handler;
 use super::tcp::{TcpLimits, TcpServer};
 use super::udp::{self, UdpWorkers};
 use crate::metrics::Metrics;
+use crate::query::handler::Handler;
 use crate::state::State;
 
 /// A running DNS server.

@@ -28,9 +28,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
-use super::handler::Handler;
-use super::udp::general;
 use crate::metrics::Metrics;
+use crate::query::handler::{Handler, general};
 
 /// The limits of the TCP listener (from `[server]`).
 #[derive(Debug, Clone, Copy)]

@@ -12,96 +12,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use hickory_proto::op::{Header, MessageType, ResponseCode};
-use hickory_proto::rr::Record;
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
-use hickory_server::net::NetError;
-use hickory_server::net::runtime::TokioTime;
 use hickory_server::net::xfer::Protocol;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponse;
 use socket2::{Domain, Socket, Type};
 use tracing::{debug, warn};
 
-use super::handler::Handler;
-use super::{fast, rrl, wire};
+use super::rrl;
 use crate::metrics::{Metrics, qtype_index, rcode_index};
+use crate::query::fast;
+use crate::query::handler::{Handler, general};
 use crate::state::State;
-
-/// Keeps the encoded response of one request (hickory's UDP limits applied over UDP).
-#[derive(Clone)]
-pub struct Capture {
-    bytes: Arc<std::sync::Mutex<Option<Vec<u8>>>>,
-    protocol: Protocol,
-}
-
-impl Capture {
-    pub fn new(protocol: Protocol) -> Capture {
-        Capture { bytes: Arc::default(), protocol }
-    }
-
-    pub fn take(&self) -> Option<Vec<u8>> {
-        self.bytes.lock().expect("not poisoned").take()
-    }
-}
-
-#[async_trait::async_trait]
-impl ResponseHandler for Capture {
-    async fn send_response<'a>(
-        &mut self,
-        response: MessageResponse<
-            '_,
-            'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-        >,
-    ) -> Result<ResponseInfo, NetError> {
-        // As hickory-server: over UDP the client's EDNS size, else 512; over TCP 64 KiB.
-        let max = match self.protocol {
-            Protocol::Udp => response.edns().map_or(512, |e| e.max_payload()),
-            _ => u16::MAX,
-        };
-        let mut buf = Vec::with_capacity(512);
-        let mut encoder = BinEncoder::new(&mut buf);
-        encoder.set_max_size(max);
-        let info = response.destructive_emit(&mut encoder).map_err(|e| NetError::from(e.to_string()))?;
-        *self.bytes.lock().expect("not poisoned") = Some(buf);
-        Ok(info)
-    }
-}
-
-/// The general path for one message, as hickory-server answers it: FORMERR for what
-/// does not decode (if it has a header), nothing for responses or runts.
-///
-/// A question name with a compression pointer is FORMERR too: the first name of a
-/// message can only point into the header, and hickory-server echoes the question's
-/// bytes as they came, so the answer would carry a pointer to the answer's own header.
-pub async fn general(handler: &Handler, packet: &[u8], src: SocketAddr, protocol: Protocol) -> Option<Vec<u8>> {
-    let capture = Capture::new(protocol);
-    let request = match Request::from_bytes(packet.to_vec(), src, protocol) {
-        Ok(request) if !wire::question_has_pointer(packet) => request,
-        _ => {
-            let header = Header::read(&mut BinDecoder::new(packet)).ok()?;
-            if header.metadata.message_type == MessageType::Response {
-                return None;
-            }
-            // What hickory-server sends then: the header with FORMERR, no sections.
-            let m = &header.metadata;
-            let mut reply = m.id.to_be_bytes().to_vec();
-            reply.push(0x80 | (u8::from(m.op_code) << 3) | u8::from(m.recursion_desired));
-            reply.push(if m.checking_disabled { 0x10 } else { 0 } | ResponseCode::FormErr.low());
-            reply.extend_from_slice(&[0; 8]);
-            return Some(reply);
-        }
-    };
-    if request.metadata.message_type == MessageType::Response {
-        return None;
-    }
-    handler.handle_request::<_, TokioTime>(&request, capture.clone()).await;
-    capture.take()
-}
 
 /// The bound UDP sockets of one address, and their workers.
 pub struct UdpWorkers {

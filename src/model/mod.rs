@@ -31,7 +31,7 @@ pub struct Model {
     /// Each region's slot in the query counters (set when the model is installed).
     pub metric_slots: Vec<u16>,
     /// The UDP response rate limiter, if `[rrl]` is enabled.
-    pub rrl: Option<Arc<crate::dns::rrl::Rrl>>,
+    pub rrl: Option<Arc<crate::listen::rrl::Rrl>>,
 }
 
 #[derive(Debug)]
@@ -128,9 +128,9 @@ impl Model {
             .collect();
         let fqdns: Vec<Name> = names.iter().map(|n| n.fqdn.clone()).collect();
         let zone = Zone::new(&config.zone, &fqdns);
-        let region_hash = config.regions.iter().map(|r| crate::routing::hash_bytes(r.name.as_bytes())).collect();
+        let region_hash = config.regions.iter().map(|r| crate::hash::hash_bytes(r.name.as_bytes())).collect();
         let metric_slots = vec![0; config.regions.len()];
-        let rrl = config.rrl.enabled.then(|| Arc::new(crate::dns::rrl::Rrl::new(config.rrl.clone())));
+        let rrl = config.rrl.enabled.then(|| Arc::new(crate::listen::rrl::Rrl::new(config.rrl.clone())));
         Model { config, zone, names, geo, region_hash, metric_slots, rrl }
     }
 

@@ -24,6 +24,16 @@ pub struct Explanation {
     pub answer: Vec<String>,
 }
 
+/// Parses the client of an explain request: `IP` or `IP/PREFIX`, as the (truncated)
+/// address and the prefix.
+pub fn parse_client(s: &str) -> Result<(std::net::IpAddr, u8), String> {
+    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+        return Ok((ip, if ip.is_ipv4() { 32 } else { 128 }));
+    }
+    let net: ipnet::IpNet = s.parse().map_err(|_| format!("`{s}` is not an address or subnet"))?;
+    Ok((net.network(), net.prefix_len()))
+}
+
 pub fn explain(model: &Model, health: &HealthView, name_index: usize, client: &Client<'_>) -> Explanation {
     let n = &model.names[name_index];
     let ranking = ranking_for(model, n, client, health);

@@ -5,7 +5,8 @@
 //! across them while each client network keeps its choice. Regions the row does not
 //! mention rank last, in configured order; a client no row covers gets configured order.
 
-use super::{Client, Ranking, Regions, geo_scope, hash64};
+use super::{Client, Ranking, Regions, geo_scope};
+use crate::hash::hash64;
 use crate::model::area::AreaTable;
 use crate::model::{GslbName, Model, RegionId};
 

@@ -73,7 +73,7 @@ type Want = (&'static [&'static str], u32, u8, Outcome);
 
 /// One decision: name, client, regions down → regions answered, TTL, scope, outcome.
 fn check(m: &Model, name: &str, client: &str, down: &[&str], want: Want) {
-    let (addr, prefix) = crate::cli::parse_client(client).unwrap();
+    let (addr, prefix) = super::parse_client(client).unwrap();
     let mut health = HealthView::initial(m);
     for d in down {
         health.up[m.region_index(d).unwrap() as usize] = false;
@@ -109,7 +109,7 @@ fn latency_tie_window_is_sticky_and_covers_the_sticky_prefix() {
     let mut seen = std::collections::HashSet::new();
     for i in 0..32 {
         let client = format!("198.51.{i}.0/24");
-        let (addr, prefix) = crate::cli::parse_client(&client).unwrap();
+        let (addr, prefix) = super::parse_client(&client).unwrap();
         let health = HealthView::initial(&m);
         let index = m.names.iter().position(|n| n.fqdn.to_ascii() == "tie.example.org.").unwrap();
         let r = route(&m, &health, index, &Client::new(addr, prefix, None));

@@ -5,7 +5,8 @@
 //! The highest score wins; when it is down the next one takes over, so only the
 //! clients of a failed region move. Regions of weight 0 rank last, as backups.
 
-use super::{Client, Ranking, Regions, hash64};
+use super::{Client, Ranking, Regions};
+use crate::hash::hash64;
 use crate::model::{GslbName, Model, RegionId};
 
 pub(super) fn score(model: &Model, weights: &[u32], region: RegionId, sticky: u64) -> f64 {

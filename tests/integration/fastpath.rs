@@ -7,9 +7,9 @@ use std::net::SocketAddr;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_proto::rr::{Name, RecordType};
-use switchyard::dns::handler::Handler;
-use switchyard::dns::{fast, udp};
 use switchyard::metrics::Metrics;
+use switchyard::query::fast;
+use switchyard::query::handler::{Handler, general};
 
 use crate::support::{POLICIES, TestServer};
 
@@ -88,7 +88,7 @@ async fn fast_and_general_paths_write_identical_bytes() {
                         let snap = s.state.load();
                         let fast_answer = fast::answer(&snap, &p, src.ip(), &mut scratch);
                         drop(snap);
-                        let general = udp::general(&handler, &p, src, hickory_server::net::xfer::Protocol::Udp)
+                        let general = general(&handler, &p, src, hickory_server::net::xfer::Protocol::Udp)
                             .await
                             .expect("the general path answers");
                         if fast_answer.is_some() {
@@ -155,7 +155,7 @@ async fn mutated_packets_never_panic_and_never_diverge() {
         let snap = s.state.load();
         let fast_answer = fast::answer(&snap, &p, src.ip(), &mut scratch);
         drop(snap);
-        let general = udp::general(&handler, &p, src, hickory_server::net::xfer::Protocol::Udp).await;
+        let general = general(&handler, &p, src, hickory_server::net::xfer::Protocol::Udp).await;
         if fast_answer.is_some() {
             taken += 1;
             assert_eq!(Some(&scratch.out), general.as_ref(), "diverged on {p:02x?}");

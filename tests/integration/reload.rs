@@ -161,7 +161,8 @@ async fn a_sighup_during_start_up_reloads_once_serving() {
     let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let path = dir.path().join("switchyard.toml");
     write_atomically(&path, &config(1, port).replace("@GEOIP@", "test-city.mmdb"));
-    let mut server = Spawned::start(Command::new(bin()).args(["serve", "--admin", "127.0.0.1:0", "--config"]).arg(&path));
+    let mut server =
+        Spawned::start(Command::new(bin()).args(["serve", "--admin", "127.0.0.1:0", "--config"]).arg(&path));
     server.until(Duration::from_secs(20), |l| l.contains("config loaded"));
     write_atomically(&path, &config(2, port).replace("@GEOIP@", "test-city.mmdb"));
     let pid = server.child.0.id().to_string();

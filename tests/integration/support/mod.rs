@@ -43,7 +43,7 @@ impl TestServer {
         };
         let path = write_config(dir.path(), &config);
         let model = app::load_model(&path).unwrap_or_else(|e| panic!("test config does not load: {e:#}"));
-        let app = App::start(model, Some(path)).await.expect("server starts");
+        let app = App::start(model, Some(path), Default::default()).await.expect("server starts");
         TestServer {
             addr: app.dns_addr(),
             admin: app.admin_addr().expect("admin on"),
