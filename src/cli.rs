@@ -148,6 +148,7 @@ fn serve(
                 let listener = tokio::net::TcpListener::bind(control)
                     .await
                     .with_context(|| format!("demo control cannot listen on {control}"))?;
+                let control = listener.local_addr()?;
                 tokio::spawn(crate::demo::control(listener, gateways.clone()));
                 info!(%control, "demo: stop a region's gateway with `curl -X POST http://{control}/eu-west/stop`, start it with .../eu-west/start");
                 Some(gateways)

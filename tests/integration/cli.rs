@@ -90,13 +90,12 @@ fn the_example_config_and_bundled_database_check_out() {
 
 /// Runs `switchyard demo` as the README does (the example config, with DNS, control and
 /// the three gateways moved to free ports so that another run or a running demo does not
-/// collide), reads its stable "listening for UDP on" line, asks with dig, stops
+/// collide), reads its stable "listening for TCP on" line, asks with dig, stops
 /// eu-west's gateway and watches the answer move and come back, then stops it with
 /// SIGTERM.
 #[tokio::test]
 async fn demo_moves_an_answer_when_a_gateway_stops_and_back() {
     let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let (port, control) = (free(), free());
     let mut example = std::fs::read_to_string(repo().join("config/example.toml")).unwrap();
     for gateway in ["127.0.0.1:18081", "127.0.0.1:18082", "127.0.0.1:18083"] {
         assert!(example.contains(gateway), "the example's gateways moved: update this test");
@@ -109,13 +108,13 @@ async fn demo_moves_an_answer_when_a_gateway_stops_and_back() {
     std::fs::write(&config, example).unwrap();
     let mut server = Spawned::start(
         Command::new(bin())
-            .args(["demo", "--listen", &format!("127.0.0.1:{port}"), "--control", &format!("127.0.0.1:{control}")])
-            .args(["--admin", "127.0.0.1:0", "--config"])
+            .args(["demo", "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+            .arg("--config")
             .arg(&config),
     );
-    let listening = format!("listening for UDP on 127.0.0.1:{port}");
-    server.until(Duration::from_secs(20), |l| l.contains(&listening));
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let control = server.until(Duration::from_secs(20), |l| l.contains("curl -X POST http://"));
+    let control = control.split("curl -X POST http://").nth(1).and_then(|c| c.split('/').next()).unwrap().to_owned();
+    let addr = server.dns_addr(Duration::from_secs(20));
     let until = |subnet: &'static str, want: &'static str| async move {
         let start = Instant::now();
         loop {
@@ -132,7 +131,7 @@ async fn demo_moves_an_answer_when_a_gateway_stops_and_back() {
     until("8.8.8.0/24", "192.0.2.1").await;
     until("1.1.1.0/24", "192.0.2.3").await;
     let http = reqwest::Client::new();
-    let ctl = |action: &str| format!("http://127.0.0.1:{control}/eu-west/{action}");
+    let ctl = |action: &str| format!("http://{control}/eu-west/{action}");
     let r = http.post(ctl("stop")).send().await.unwrap();
     assert!(r.status().is_success());
     until("81.2.69.0/24", "192.0.2.1").await;
@@ -159,13 +158,12 @@ async fn demo_moves_an_answer_when_a_gateway_stops_and_back() {
 async fn secrets_never_reach_logs_status_or_metrics() {
     const TOKEN: &str = "tok-7f3a9c-secret";
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let config = POLICIES.replace(
         "[regions.eu-west]\n",
         "[regions.eu-west.database]\nkind = \"postgres\"\ndsn = \"host=127.0.0.1 port=1 user=switchyard password=hunter2 connect_timeout=1\"\n\n[regions.eu-west]\n",
     );
     std::fs::write(dir.path().join("test-city.mmdb"), geoip::city_db()).unwrap();
-    let path = write_config(dir.path(), &config.replace("[\"127.0.0.1:0\"]", &format!("[\"127.0.0.1:{port}\"]")));
+    let path = write_config(dir.path(), &config);
     let mut server = Spawned::start(
         Command::new(bin())
             .args(["--log-format", "json", "serve", "--admin", "127.0.0.1:0", "--config"])

@@ -55,12 +55,10 @@ async fn kill_9_and_restart_answers_from_the_last_known_health_within_a_second()
     let g = Gateway::http("127.0.0.31").await;
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.json");
-    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     // A 3 s probe timeout: without the state file, a hung gateway keeps the first
     // round (and so any honest answer) 3 s away.
     let config = format!(
-        "[server]\nlisten = [\"127.0.0.1:{port}\"]\n[health]\ninterval = \"300ms\"\ntimeout = \"3s\"\njitter = 0\n\
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[health]\ninterval = \"300ms\"\ntimeout = \"3s\"\njitter = 0\n\
          rise = 1\nfall = 1\ncold_start_grace = \"10s\"\nstate_file = \"{}\"\n{ZONE}\n\
          [regions.primary]\na = [\"192.0.2.1\"]\n[[regions.primary.checks]]\nkind = \"http\"\nurl = \"http://{}/\"\n\
          [regions.backup]\na = [\"192.0.2.2\"]\n[names.fo]\npolicy = \"failover\"\nregions = [\"primary\", \"backup\"]\n",
@@ -68,9 +66,12 @@ async fn kill_9_and_restart_answers_from_the_last_known_health_within_a_second()
         g.addr
     );
     let path = dir.path().join("switchyard.toml");
-    std::fs::write(&path, config).unwrap();
+    std::fs::write(&path, &config).unwrap();
 
+    // The first run picks a free port; the restarts take the same one.
     let mut first_run = serve(&path);
+    let addr = first_run.dns_addr(Duration::from_secs(20));
+    std::fs::write(&path, config.replace("127.0.0.1:0", &addr.to_string())).unwrap();
     until(addr, "192.0.2.1").await;
     g.set(Mode::Status(503));
     until(addr, "192.0.2.2").await;

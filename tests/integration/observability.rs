@@ -110,7 +110,6 @@ async fn a_real_prometheus_scrapes_every_region() {
     let (gw, role) = (Gateway::http("127.0.0.53").await, Gateway::http("127.0.0.54").await);
     let s = observed_server(&gw, &role).await;
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let conf = dir.path().join("prometheus.yml");
     std::fs::write(
         &conf,
@@ -121,16 +120,34 @@ async fn a_real_prometheus_scrapes_every_region() {
         ),
     )
     .unwrap();
-    let _prom = Killed(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", conf.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus runs (apt-get install prometheus)"),
-    );
+    // A port picked as free may be taken by another test before Prometheus binds it:
+    // then Prometheus exits, and we start it again on another port.
+    let mut started = None;
+    for attempt in 0..5 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut prom = Killed(
+            Command::new("prometheus")
+                .arg(format!("--config.file={}", conf.display()))
+                .arg(format!("--storage.tsdb.path={}", dir.path().join(format!("data{attempt}")).display()))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("prometheus runs (apt-get install prometheus)"),
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while prom.0.try_wait().unwrap().is_none() && Instant::now() < deadline {
+            if reqwest::get(format!("http://127.0.0.1:{port}/-/ready")).await.is_ok_and(|r| r.status().is_success()) {
+                started = Some((prom, port));
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if started.is_some() {
+            break;
+        }
+    }
+    let (_prom, port) = started.expect("Prometheus started and became ready");
     let url = format!("http://127.0.0.1:{port}/api/v1/query?query=switchyard_region_up");
     let start = Instant::now();
     loop {

@@ -13,10 +13,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::support::dns::{first, query};
 use crate::support::{POLICIES, Spawned, bin, geoip};
 
-fn config(generation: u32, port: u16) -> String {
-    POLICIES
-        .replace("listen = [\"127.0.0.1:0\"]", &format!("listen = [\"127.0.0.1:{port}\"]"))
-        .replace("values = [\"192.0.2.10\"]", &format!("values = [\"198.51.100.{generation}\"]"))
+/// The policies zone, its static record's address numbered by `generation`; the
+/// server listens on a free port (the same one across reloads).
+fn config(generation: u32) -> String {
+    POLICIES.replace("values = [\"192.0.2.10\"]", &format!("values = [\"198.51.100.{generation}\"]"))
 }
 
 fn write_atomically(path: &std::path::Path, text: &str) {
@@ -60,12 +60,11 @@ async fn scrape(admin: std::net::SocketAddr, metric: &str) -> f64 {
 async fn twenty_sighups_under_load_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("test-city.mmdb"), geoip::city_db()).unwrap();
-    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let path = dir.path().join("switchyard.toml");
-    write_atomically(&path, &config(1, port).replace("@GEOIP@", "test-city.mmdb"));
+    write_atomically(&path, &config(1).replace("@GEOIP@", "test-city.mmdb"));
     let mut server =
         Spawned::start(Command::new(bin()).args(["serve", "--admin", "127.0.0.1:0", "--config"]).arg(&path));
-    server.until(Duration::from_secs(20), |l| l.contains("listening for TCP on"));
+    let addr = server.dns_addr(Duration::from_secs(20));
     let admin: Option<std::net::SocketAddr> = server
         .until(Duration::ZERO, |l| l.contains("admin HTTP listening on "))
         .split("admin HTTP listening on ")
@@ -73,7 +72,6 @@ async fn twenty_sighups_under_load_lose_nothing() {
         .and_then(|a| a.split_whitespace().next())
         .and_then(|a| a.trim_end_matches(|c: char| !c.is_ascii_digit()).parse().ok());
     let admin: std::net::SocketAddr = admin.expect("admin address logged");
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
 
     // Load: UDP and TCP queries back to back until told to stop (at most 60 s).
     let stop = Arc::new(AtomicBool::new(false));
@@ -103,13 +101,13 @@ async fn twenty_sighups_under_load_lose_nothing() {
     let mut broken = 0.0;
     for i in 2..22u32 {
         if i % 2 == 0 {
-            write_atomically(&path, &config(i, port).replace("@GEOIP@", "test-city.mmdb"));
+            write_atomically(&path, &config(i).replace("@GEOIP@", "test-city.mmdb"));
             current = format!("198.51.100.{i}");
         } else {
             // Broken: a bad address and an unknown key.
             write_atomically(
                 &path,
-                &config(i, port)
+                &config(i)
                     .replace("@GEOIP@", "test-city.mmdb")
                     .replace("\"192.0.2.1\"", "\"192.0.2.999\"")
                     .replace("weight = 3", "wieght = 3"),
@@ -158,17 +156,16 @@ async fn twenty_sighups_under_load_lose_nothing() {
 async fn a_sighup_during_start_up_reloads_once_serving() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("test-city.mmdb"), geoip::city_db()).unwrap();
-    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let path = dir.path().join("switchyard.toml");
-    write_atomically(&path, &config(1, port).replace("@GEOIP@", "test-city.mmdb"));
+    write_atomically(&path, &config(1).replace("@GEOIP@", "test-city.mmdb"));
     let mut server =
         Spawned::start(Command::new(bin()).args(["serve", "--admin", "127.0.0.1:0", "--config"]).arg(&path));
     server.until(Duration::from_secs(20), |l| l.contains("config loaded"));
-    write_atomically(&path, &config(2, port).replace("@GEOIP@", "test-city.mmdb"));
+    write_atomically(&path, &config(2).replace("@GEOIP@", "test-city.mmdb"));
     let pid = server.child.0.id().to_string();
     assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
     server.until(Duration::from_secs(20), |l| l.contains("config reloaded"));
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let addr = server.dns_addr(Duration::ZERO);
     assert_eq!(ask(addr, true).await.map(|m| first(&m)).as_deref(), Some("198.51.100.2"));
     assert!(server.child.0.try_wait().unwrap().is_none(), "still running:\n{}", server.log);
 }

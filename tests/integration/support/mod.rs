@@ -278,6 +278,17 @@ impl Spawned {
         }
     }
 
+    /// The DNS address the server bound (its stable `listening for TCP on ADDR` line,
+    /// text or JSON), waiting up to `within`. Tests listen on port 0 and read the port
+    /// here: a port picked free beforehand may be taken by another test before the
+    /// server binds it.
+    pub fn dns_addr(&mut self, within: std::time::Duration) -> std::net::SocketAddr {
+        let line = self.until(within, |l| l.contains("listening for TCP on "));
+        let rest = line.split("listening for TCP on ").nth(1).unwrap_or_default();
+        let addr: String = rest.chars().take_while(|c| c.is_ascii_hexdigit() || ".:[]".contains(*c)).collect();
+        addr.parse().unwrap_or_else(|e| panic!("`{addr}` in `{line}`: {e}"))
+    }
+
     /// Kills the process and reads what it had written.
     pub fn kill(&mut self) {
         let _ = self.child.0.kill();

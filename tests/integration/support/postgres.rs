@@ -76,9 +76,7 @@ impl Pg {
                     unix_socket_directories = ''\n";
         append(&data.join("postgresql.conf"), conf);
         append(&data.join("pg_hba.conf"), "host replication all 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 trust\n");
-        let mut pg = Pg { port: free_port(), data, _dir: dir, running: false };
-        pg.start();
-        pg
+        Pg::start_on_a_free_port(data, dir)
     }
 
     /// A streaming standby of `primary`, started.
@@ -101,12 +99,25 @@ impl Pg {
         ])
         .arg(&data);
         run(c, "pg_basebackup");
+        Pg::start_on_a_free_port(data, dir)
+    }
+
+    /// A port picked as free may be taken by another test before PostgreSQL binds it:
+    /// then `pg_ctl start` fails, and we try another port.
+    fn start_on_a_free_port(data: PathBuf, dir: tempfile::TempDir) -> Pg {
         let mut pg = Pg { port: free_port(), data, _dir: dir, running: false };
+        for _ in 0..4 {
+            if pg.pg_ctl_start().status.success() {
+                pg.running = true;
+                return pg;
+            }
+            pg.port = free_port();
+        }
         pg.start();
         pg
     }
 
-    pub fn start(&mut self) {
+    fn pg_ctl_start(&self) -> std::process::Output {
         let log = self.data.parent().unwrap().join("log");
         let mut c = as_postgres("pg_ctl");
         c.args(["-w", "-t", "60", "-D"]).arg(&self.data).arg("-l").arg(&log).args([
@@ -114,7 +125,19 @@ impl Pg {
             &format!("-p {}", self.port),
             "start",
         ]);
-        run(c, "pg_ctl start");
+        c.output().unwrap_or_else(|e| panic!("pg_ctl start: cannot run ({e}); is PostgreSQL 15 installed?"))
+    }
+
+    /// Starts (again) on its port.
+    pub fn start(&mut self) {
+        let out = self.pg_ctl_start();
+        assert!(
+            out.status.success(),
+            "pg_ctl start failed: {}\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(self.data.parent().unwrap().join("log")).unwrap_or_default()
+        );
         self.running = true;
     }
 
