@@ -32,12 +32,18 @@ for t in "${targets[@]}"; do
     before=$(find "fuzz/artifacts/$t" -type f | wc -l)
     log=$(mktemp)
     # -rss_limit_mb bounds memory per input; -timeout flags an input that hangs.
+    rc=0
     "${fuzz[@]}" run -O "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" "fuzz/regressions/$t" -- \
-        -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 >"$log" 2>&1 || true
+        -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 >"$log" 2>&1 || rc=$?
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
     corpus=$(find "fuzz/corpus/$t" -type f | wc -l)
     crashes=$(( $(find "fuzz/artifacts/$t" -type f | wc -l) - before ))
     printf '%-12s %10s %12s %8s %8s\n' "$t" "$seconds" "$execs" "$corpus" "$crashes"
+    if [ "$crashes" -eq 0 ] && [ "$rc" -ne 0 ]; then
+        status=1
+        echo "    $t exited with $rc and left no artifact:"
+        tail -n 20 "$log" | sed 's/^/    /'
+    fi
     if [ "$crashes" -gt 0 ]; then
         status=1
         grep -m5 -E 'panicked|ERROR|SUMMARY' "$log" | sed 's/^/    /'

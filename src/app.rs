@@ -8,30 +8,71 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use anyhow::{Context, Result};
+use arc_swap::ArcSwap;
 
 use crate::admin::AdminServer;
-use crate::config::{self, Config};
+use crate::config::{self, ColdStart, Config, RrlConfig};
 use crate::geo::GeoDb;
 use crate::health::HealthEngine;
+use crate::listen::rrl;
 use crate::listen::server::DnsServer;
+use crate::listen::tcp::TcpLimits;
 use crate::metrics::Metrics;
 use crate::model::Model;
-use crate::reload::{Overrides, ReloadStatus, prepare, probed, unix_now};
+use crate::reload::{Overrides, ReloadStatus, unix_now};
 use crate::state::State;
 
-/// Compiles a validated config, opening its GeoIP database.
-pub fn build_model(config: Config) -> Result<Model> {
+/// The limiter's settings from `[rrl]`; none when it is off.
+pub fn rrl_settings(c: &RrlConfig) -> Option<rrl::Settings> {
+    c.enabled.then(|| rrl::Settings {
+        responses_per_second: c.responses_per_second,
+        slip: c.slip,
+        ipv4_prefix: c.ipv4_prefix,
+        ipv6_prefix: c.ipv6_prefix,
+        exempt: c.exempt.clone(),
+    })
+}
+
+/// A validated config and its opened GeoIP database: what a model is compiled from.
+/// The config stays on the control plane; the DNS path sees only the model.
+pub struct Loaded {
+    pub config: Arc<Config>,
+    pub geo: Option<Arc<GeoDb>>,
+}
+
+impl Loaded {
+    /// Compiles the model; with `metrics`, its regions get query-counter slots and the
+    /// GeoIP build gauge is set.
+    pub fn model(&self, metrics: Option<&Metrics>) -> Model {
+        let slots = match metrics {
+            Some(m) => {
+                if let Some(geo) = &self.geo {
+                    m.geoip_build.set(geo.build_epoch() as f64);
+                }
+                let names: Vec<&str> = self.config.regions.iter().map(|r| r.name.as_str()).collect();
+                m.queries.slots(&self.config.zone.origin.to_ascii(), &names)
+            }
+            None => vec![0; self.config.regions.len()],
+        };
+        Model::new(&self.config, self.geo.clone(), slots)
+    }
+}
+
+/// Opens a validated config's GeoIP database.
+pub fn open(config: Config) -> Result<Loaded> {
     let geo = match &config.server.geoip_db {
         Some(path) => Some(Arc::new(GeoDb::open(path)?)),
         None => None,
     };
-    Ok(Model::new(config, geo))
+    Ok(Loaded { config: Arc::new(config), geo })
 }
 
-/// Reads, validates and compiles a config file: start-up minus sockets.
-pub fn load_model(path: &Path) -> Result<Model> {
-    let config = config::load(path)?;
-    build_model(config).with_context(|| format!("loading {}", path.display()))
+/// Reads and validates a config file (with `overrides` applied) and opens its GeoIP
+/// database: start-up minus sockets.
+pub fn load(path: &Path, overrides: &Overrides) -> Result<Loaded> {
+    let mut config = config::load(path)?;
+    overrides.apply(&mut config);
+    open(config).with_context(|| format!("loading {}", path.display()))
 }
 
 /// The control plane's shared handles: what the admin server and the signal handlers
@@ -46,6 +87,11 @@ pub struct Control {
     /// Command-line overrides of `[server] listen` and `[admin] listen`, applied to
     /// every reloaded config too.
     pub overrides: Overrides,
+    /// The validated config now serving (control plane only: the DNS path reads the
+    /// model compiled from it).
+    pub config: ArcSwap<Config>,
+    /// The UDP response rate limiter, owned by the server and kept across reloads.
+    pub(crate) rrl: Arc<rrl::Slot>,
     pub(crate) health: tokio::sync::Mutex<Option<HealthEngine>>,
     pub(crate) reloading: tokio::sync::Mutex<()>,
 }
@@ -59,15 +105,19 @@ pub struct App {
 }
 
 impl App {
-    /// Starts serving a compiled model (with `overrides` applied); `config_path` is what
-    /// a reload re-reads.
-    pub async fn start(mut model: Model, config_path: Option<PathBuf>, overrides: Overrides) -> Result<App> {
-        overrides.apply(&mut model);
+    /// Starts serving a loaded config (`overrides` are re-applied on every reload);
+    /// `config_path` is what a reload re-reads.
+    pub async fn start(loaded: Loaded, config_path: Option<PathBuf>, overrides: Overrides) -> Result<App> {
         let metrics = Metrics::new();
-        let listen = model.config.server.listen.clone();
-        let limits = model.config.server.tcp_limits();
-        let admin_cfg = model.config.admin.clone();
-        let admin_token = match &admin_cfg.token_file {
+        let config = loaded.config.clone();
+        let server = &config.server;
+        let limits = TcpLimits {
+            max_connections: server.tcp_max_connections,
+            max_per_client: server.tcp_max_per_client,
+            idle: server.tcp_idle_timeout,
+            io: server.tcp_io_timeout,
+        };
+        let admin_token = match &config.admin.token_file {
             Some(path) => Some(
                 std::fs::read_to_string(path)
                     .with_context(|| format!("reading the admin token file {}", path.display()))?
@@ -76,9 +126,11 @@ impl App {
             ),
             None => std::env::var("SWITCHYARD_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()),
         };
-        prepare(&metrics, &mut model);
-        let start_engine = probed(&model);
-        let state = Arc::new(State::new(model));
+        let model = loaded.model(Some(&metrics));
+        let start_engine = model.probed();
+        let state = Arc::new(State::new(model, !start_engine || config.health.cold_start == ColdStart::AssumeUp));
+        let rrl = Arc::new(rrl::Slot::empty());
+        rrl::install(&rrl, rrl_settings(&config.rrl));
         let control = Arc::new(Control {
             state: state.clone(),
             metrics: metrics.clone(),
@@ -90,6 +142,8 @@ impl App {
             }),
             admin_token,
             overrides,
+            config: ArcSwap::new(config.clone()),
+            rrl: rrl.clone(),
             health: tokio::sync::Mutex::new(None),
             reloading: tokio::sync::Mutex::new(()),
         });
@@ -98,14 +152,15 @@ impl App {
         metrics.config_generation.set(1);
         // Health first: in `wait` mode the view is not ready before any query.
         if start_engine {
-            *control.health.lock().await = Some(HealthEngine::start(state.clone(), metrics.clone(), None));
+            *control.health.lock().await =
+                Some(HealthEngine::start(state.clone(), config.clone(), metrics.clone(), None));
         }
-        let admin = match admin_cfg.listen {
+        let admin = match config.admin.listen {
             Some(addr) => Some(AdminServer::start(control.clone(), addr).await?),
             None => None,
         };
-        let workers = state.snapshot().model.config.server.udp_workers;
-        let dns = match DnsServer::start(state.clone(), metrics.clone(), &listen, limits, workers).await {
+        let started = DnsServer::start(state.clone(), metrics.clone(), rrl, &server.listen, limits, server.udp_workers);
+        let dns = match started.await {
             Ok(dns) => dns,
             Err(e) => {
                 // Nothing started here outlives a failed start.

@@ -136,15 +136,15 @@ fn serve(
         Signals::install()?
     };
     let overrides = Overrides { listen, admin };
-    let mut model = app::load_model(&path)?;
-    overrides.apply(&mut model);
-    info!(config = %path.display(), zone = %model.zone.origin, names = model.names.len(),
-          regions = model.config.regions.len(), "config loaded");
+    let loaded = app::load(&path, &overrides)?;
+    let config = loaded.config.clone();
+    info!(config = %path.display(), zone = %config.zone.origin, names = config.names.len(),
+          regions = config.regions.len(), "config loaded");
     runtime.block_on(async {
         // The demo's gateways come up before the first health round.
         let _gateways = match demo {
             Some(control) => {
-                let gateways = std::sync::Arc::new(crate::demo::Gateways::start(&model)?);
+                let gateways = std::sync::Arc::new(crate::demo::Gateways::start(&config)?);
                 let listener = tokio::net::TcpListener::bind(control)
                     .await
                     .with_context(|| format!("demo control cannot listen on {control}"))?;
@@ -155,7 +155,7 @@ fn serve(
             }
             None => None,
         };
-        let app = App::start(model, Some(path.clone()), overrides).await?;
+        let app = App::start(loaded, Some(path.clone()), overrides).await?;
         if reload_on_change {
             tokio::spawn(watch_config(path.clone(), app.control.clone()));
         }
@@ -166,30 +166,31 @@ fn serve(
 }
 
 fn check_config(path: PathBuf) -> Result<()> {
-    let model = app::load_model(&path)?;
+    let loaded = app::load(&path, &Overrides::default())?;
+    let config = &loaded.config;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
         "{}: ok (zone {}, {} regions, {} names, {} static records{})",
         path.display(),
-        model.zone.origin,
-        model.config.regions.len(),
-        model.names.len(),
-        model.config.zone.records.len(),
-        model.geo.as_ref().map(|g| format!(", GeoIP {}", g.database_type())).unwrap_or_default()
+        config.zone.origin,
+        config.regions.len(),
+        config.names.len(),
+        config.zone.records.len(),
+        loaded.geo.as_ref().map(|g| format!(", GeoIP {}", g.database_type())).unwrap_or_default()
     )?;
     Ok(())
 }
 
 fn explain(path: PathBuf, name: String, client: String, down: Vec<String>, drain: Vec<String>) -> Result<()> {
-    let model = app::load_model(&path)?;
+    let model = app::load(&path, &Overrides::default())?.model(None);
     let (addr, prefix) = routing::parse_client(&client).map_err(UsageError)?;
     let fqdn = if name.ends_with('.') { name.clone() } else { format!("{name}.{}", model.zone.origin) };
     let fqdn = hickory_proto::rr::Name::from_ascii(&fqdn)
         .map_err(|e| UsageError(format!("`{name}` is not a domain name: {e}")))?
         .to_lowercase();
     let Some(index) = model.name_index(&fqdn) else {
-        let known: Vec<&str> = model.config.names.iter().map(|n| n.key.as_str()).collect();
+        let known: Vec<&str> = model.names.iter().map(|n| n.key.as_str()).collect();
         bail!(UsageError(format!("`{fqdn}` is not a GSLB name in this config (names: {})", known.join(", "))));
     };
     let mut health = HealthView::initial(&model);

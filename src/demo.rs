@@ -16,8 +16,7 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
 use tracing::info;
 
-use crate::config::CheckKind;
-use crate::model::Model;
+use crate::config::{CheckKind, Config};
 
 /// One stand-in gateway.
 struct Gateway {
@@ -67,10 +66,10 @@ pub struct Gateways {
 }
 
 impl Gateways {
-    /// Starts a gateway for every loopback HTTP check in the model.
-    pub fn start(model: &Model) -> Result<Gateways> {
+    /// Starts a gateway for every loopback HTTP check in the config.
+    pub fn start(config: &Config) -> Result<Gateways> {
         let mut by_region: BTreeMap<String, Vec<Gateway>> = BTreeMap::new();
-        for region in &model.config.regions {
+        for region in &config.regions {
             for check in &region.checks {
                 let CheckKind::Http(h) = &check.kind else { continue };
                 let Ok(url) = reqwest::Url::parse(&h.url) else { continue };

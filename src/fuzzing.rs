@@ -116,6 +116,7 @@ when_all_down = { fallback = ["192.0.2.99"] }
 pub struct Harness {
     state: Arc<State>,
     handler: Handler,
+    rrl: Option<rrl::Rrl>,
     runtime: tokio::runtime::Runtime,
     scratch: std::cell::RefCell<fast::Scratch>,
 }
@@ -130,13 +131,14 @@ impl Harness {
     pub fn new() -> Harness {
         let base = Path::new(env!("CARGO_MANIFEST_DIR"));
         let config = crate::config::parse(CONFIG, base).expect("the fuzz config is valid");
-        let model = crate::app::build_model(config).expect("the bundled GeoIP database opens");
-        let state = Arc::new(State::new(model));
+        let loaded = crate::app::open(config).expect("the bundled GeoIP database opens");
+        let rrl = crate::app::rrl_settings(&loaded.config.rrl).map(rrl::Rrl::new);
+        let state = Arc::new(State::new(loaded.model(None), true));
         // One region down, so that fallbacks are exercised too.
         state.set_region_up("eu-west", false);
         let handler = Handler::new(state.clone(), Metrics::new());
         let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a runtime");
-        Harness { state, handler, runtime, scratch: Default::default() }
+        Harness { state, handler, rrl, runtime, scratch: Default::default() }
     }
 
     /// One UDP packet from `src`: the answer the server would send (after RRL), if any.
@@ -159,7 +161,7 @@ impl Harness {
         rrl::slip(&mut slipped);
         let parsed = hickory_proto::op::Message::from_vec(&slipped);
         assert!(parsed.is_ok_and(|m| m.metadata.truncation && m.answers.is_empty()), "a bad slip: {slipped:02x?}");
-        if let Some(limiter) = &snap.model.rrl {
+        if let Some(limiter) = &self.rrl {
             match limiter.check(src, &answer, 0) {
                 rrl::Action::Send => {}
                 rrl::Action::Slip => rrl::slip(&mut answer),

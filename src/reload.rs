@@ -16,9 +16,9 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tracing::{error, info, warn};
 
 use crate::app::{self, Control};
+use crate::config::Config;
 use crate::health::HealthEngine;
-use crate::metrics::Metrics;
-use crate::model::Model;
+use crate::listen::rrl;
 
 /// What the last reload did.
 #[derive(Debug, Clone)]
@@ -28,20 +28,6 @@ pub struct ReloadStatus {
     pub last_success: SystemTime,
     /// The last failed reload's errors, until a reload succeeds.
     pub last_error: Option<String>,
-}
-
-/// Whether a model has anything for the health engine to probe.
-pub(crate) fn probed(model: &Model) -> bool {
-    model.config.regions.iter().any(|r| !r.checks.is_empty() || r.database.is_some())
-}
-
-/// Prepares a model for installation: metric slots, GeoIP gauge.
-pub(crate) fn prepare(metrics: &Metrics, model: &mut Model) {
-    let names: Vec<&str> = model.config.regions.iter().map(|r| r.name.as_str()).collect();
-    model.metric_slots = metrics.queries.slots(&model.zone.origin.to_ascii(), &names);
-    if let Some(geo) = &model.geo {
-        metrics.geoip_build.set(geo.build_epoch() as f64);
-    }
 }
 
 impl Control {
@@ -55,9 +41,10 @@ impl Control {
             anyhow::bail!("this server was not started from a config file");
         };
         let started = std::time::Instant::now();
-        let loaded = tokio::task::spawn_blocking(move || app::load_model(&path)).await?;
-        let mut model = match loaded {
-            Ok(m) => m,
+        let overrides = self.overrides.clone();
+        let loaded = tokio::task::spawn_blocking(move || app::load(&path, &overrides)).await?;
+        let loaded = match loaded {
+            Ok(loaded) => loaded,
             Err(e) => {
                 let text = format!("{e:#}");
                 error!(error = %text, "config reload failed; the previous config stays in force");
@@ -67,13 +54,13 @@ impl Control {
                 return Err(e);
             }
         };
-        prepare(&self.metrics, &mut model);
-        self.overrides.apply(&mut model);
-        let old = self.state.snapshot();
-        if model.config.server.listen != old.model.config.server.listen {
+        let model = loaded.model(Some(&self.metrics));
+        let config = loaded.config;
+        let old = self.config.load_full();
+        if config.server.listen != old.server.listen {
             warn!("`[server] listen` changed: the new addresses take effect on restart");
         }
-        if model.config.admin != old.model.config.admin {
+        if config.admin != old.admin {
             warn!("`[admin]` changed: the new settings take effect on restart");
         }
         // Health first stops, handing over what it knew; the new model goes in with one
@@ -82,12 +69,15 @@ impl Control {
         let carry = match health.take() {
             Some(engine) => engine.stop().await,
             // No engine before: start from the view now serving, not from a cold start.
-            None => crate::health::Carry::warm(old.health.ready),
+            None => crate::health::Carry::warm(self.state.snapshot().health.ready),
         };
-        let start_engine = probed(&model);
+        let start_engine = model.probed();
         self.state.replace_model(model);
+        self.config.store(config.clone());
+        // A limiter with unchanged settings keeps its counts.
+        rrl::install(&self.rrl, app::rrl_settings(&config.rrl));
         if start_engine {
-            *health = Some(HealthEngine::start(self.state.clone(), self.metrics.clone(), Some(carry)));
+            *health = Some(HealthEngine::start(self.state.clone(), config, self.metrics.clone(), Some(carry)));
         }
         let generation = {
             let mut st = self.reload_status.lock().expect("not poisoned");
@@ -118,12 +108,12 @@ pub struct Overrides {
 }
 
 impl Overrides {
-    pub fn apply(&self, model: &mut Model) {
+    pub fn apply(&self, config: &mut Config) {
         if !self.listen.is_empty() {
-            model.config.server.listen = self.listen.clone();
+            config.server.listen = self.listen.clone();
         }
         if self.admin.is_some() {
-            model.config.admin.listen = self.admin;
+            config.admin.listen = self.admin;
         }
     }
 }

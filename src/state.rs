@@ -13,7 +13,7 @@ use arc_swap::ArcSwap;
 
 use crate::model::{Model, RegionId};
 
-/// Per-region health as routing sees it, indexed like `Model::config.regions`.
+/// Per-region health as routing sees it, indexed like `Model::regions`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HealthView {
     /// The region's checks say it is up.
@@ -41,10 +41,10 @@ pub struct HealthView {
 impl HealthView {
     /// Every region up; drained as the config says.
     pub fn initial(model: &Model) -> HealthView {
-        let n = model.config.regions.len();
+        let n = model.regions.len();
         HealthView {
             up: vec![true; n],
-            drained: model.config.regions.iter().map(|r| r.drained).collect(),
+            drained: model.regions.iter().map(|r| r.drained).collect(),
             recent: vec![false; n],
             writer: None,
             last_writer: None,
@@ -83,11 +83,11 @@ pub struct State {
 }
 
 impl State {
-    pub fn new(model: Model) -> State {
+    /// The first snapshot; `ready` is false while GSLB names wait for the first round
+    /// of health checks (`cold_start = "wait"` with checks).
+    pub fn new(model: Model, ready: bool) -> State {
         let mut health = HealthView::initial(&model);
-        // With checks and `cold_start = "wait"`, nothing is ready until the engine says so.
-        let has_checks = model.config.regions.iter().any(|r| !r.checks.is_empty() || r.database.is_some());
-        health.ready = !has_checks || model.config.health.cold_start == crate::config::ColdStart::AssumeUp;
+        health.ready = ready;
         State {
             current: ArcSwap::from_pointee(Snapshot { model: Arc::new(model), health }),
             drain_overrides: Default::default(),
@@ -153,12 +153,11 @@ impl State {
             let mut health = HealthView::initial(&model);
             let old = &cur.health;
             let map = |r: Option<RegionId>| r.and_then(|r| model.region_index(cur.model.region_name(r)));
-            for (i, r) in model.config.regions.iter().enumerate() {
+            for (i, r) in model.regions.iter().enumerate() {
                 // Only what the health engine will keep maintaining carries over: a
                 // region whose checks were removed starts from the config's view.
-                let probed = !r.checks.is_empty() || r.database.is_some();
                 if let Some(o) = cur.model.region_index(&r.name)
-                    && probed
+                    && r.probed
                 {
                     let o = o as usize;
                     health.up[i] = old.up[o];
@@ -169,7 +168,7 @@ impl State {
                     health.drained[i] = d;
                 }
             }
-            if model.config.regions.iter().any(|r| r.database.is_some()) {
+            if model.regions.iter().any(|r| r.database) {
                 health.writer = map(old.writer);
                 health.last_writer = map(old.last_writer);
                 health.writer_unsettled = old.writer_unsettled;

@@ -82,7 +82,7 @@ fn refresh(control: &Control) {
     let m = &control.metrics;
     m.region_up.reset();
     m.region_drained.reset();
-    for (i, r) in snap.model.config.regions.iter().enumerate() {
+    for (i, r) in snap.model.regions.iter().enumerate() {
         m.region_up.with_label_values(&[&r.name]).set(i64::from(snap.health.up[i]));
         m.region_drained.with_label_values(&[&r.name]).set(i64::from(snap.health.drained[i]));
     }
@@ -121,20 +121,23 @@ pub fn status_json(c: &Control) -> Value {
         })
     };
     let find = |id: &str| checks.iter().find(|(k, _)| k == id).map(|(_, v)| v);
+    // The config is matched to the snapshot's regions by name: a reload swaps the two
+    // one after the other.
+    let config = c.config.load();
     let regions: Vec<Value> = model
-        .config
         .regions
         .iter()
         .enumerate()
         .map(|(i, r)| {
+            let probes = config.regions.iter().find(|p| p.name == r.name);
             json!({
                 "name": r.name,
                 "up": h.up[i],
                 "drained": h.drained[i],
                 "usable": h.usable(i as u16),
                 "recently_changed": h.recent[i],
-                "checks": r.checks.iter().map(|k| check_json(&k.id, find(&k.id))).collect::<Vec<_>>(),
-                "database": r.database.as_ref().map(|k| {
+                "checks": probes.iter().flat_map(|p| &p.checks).map(|k| check_json(&k.id, find(&k.id))).collect::<Vec<_>>(),
+                "database": probes.and_then(|p| p.database.as_ref()).map(|k| {
                     let mut v = check_json(&k.id, find(&k.id));
                     v["lag_seconds"] = json!(h.db_lag[i]);
                     v
@@ -158,14 +161,14 @@ pub fn status_json(c: &Control) -> Value {
             "type": g.database_type(),
             "build_epoch": g.build_epoch(),
         })),
-        "databases": model.config.regions.iter().filter(|r| r.database.is_some()).count(),
+        "databases": model.regions.iter().filter(|r| r.database).count(),
         "writer": name(h.writer),
         "last_writer": name(h.last_writer),
         "writer_unsettled": h.writer_unsettled,
         "primaries": h.primaries.iter().map(|&p| model.region_name(p)).collect::<Vec<_>>(),
         "split_brain": h.primaries.len() > 1,
         "regions": regions,
-        "names": model.config.names.iter().map(|n| json!({"name": n.fqdn.to_ascii(), "policy": n.policy.kind()})).collect::<Vec<_>>(),
+        "names": model.names.iter().map(|n| json!({"name": n.fqdn.to_ascii(), "policy": n.ranker.kind()})).collect::<Vec<_>>(),
         "recent_changes": c.metrics.recent.events().into_iter().map(|(t, what)| json!({"at": unix(t), "what": what})).collect::<Vec<_>>(),
     })
 }

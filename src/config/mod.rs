@@ -18,8 +18,6 @@ use std::time::Duration;
 use hickory_proto::rr::{Name, Record};
 use ipnet::IpNet;
 
-pub use crate::listen::rrl::RrlConfig;
-
 /// A validated configuration. Region references are indices into `regions`.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -54,13 +52,28 @@ pub struct ServerConfig {
     pub chaos_id: Option<String>,
 }
 
-impl ServerConfig {
-    pub fn tcp_limits(&self) -> crate::listen::tcp::TcpLimits {
-        crate::listen::tcp::TcpLimits {
-            max_connections: self.tcp_max_connections,
-            max_per_client: self.tcp_max_per_client,
-            idle: self.tcp_idle_timeout,
-            io: self.tcp_io_timeout,
+/// `[rrl]`: response rate limiting for UDP.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RrlConfig {
+    pub enabled: bool,
+    pub responses_per_second: u32,
+    /// Every `slip`-th limited answer is sent truncated; 0: none, 1: all.
+    pub slip: u32,
+    pub ipv4_prefix: u8,
+    pub ipv6_prefix: u8,
+    /// Clients never limited (e.g. your own resolvers, monitoring).
+    pub exempt: Vec<IpNet>,
+}
+
+impl Default for RrlConfig {
+    fn default() -> RrlConfig {
+        RrlConfig {
+            enabled: false,
+            responses_per_second: 100,
+            slip: 2,
+            ipv4_prefix: 24,
+            ipv6_prefix: 56,
+            exempt: Vec::new(),
         }
     }
 }

@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::config::{ColdStart, HealthRule};
+use crate::config::{ColdStart, Config, HealthRule};
 use crate::hash::hash64;
 use crate::metrics::Metrics;
 use crate::model::{Model, RegionId};
@@ -77,14 +77,16 @@ type CheckState = (Hysteresis, Option<Result<(), Failure>>, Option<Role>);
 type Report = (usize, probe::Outcome, Duration);
 
 impl HealthEngine {
-    /// Starts probing the checks of the current model and publishing into `state`.
-    pub fn start(state: Arc<State>, metrics: Arc<Metrics>, carry: Option<Carry>) -> HealthEngine {
+    /// Starts probing the checks of `config` and publishing into `state`, whose current
+    /// model must be the one compiled from `config`.
+    pub fn start(state: Arc<State>, config: Arc<Config>, metrics: Arc<Metrics>, carry: Option<Carry>) -> HealthEngine {
         let stop = CancellationToken::new();
         let mut carry = carry.unwrap_or_default();
         let model = state.snapshot().model.clone();
+        assert_eq!(model.regions.len(), config.regions.len(), "the model of this config");
         let (tx, rx) = mpsc::channel(1024);
         let mut checks = Vec::new();
-        for (r, region) in model.config.regions.iter().enumerate() {
+        for (r, region) in config.regions.iter().enumerate() {
             let all = region.checks.iter().map(|c| (c, false)).chain(region.database.iter().map(|c| (c, true)));
             for (config, database) in all {
                 let index = checks.len();
@@ -111,7 +113,7 @@ impl HealthEngine {
             }
         }
         drop(tx);
-        let supervisor = Supervisor::new(state, metrics, model, checks, carry);
+        let supervisor = Supervisor::new(state, metrics, config, model, checks, carry);
         let task = tokio::spawn(supervisor.run(rx, stop.clone()));
         HealthEngine { stop, task }
     }
@@ -177,6 +179,8 @@ fn jittered(interval: Duration, jitter: Duration, check: u64, round: u64) -> Dur
 struct Supervisor {
     state: Arc<State>,
     metrics: Arc<Metrics>,
+    /// The config probed, and the model compiled from it (the only one published into).
+    config: Arc<Config>,
     model: Arc<Model>,
     checks: Vec<Check>,
     started: Instant,
@@ -197,15 +201,17 @@ impl Supervisor {
     fn new(
         state: Arc<State>,
         metrics: Arc<Metrics>,
+        config: Arc<Config>,
         model: Arc<Model>,
         checks: Vec<Check>,
         carry: Carry,
     ) -> Supervisor {
-        let n = model.config.regions.len();
-        let settings = &model.config.health;
+        let n = config.regions.len();
+        let settings = &config.health;
         let mut s = Supervisor {
             state,
             metrics,
+            config: config.clone(),
             model: model.clone(),
             checks,
             started: Instant::now(),
@@ -230,7 +236,7 @@ impl Supervisor {
             s.writer_changed_at = carry.writer_changed_at;
             s.last_primary = carry.last_primary;
             let snap = s.state.snapshot();
-            for (i, region) in model.config.regions.iter().enumerate() {
+            for (i, region) in config.regions.iter().enumerate() {
                 s.changed_at[i] = carry.changed_at.get(&region.name).copied();
                 // The view the reload carried over, so that nothing flips by itself.
                 s.up[i] = snap.health.up.get(i).copied().unwrap_or(true);
@@ -239,7 +245,7 @@ impl Supervisor {
         } else if let Some(path) = &settings.state_file {
             match statefile::load(path) {
                 Ok(Some(saved)) => {
-                    for (i, region) in model.config.regions.iter().enumerate() {
+                    for (i, region) in config.regions.iter().enumerate() {
                         s.restored[i] = saved.regions.get(&region.name).copied();
                     }
                     s.writer = saved.writer.as_deref().and_then(|w| model.region_index(w));
@@ -290,7 +296,7 @@ impl Supervisor {
             last_writer: name(self.last_writer),
             writer_changed_at: self.writer_changed_at,
             last_primary: self.last_primary,
-            changed_at: model
+            changed_at: self
                 .config
                 .regions
                 .iter()
@@ -305,7 +311,7 @@ impl Supervisor {
     fn observe(&mut self, index: usize, outcome: probe::Outcome, took: Duration) {
         let c = &mut self.checks[index];
         let id = &c.id;
-        let region = &self.model.config.regions[c.region].name;
+        let region = &self.config.regions[c.region].name;
         self.metrics.check_duration.with_label_values(&[region, id]).observe(took.as_secs_f64());
         if let Err(f) = &outcome {
             self.metrics.check_failures.with_label_values(&[region, id, f.kind.as_str()]).inc();
@@ -344,8 +350,9 @@ impl Supervisor {
     /// Recomputes what routing sees and publishes it if it changed.
     fn publish(&mut self, now: Instant) {
         let model = self.model.clone();
-        let settings = &model.config.health;
-        let n = model.config.regions.len();
+        let config = self.config.clone();
+        let settings = &config.health;
+        let n = config.regions.len();
 
         if !self.ready {
             let all_known = self.checks.iter().all(|c| c.hysteresis.state().is_some());
@@ -381,7 +388,7 @@ impl Supervisor {
                         _ => None,
                     })
                     .collect();
-                let region = &model.config.regions[r].name;
+                let region = &config.regions[r].name;
                 if up {
                     info!(region = %region, "region up");
                     self.metrics.recent.event(format!("region {region} up"));
@@ -451,7 +458,7 @@ impl Supervisor {
         let m = &self.metrics;
         // Database series exist only for regions with a database member, so that "no
         // writer" can be alerted on without false alarms where there are none.
-        for (r, region) in model.config.regions.iter().enumerate().filter(|(_, r)| r.database.is_some()) {
+        for (r, region) in config.regions.iter().enumerate().filter(|(_, r)| r.database.is_some()) {
             let name = [region.name.as_str()];
             m.writer.with_label_values(&name).set(i64::from(self.writer == Some(r as RegionId)));
             m.database_primary.with_label_values(&name).set(i64::from(election.primaries.contains(&(r as RegionId))));
@@ -461,7 +468,7 @@ impl Supervisor {
         m.health_ready.set(i64::from(ready));
         // Regions without checks keep whatever `up` they have (always up, unless a test
         // or an operator set it): the engine speaks only for what it probes.
-        let probed: Vec<bool> = model.config.regions.iter().map(|r| !r.checks.is_empty()).collect();
+        let probed: Vec<bool> = config.regions.iter().map(|r| !r.checks.is_empty()).collect();
         self.state.update_health(|current, h| {
             // Only ever publish into the model this engine probes.
             if !std::ptr::eq(current, &*model) {
@@ -483,7 +490,7 @@ impl Supervisor {
             true
         });
         if changed && let Some(path) = &settings.state_file {
-            let regions = model.config.regions.iter().zip(&self.up).map(|(r, up)| (r.name.clone(), *up)).collect();
+            let regions = config.regions.iter().zip(&self.up).map(|(r, up)| (r.name.clone(), *up)).collect();
             let saved = statefile::Saved { regions, writer: self.last_writer.map(|w| model.region_name(w).to_owned()) };
             if let Err(e) = statefile::save(path, &saved) {
                 warn!(path = %path.display(), error = %e, "cannot write the state file");
@@ -492,7 +499,7 @@ impl Supervisor {
     }
 
     fn region_up(&self, r: usize) -> bool {
-        let region = &self.model.config.regions[r];
+        let region = &self.config.regions[r];
         if region.checks.is_empty() {
             return true;
         }

@@ -35,10 +35,9 @@ pub enum Action {
     Drop = 2,
 }
 
-/// The `[rrl]` settings.
+/// The limiter's settings (the control plane compiles them from `[rrl]`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct RrlConfig {
-    pub enabled: bool,
+pub struct Settings {
     pub responses_per_second: u32,
     /// Every `slip`-th limited answer is sent truncated; 0: none, 1: all.
     pub slip: u32,
@@ -48,22 +47,22 @@ pub struct RrlConfig {
     pub exempt: Vec<IpNet>,
 }
 
-impl Default for RrlConfig {
-    fn default() -> RrlConfig {
-        RrlConfig {
-            enabled: false,
-            responses_per_second: 100,
-            slip: 2,
-            ipv4_prefix: 24,
-            ipv6_prefix: 56,
-            exempt: Vec::new(),
-        }
+/// Where the UDP workers find the limiter: the server owns it, and a reload replaces it
+/// only when the settings change, so that a reload does not reset the counts.
+pub type Slot = arc_swap::ArcSwapOption<Rrl>;
+
+/// Puts a limiter with `settings` (none: RRL off) into `slot`, unless one with the same
+/// settings is there already.
+pub fn install(slot: &Slot, settings: Option<Settings>) {
+    let current = slot.load();
+    if current.as_ref().map(|r| &r.config) != settings.as_ref() {
+        slot.store(settings.map(|s| std::sync::Arc::new(Rrl::new(s))));
     }
 }
 
 /// The limiter: settings and buckets. A reload builds a new one.
 pub struct Rrl {
-    config: RrlConfig,
+    config: Settings,
     hasher: std::hash::RandomState,
     /// Each bucket: the second (high 32 bits) | answers that second (low 32 bits).
     buckets: Box<[AtomicU64]>,
@@ -134,7 +133,7 @@ impl std::fmt::Debug for Rrl {
 }
 
 impl Rrl {
-    pub fn new(config: RrlConfig) -> Rrl {
+    pub fn new(config: Settings) -> Rrl {
         Rrl {
             config,
             hasher: std::hash::RandomState::new(),
@@ -143,7 +142,7 @@ impl Rrl {
         }
     }
 
-    pub fn config(&self) -> &RrlConfig {
+    pub fn config(&self) -> &Settings {
         &self.config
     }
 
@@ -283,7 +282,7 @@ mod tests {
     }
 
     fn rrl(rate: u32, slip: u32) -> Rrl {
-        Rrl::new(RrlConfig { enabled: true, responses_per_second: rate, slip, ..RrlConfig::default() })
+        Rrl::new(Settings { responses_per_second: rate, slip, ipv4_prefix: 24, ipv6_prefix: 56, exempt: Vec::new() })
     }
 
     #[test]
@@ -336,8 +335,31 @@ mod tests {
     }
 
     #[test]
+    fn a_limiter_is_replaced_only_when_its_settings_change() {
+        let slot = Slot::empty();
+        install(&slot, Some(rrl(5, 2).config));
+        let first = slot.load_full().expect("installed");
+        let c: IpAddr = "192.0.2.1".parse().unwrap();
+        let a = answer("app.example.", 0, 1);
+        for _ in 0..5 {
+            assert_eq!(first.check(c, &a, 3), Action::Send);
+        }
+        // The same settings (a reload that did not touch `[rrl]`): the same buckets.
+        install(&slot, Some(rrl(5, 2).config));
+        let same = slot.load_full().expect("kept");
+        assert!(std::sync::Arc::ptr_eq(&first, &same));
+        assert_eq!(same.check(c, &a, 3), Action::Drop, "the count carried over");
+        // New settings: a new limiter; none: RRL off.
+        install(&slot, Some(rrl(6, 2).config));
+        assert!(!std::sync::Arc::ptr_eq(&first, &slot.load_full().expect("replaced")));
+        install(&slot, None);
+        assert!(slot.load().is_none());
+    }
+
+    #[test]
     fn exempt_clients_and_non_dns_bytes_are_never_limited() {
-        let mut config = RrlConfig { enabled: true, responses_per_second: 1, slip: 0, ..RrlConfig::default() };
+        let mut config =
+            Settings { responses_per_second: 1, slip: 0, ipv4_prefix: 24, ipv6_prefix: 56, exempt: Vec::new() };
         config.exempt.push("10.0.0.0/8".parse().unwrap());
         let r = Rrl::new(config);
         let a = answer("app.example.", 0, 1);

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tracing::info;
 
+use super::rrl;
 use super::tcp::{TcpLimits, TcpServer};
 use super::udp::{self, UdpWorkers};
 use crate::metrics::Metrics;
@@ -45,11 +46,12 @@ fn bind_pair(addr: SocketAddr) -> io::Result<(std::net::UdpSocket, std::net::Tcp
 }
 
 impl DnsServer {
-    /// Binds every address: UDP workers (`udp_workers` sockets sharing the port) and a
-    /// TCP listener with `limits`.
+    /// Binds every address: UDP workers (`udp_workers` sockets sharing the port, each
+    /// answer limited by the RRL in `rrl` if there is one) and a TCP listener with `limits`.
     pub async fn start(
         state: Arc<State>,
         metrics: Arc<Metrics>,
+        rrl: Arc<rrl::Slot>,
         listen: &[SocketAddr],
         limits: TcpLimits,
         udp_workers: usize,
@@ -62,14 +64,14 @@ impl DnsServer {
             let (socket, tcp) =
                 bind_pair(addr).map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
             let bound = socket.local_addr()?;
-            let workers = UdpWorkers::start(
-                socket,
-                udp_workers,
-                handler.clone(),
-                state.clone(),
-                metrics.clone(),
-                tokio::runtime::Handle::current(),
-            )?;
+            let shared = udp::Shared {
+                handler: handler.clone(),
+                state: state.clone(),
+                metrics: metrics.clone(),
+                rrl: rrl.clone(),
+                runtime: tokio::runtime::Handle::current(),
+            };
+            let workers = UdpWorkers::start(socket, udp_workers, shared)?;
             udp.push(workers);
             info!(addr = %bound, workers = udp_workers, "listening for UDP on {bound}");
             info!(addr = %bound, "listening for TCP on {bound}");

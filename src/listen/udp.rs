@@ -46,16 +46,19 @@ pub fn bind_first(addr: SocketAddr) -> io::Result<UdpSocket> {
     reuseport_socket(addr)
 }
 
+/// What every worker shares.
+#[derive(Clone)]
+pub struct Shared {
+    pub handler: Arc<Handler>,
+    pub state: Arc<State>,
+    pub metrics: Arc<Metrics>,
+    pub rrl: Arc<rrl::Slot>,
+    pub runtime: tokio::runtime::Handle,
+}
+
 impl UdpWorkers {
     /// Starts `count` workers on `first` and `count - 1` more sockets on its address.
-    pub fn start(
-        first: UdpSocket,
-        count: usize,
-        handler: Arc<Handler>,
-        state: Arc<State>,
-        metrics: Arc<Metrics>,
-        runtime: tokio::runtime::Handle,
-    ) -> io::Result<UdpWorkers> {
+    pub fn start(first: UdpSocket, count: usize, shared: Shared) -> io::Result<UdpWorkers> {
         let addr = first.local_addr()?;
         let mut sockets = vec![first];
         for _ in 1..count.max(1) {
@@ -64,12 +67,9 @@ impl UdpWorkers {
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         for (i, socket) in sockets.into_iter().enumerate() {
-            let (stop, handler, state, metrics, runtime) =
-                (stop.clone(), handler.clone(), state.clone(), metrics.clone(), runtime.clone());
+            let (stop, shared) = (stop.clone(), shared.clone());
             threads.push(
-                std::thread::Builder::new()
-                    .name(format!("udp-{i}"))
-                    .spawn(move || serve(socket, &stop, &handler, &state, &metrics, &runtime))?,
+                std::thread::Builder::new().name(format!("udp-{i}")).spawn(move || serve(socket, &stop, &shared))?,
             );
         }
         Ok(UdpWorkers { stop, threads })
@@ -96,14 +96,8 @@ const BATCH: usize = 32;
 
 /// Receives up to `BATCH` packets with recvmmsg(2) (waiting for the first), answers
 /// each, and sends the answers with sendmmsg(2).
-fn serve(
-    socket: UdpSocket,
-    stop: &AtomicBool,
-    handler: &Handler,
-    state: &State,
-    metrics: &Metrics,
-    runtime: &tokio::runtime::Handle,
-) {
+fn serve(socket: UdpSocket, stop: &AtomicBool, shared: &Shared) {
+    let Shared { handler, state, metrics, rrl, runtime } = shared;
     use std::io::{IoSlice, IoSliceMut};
     use std::os::fd::AsRawFd;
 
@@ -157,11 +151,7 @@ fn serve(
             let scratch = &mut outs[i];
             // A panic answering one packet costs that packet, not the worker.
             let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let fast = if snap.model.config.server.fast_path {
-                    fast::answer(&snap, packet, src.ip(), scratch)
-                } else {
-                    None
-                };
+                let fast = if snap.model.dns.fast_path { fast::answer(&snap, packet, src.ip(), scratch) } else { None };
                 match fast {
                     Some(a) => {
                         let slot = a.region.map_or(0, |r| snap.model.metric_slots[r as usize]);
@@ -183,7 +173,7 @@ fn serve(
                 false
             });
         }
-        if let Some(rrl) = &snap.model.rrl {
+        if let Some(rrl) = &*rrl.load() {
             let now = rrl.now();
             for i in 0..received {
                 let Some(src) = srcs[i].filter(|_| reply[i]) else { continue };

@@ -8,11 +8,13 @@
 pub mod area;
 pub mod zone;
 
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use hickory_proto::rr::Name;
+use ipnet::IpNet;
 
-use crate::config::{AllDown, Area, Config, Policy, ReaderOrder};
+use crate::config::{self, Area, Config, Policy, ReaderOrder};
 use crate::geo::GeoDb;
 use area::AreaTable;
 use zone::Zone;
@@ -20,26 +22,62 @@ use zone::Zone;
 /// Region indices; `u16` keeps candidate lists small and inline.
 pub type RegionId = u16;
 
+/// What the DNS path reads: compiled from a validated `Config`, which itself stays on
+/// the control plane (no DSN, token or check spec is reachable from a query).
 #[derive(Debug)]
 pub struct Model {
-    pub config: Config,
     pub zone: Zone,
     pub names: Vec<GslbName>,
+    /// Indexed by `RegionId`, in the config's order.
+    pub regions: Vec<Region>,
+    pub dns: DnsSettings,
     pub geo: Option<Arc<GeoDb>>,
-    /// Stable per-region hashes, for sticky choices that survive config reordering.
-    pub region_hash: Vec<u64>,
-    /// Each region's slot in the query counters (set when the model is installed).
+    /// Each region's slot in the query counters.
     pub metric_slots: Vec<u16>,
-    /// The UDP response rate limiter, if `[rrl]` is enabled.
-    pub rrl: Option<Arc<crate::listen::rrl::Rrl>>,
+}
+
+/// A region as the DNS path sees it.
+#[derive(Debug, Clone)]
+pub struct Region {
+    pub name: String,
+    pub a: Vec<Ipv4Addr>,
+    pub aaaa: Vec<Ipv6Addr>,
+    pub cname: Option<Name>,
+    /// Latitude and longitude in degrees.
+    pub location: Option<(f64, f64)>,
+    /// Geoproximity bias, percent (-99..=99).
+    pub bias: i32,
+    /// A stable hash of the name, for sticky choices that survive config reordering.
+    pub hash: u64,
+    /// Drained by the config (an operator's drain overrides it).
+    pub drained: bool,
+    /// The region has a database member (the writer can only be such a region).
+    pub database: bool,
+    /// The health engine maintains the region's state (it has checks or a database member).
+    pub probed: bool,
+}
+
+/// The `[server]` settings a query reads.
+#[derive(Debug, Clone)]
+pub struct DnsSettings {
+    pub ecs: bool,
+    /// Resolvers whose ECS option is used; empty: every resolver's.
+    pub ecs_trusted: Vec<IpNet>,
+    pub edns_udp_size: u16,
+    /// Whether UDP queries try the fast path first.
+    pub fast_path: bool,
+    pub chaos_version: Option<String>,
+    pub chaos_id: Option<String>,
 }
 
 #[derive(Debug)]
 pub struct GslbName {
     pub fqdn: Name,
+    /// The key under `[names]`, as written.
+    pub key: String,
     /// Some answer of this name may be a CNAME (a CNAME region or fallback).
     pub may_cname: bool,
-    pub policy: Compiled,
+    pub ranker: Ranker,
     pub regions: Vec<RegionId>,
     pub answers: usize,
     pub ttl: u32,
@@ -47,16 +85,17 @@ pub struct GslbName {
     pub when_all_down: AllDown,
 }
 
-/// A policy with its tables compiled.
+/// How a name orders its regions for a client: the policy, with its tables compiled.
 #[derive(Debug)]
-pub enum Compiled {
+pub enum Ranker {
     Latency {
-        table: AreaTable<Vec<Option<u32>>>,
+        /// One table, shared by every name that uses it.
+        table: Arc<AreaTable<Vec<Option<u32>>>>,
         tie_window: u32,
     },
     Nearest,
     Geo {
-        table: AreaTable<Vec<RegionId>>,
+        table: Box<AreaTable<Vec<RegionId>>>,
     },
     Failover,
     Weighted {
@@ -67,82 +106,157 @@ pub enum Compiled {
     Writer,
     /// `order` is `Nearest` or `Latency`; `max_lag` in seconds.
     Reader {
-        order: Box<Compiled>,
+        order: Box<Ranker>,
         max_lag: f64,
     },
 }
 
+impl Ranker {
+    /// The policy's name, as the config spells it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Ranker::Latency { .. } => "latency",
+            Ranker::Nearest => "nearest",
+            Ranker::Geo { .. } => "geo",
+            Ranker::Failover => "failover",
+            Ranker::Weighted { .. } => "weighted",
+            Ranker::Multivalue => "multivalue",
+            Ranker::Static => "static",
+            Ranker::Writer => "writer",
+            Ranker::Reader { .. } => "reader",
+        }
+    }
+}
+
+/// What to answer when no candidate region is usable.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AllDown {
+    /// Answer as if every candidate were up.
+    FailOpen,
+    ServFail,
+    /// A fixed "sorry" answer.
+    Fallback {
+        a: Vec<Ipv4Addr>,
+        aaaa: Vec<Ipv6Addr>,
+        cname: Option<Name>,
+    },
+}
+
+impl From<&config::AllDown> for AllDown {
+    fn from(a: &config::AllDown) -> AllDown {
+        match a {
+            config::AllDown::FailOpen => AllDown::FailOpen,
+            config::AllDown::ServFail => AllDown::ServFail,
+            config::AllDown::Fallback { a, aaaa, cname } => {
+                AllDown::Fallback { a: a.clone(), aaaa: aaaa.clone(), cname: cname.clone() }
+            }
+        }
+    }
+}
+
 impl Model {
-    pub fn new(config: Config, geo: Option<Arc<GeoDb>>) -> Model {
+    /// Compiles `config`; `metric_slots` are the regions' slots in the query counters
+    /// (one per region, in order; zeros where nothing counts).
+    pub fn new(config: &Config, geo: Option<Arc<GeoDb>>, metric_slots: Vec<u16>) -> Model {
+        assert_eq!(metric_slots.len(), config.regions.len(), "a metric slot per region");
+        let latency = std::cell::OnceCell::new();
+        let latency = || latency.get_or_init(|| Arc::new(AreaTable::new(config.latency.iter().cloned()))).clone();
+        let ids = |v: &[usize]| v.iter().map(|&i| i as RegionId).collect::<Vec<_>>();
         let names: Vec<GslbName> = config
             .names
             .iter()
             .map(|n| {
-                let ids = |v: &[usize]| v.iter().map(|&i| i as RegionId).collect::<Vec<_>>();
-                let policy = match &n.policy {
-                    Policy::Latency { tie_window } => Compiled::Latency {
-                        table: AreaTable::new(config.latency.iter().cloned()),
-                        tie_window: *tie_window,
-                    },
-                    Policy::Nearest => Compiled::Nearest,
-                    Policy::Geo { map, default } => Compiled::Geo {
-                        table: AreaTable::new(
+                let ranker = match &n.policy {
+                    Policy::Latency { tie_window } => Ranker::Latency { table: latency(), tie_window: *tie_window },
+                    Policy::Nearest => Ranker::Nearest,
+                    Policy::Geo { map, default } => Ranker::Geo {
+                        table: Box::new(AreaTable::new(
                             map.iter()
                                 .map(|(a, rs)| (a.clone(), ids(rs)))
                                 .chain(std::iter::once((Area::Default, ids(default)))),
-                        ),
+                        )),
                     },
-                    Policy::Failover => Compiled::Failover,
-                    Policy::Weighted { weights } => Compiled::Weighted {
-                        weights: weights.clone(),
-                    },
-                    Policy::Multivalue => Compiled::Multivalue,
-                    Policy::Static => Compiled::Static,
-                    Policy::Writer => Compiled::Writer,
-                    Policy::Reader { order, max_lag } => Compiled::Reader {
+                    Policy::Failover => Ranker::Failover,
+                    Policy::Weighted { weights } => Ranker::Weighted { weights: weights.clone() },
+                    Policy::Multivalue => Ranker::Multivalue,
+                    Policy::Static => Ranker::Static,
+                    Policy::Writer => Ranker::Writer,
+                    Policy::Reader { order, max_lag } => Ranker::Reader {
                         order: Box::new(match order {
-                            ReaderOrder::Nearest => Compiled::Nearest,
-                            ReaderOrder::Latency { tie_window } => Compiled::Latency {
-                                table: AreaTable::new(config.latency.iter().cloned()),
-                                tie_window: *tie_window,
-                            },
+                            ReaderOrder::Nearest => Ranker::Nearest,
+                            ReaderOrder::Latency { tie_window } => {
+                                Ranker::Latency { table: latency(), tie_window: *tie_window }
+                            }
                         }),
                         max_lag: max_lag.as_secs_f64(),
                     },
                 };
                 let may_cname = n.regions.iter().any(|&r| config.regions[r].cname.is_some())
-                    || matches!(&n.when_all_down, AllDown::Fallback { cname: Some(_), .. })
+                    || matches!(&n.when_all_down, config::AllDown::Fallback { cname: Some(_), .. })
                     || matches!(&n.policy, Policy::Geo { map, default }
                         if map.iter().flat_map(|(_, rs)| rs).chain(default).any(|&r| config.regions[r].cname.is_some()));
                 GslbName {
                     fqdn: n.fqdn.clone(),
+                    key: n.key.clone(),
                     may_cname,
-                    policy,
+                    ranker,
                     regions: ids(&n.regions),
                     answers: n.answers,
                     ttl: n.ttl,
                     failover_ttl: n.failover_ttl,
-                    when_all_down: n.when_all_down.clone(),
+                    when_all_down: AllDown::from(&n.when_all_down),
                 }
             })
             .collect();
         let fqdns: Vec<Name> = names.iter().map(|n| n.fqdn.clone()).collect();
         let zone = Zone::new(&config.zone, &fqdns);
-        let region_hash = config.regions.iter().map(|r| crate::hash::hash_bytes(r.name.as_bytes())).collect();
-        let metric_slots = vec![0; config.regions.len()];
-        let rrl = config.rrl.enabled.then(|| Arc::new(crate::listen::rrl::Rrl::new(config.rrl.clone())));
-        Model { config, zone, names, geo, region_hash, metric_slots, rrl }
+        let regions = config
+            .regions
+            .iter()
+            .map(|r| Region {
+                name: r.name.clone(),
+                a: r.a.clone(),
+                aaaa: r.aaaa.clone(),
+                cname: r.cname.clone(),
+                location: r.location,
+                bias: r.bias,
+                hash: crate::hash::hash_bytes(r.name.as_bytes()),
+                drained: r.drained,
+                database: r.database.is_some(),
+                probed: !r.checks.is_empty() || r.database.is_some(),
+            })
+            .collect();
+        let s = &config.server;
+        let dns = DnsSettings {
+            ecs: s.ecs,
+            ecs_trusted: s.ecs_trusted.clone(),
+            edns_udp_size: s.edns_udp_size,
+            fast_path: s.fast_path,
+            chaos_version: s.chaos_version.clone(),
+            chaos_id: s.chaos_id.clone(),
+        };
+        Model { zone, names, regions, dns, geo, metric_slots }
+    }
+
+    /// A model whose queries are not counted by region (check-config, explain, tests).
+    pub fn uncounted(config: &Config, geo: Option<Arc<GeoDb>>) -> Model {
+        Model::new(config, geo, vec![0; config.regions.len()])
     }
 
     pub fn region_name(&self, id: RegionId) -> &str {
-        &self.config.regions[id as usize].name
+        &self.regions[id as usize].name
     }
 
     pub fn region_index(&self, name: &str) -> Option<RegionId> {
-        self.config.regions.iter().position(|r| r.name == name).map(|i| i as RegionId)
+        self.regions.iter().position(|r| r.name == name).map(|i| i as RegionId)
     }
 
     pub fn name_index(&self, fqdn: &Name) -> Option<usize> {
         self.names.iter().position(|n| n.fqdn == *fqdn)
+    }
+
+    /// Whether the health engine has anything to probe.
+    pub fn probed(&self) -> bool {
+        self.regions.iter().any(|r| r.probed)
     }
 }

@@ -8,7 +8,7 @@ use hickory_proto::rr::rdata::{A, AAAA, CNAME, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use super::client::Subject;
-use crate::config::AllDown;
+use crate::model::AllDown;
 use crate::model::zone::{Lookup, Node, key};
 use crate::model::{Model, RegionId};
 use crate::routing::{self, Client, Outcome};
@@ -172,7 +172,7 @@ fn referral(model: &Model, cut: &Node, q: &Question<'_>) -> Response {
 }
 
 fn chaos(model: &Model, q: &Question<'_>) -> Response {
-    let server = &model.config.server;
+    let server = &model.dns;
     let lower = q.name.to_lowercase().to_ascii();
     let text = match lower.as_str() {
         "version.bind." | "version.server." => server.chaos_version.as_deref(),
@@ -223,7 +223,7 @@ fn gslb(snap: &Snapshot, name: usize, owner: &Name, qtype: RecordType, subject: 
     };
     let cname = match fallback {
         Some((_, _, cname)) => cname.as_ref(),
-        None => regions.first().and_then(|&id| model.config.regions[id as usize].cname.as_ref()),
+        None => regions.first().and_then(|&id| model.regions[id as usize].cname.as_ref()),
     };
     r.region = regions.first().copied();
     let ttl = route.ttl;
@@ -241,7 +241,7 @@ fn gslb(snap: &Snapshot, name: usize, owner: &Name, qtype: RecordType, subject: 
         }
         None => {
             for &id in regions {
-                let region = &model.config.regions[id as usize];
+                let region = &model.regions[id as usize];
                 addresses(qtype, &region.a, &region.aaaa, &mut push);
             }
         }

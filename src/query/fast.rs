@@ -207,7 +207,7 @@ pub fn answer(snap: &Snapshot, packet: &[u8], src: IpAddr, scratch: &mut Scratch
     if q.qtype != 1 && q.qtype != 28 {
         return None;
     }
-    let server = &model.config.server;
+    let server = &model.dns;
     let subject = subject(src, packet, EcsPolicy { enabled: server.ecs, trusted: &server.ecs_trusted }).ok()?;
     let qtype = if q.qtype == 1 { RecordType::A } else { RecordType::AAAA };
 
@@ -237,7 +237,7 @@ pub fn answer(snap: &Snapshot, packet: &[u8], src: IpAddr, scratch: &mut Scratch
             scope = route.scope;
             region = route.regions.first().copied();
             for &r in &route.regions {
-                let reg = &model.config.regions[r as usize];
+                let reg = &model.regions[r as usize];
                 if qtype == RecordType::A {
                     reg.a.iter().for_each(|ip| push(IpAddr::V4(*ip), route.ttl));
                 } else {

@@ -60,7 +60,7 @@ impl RequestHandler for Handler {
         mut response_handle: R,
     ) -> ResponseInfo {
         let snap = self.state.load();
-        let server = &snap.model.config.server;
+        let server = &snap.model.dns;
         let mut metadata = Metadata::response_from_request(&request.metadata);
         let queries = &request.queries;
         let query_edns = request.edns.as_ref();

@@ -5,8 +5,8 @@
 use std::fmt::{self, Write as _};
 
 use super::{Client, Outcome, Route, finish, nearest, ranking_for, usable, weighted};
-use crate::config::AllDown;
-use crate::model::{Compiled, Model};
+use crate::model::AllDown;
+use crate::model::{Model, Ranker};
 use crate::state::HealthView;
 
 /// A human-readable account of one routing decision.
@@ -60,13 +60,13 @@ pub fn explain(model: &Model, health: &HealthView, name_index: usize, client: &C
     let sticky = client.sticky_hash();
     let mut candidates = Vec::new();
     for (place, &r) in ranking.order.iter().enumerate() {
-        let region = &model.config.regions[r as usize];
-        let policy = match &n.policy {
-            Compiled::Reader { order, .. } => &**order,
+        let region = &model.regions[r as usize];
+        let policy = match &n.ranker {
+            Ranker::Reader { order, .. } => &**order,
             other => other,
         };
         let mut measure = match policy {
-            Compiled::Latency { table, .. } => {
+            Ranker::Latency { table, .. } => {
                 let m = table.lookup(client.addr, || client.geo().map(|g| &g.info));
                 match (m.row, m.index) {
                     (Some(row), Some(i)) => match row[r as usize] {
@@ -76,7 +76,7 @@ pub fn explain(model: &Model, health: &HealthView, name_index: usize, client: &C
                     _ => "no latency row covers this client".to_owned(),
                 }
             }
-            Compiled::Nearest => match client.geo().and_then(|g| g.info.location) {
+            Ranker::Nearest => match client.geo().and_then(|g| g.info.location) {
                 Some(loc) => match nearest::biased_km(model, r, loc) {
                     Some(km) if region.bias != 0 => {
                         format!("{km:.0} km with bias {}%", region.bias)
@@ -86,11 +86,11 @@ pub fn explain(model: &Model, health: &HealthView, name_index: usize, client: &C
                 },
                 None => "client location unknown: configured order".to_owned(),
             },
-            Compiled::Geo { .. } => "listed by the map entry".to_owned(),
-            Compiled::Weighted { weights } => {
+            Ranker::Geo { .. } => "listed by the map entry".to_owned(),
+            Ranker::Weighted { weights } => {
                 format!("weight {}, score {:.3}", weights[r as usize], weighted::score(model, weights, r, sticky))
             }
-            Compiled::Writer => match (health.writer, health.primaries.len()) {
+            Ranker::Writer => match (health.writer, health.primaries.len()) {
                 (Some(w), 1) if w == r => "database primary".to_owned(),
                 (Some(w), n) if w == r && n > 1 => {
                     format!("split brain: {n} primaries, this one wins")
@@ -98,11 +98,11 @@ pub fn explain(model: &Model, health: &HealthView, name_index: usize, client: &C
                 (Some(w), _) if w == r => "last writer, kept on grace (no primary seen)".to_owned(),
                 _ => "last known writer".to_owned(),
             },
-            Compiled::Failover | Compiled::Multivalue | Compiled::Static | Compiled::Reader { .. } => {
+            Ranker::Failover | Ranker::Multivalue | Ranker::Static | Ranker::Reader { .. } => {
                 "configured order".to_owned()
             }
         };
-        if let Compiled::Reader { max_lag, .. } = &n.policy {
+        if let Ranker::Reader { max_lag, .. } = &n.ranker {
             let lag = match health.db_lag[r as usize] {
                 Some(l) if l <= *max_lag => format!(", lag {l:.1} s"),
                 Some(l) => format!(", lag {l:.1} s > max {max_lag} s"),
@@ -110,7 +110,7 @@ pub fn explain(model: &Model, health: &HealthView, name_index: usize, client: &C
             };
             measure.push_str(&lag);
         }
-        let state = if matches!(n.policy, Compiled::Static) {
+        let state = if matches!(n.ranker, Ranker::Static) {
             "static: health not consulted"
         } else if health.drained[r as usize] {
             "drained: skipped"
@@ -134,7 +134,7 @@ pub fn explain(model: &Model, health: &HealthView, name_index: usize, client: &C
         }
         _ => {
             for &r in &route.regions {
-                let region = &model.config.regions[r as usize];
+                let region = &model.regions[r as usize];
                 answer.extend(region.a.iter().map(|ip| format!("A {ip} ({})", region.name)));
                 answer.extend(region.aaaa.iter().map(|ip| format!("AAAA {ip} ({})", region.name)));
                 answer.extend(region.cname.iter().map(|c| format!("CNAME {c} ({})", region.name)));
@@ -144,7 +144,7 @@ pub fn explain(model: &Model, health: &HealthView, name_index: usize, client: &C
 
     Explanation {
         name: n.fqdn.to_string(),
-        policy: model.config.names[name_index].policy.kind(),
+        policy: n.ranker.kind(),
         client: format!("{}/{}", client.addr, client.prefix),
         geo,
         candidates,

@@ -36,7 +36,7 @@ pub(super) fn rank(
     let key = |r: u16| {
         let t = rtt(r);
         if tie_window > 0 && t >= best && t <= tier_top && t != u32::MAX {
-            (best, hash64(sticky, model.region_hash[r as usize]))
+            (best, hash64(sticky, model.regions[r as usize].hash))
         } else {
             (t, 0)
         }

@@ -17,10 +17,10 @@ use std::net::IpAddr;
 
 use smallvec::SmallVec;
 
-use crate::config::AllDown;
 use crate::geo::{GeoDb, GeoLookup};
 use crate::hash::hash64;
-use crate::model::{Compiled, GslbName, Model, RegionId};
+use crate::model::AllDown;
+use crate::model::{GslbName, Model, Ranker, RegionId};
 use crate::state::HealthView;
 
 pub use explain::{Explanation, explain, parse_client};
@@ -110,24 +110,24 @@ pub struct Route {
 /// Ranks a name's candidates for a client. Only `latency` looks at health, to know
 /// which regions share the best usable round-trip time.
 pub fn rank(model: &Model, name: &GslbName, client: &Client<'_>, health: &HealthView) -> Ranking {
-    rank_by(model, name, &name.policy, client, &|r| usable(name, health, r))
+    rank_by(model, name, &name.ranker, client, &|r| usable(name, health, r))
 }
 
 fn rank_by(
     model: &Model,
     name: &GslbName,
-    policy: &Compiled,
+    policy: &Ranker,
     client: &Client<'_>,
     usable: &dyn Fn(RegionId) -> bool,
 ) -> Ranking {
     match policy {
-        Compiled::Latency { table, tie_window } => latency::rank(model, name, table, *tie_window, client, usable),
-        Compiled::Nearest => nearest::rank(model, name, client),
-        Compiled::Geo { table } => geomap::rank(table, client),
-        Compiled::Weighted { weights } => weighted::rank(model, name, weights, client),
-        Compiled::Reader { order, .. } => rank_by(model, name, order, client, usable),
-        Compiled::Writer => Ranking { order: Regions::new(), scope: 0 },
-        Compiled::Failover | Compiled::Multivalue | Compiled::Static => {
+        Ranker::Latency { table, tie_window } => latency::rank(model, name, table, *tie_window, client, usable),
+        Ranker::Nearest => nearest::rank(model, name, client),
+        Ranker::Geo { table } => geomap::rank(table, client),
+        Ranker::Weighted { weights } => weighted::rank(model, name, weights, client),
+        Ranker::Reader { order, .. } => rank_by(model, name, order, client, usable),
+        Ranker::Writer => Ranking { order: Regions::new(), scope: 0 },
+        Ranker::Failover | Ranker::Multivalue | Ranker::Static => {
             Ranking { order: name.regions.iter().copied().collect(), scope: 0 }
         }
     }
@@ -137,9 +137,9 @@ fn rank_by(
 /// readable within `max_lag`; for `writer`, the writer (its gateways do not matter:
 /// writes can go nowhere else).
 pub fn usable(name: &GslbName, health: &HealthView, region: RegionId) -> bool {
-    match &name.policy {
-        Compiled::Writer => health.writer == Some(region) && !health.drained[region as usize],
-        Compiled::Reader { max_lag, .. } => health.usable(region) && health.readable(region, *max_lag),
+    match &name.ranker {
+        Ranker::Writer => health.writer == Some(region) && !health.drained[region as usize],
+        Ranker::Reader { max_lag, .. } => health.usable(region) && health.readable(region, *max_lag),
         _ => health.usable(region),
     }
 }
@@ -147,7 +147,7 @@ pub fn usable(name: &GslbName, health: &HealthView, region: RegionId) -> bool {
 /// The writer name's ranking: the writer, or the last known one (which `fail_open`
 /// then answers), or the first candidate with a database member.
 fn writer_ranking(model: &Model, name: &GslbName, health: &HealthView) -> Ranking {
-    let has_db = |r: &RegionId| model.config.regions[*r as usize].database.is_some();
+    let has_db = |r: &RegionId| model.regions[*r as usize].database;
     let w = health
         .writer
         .or(health.last_writer)
@@ -158,8 +158,8 @@ fn writer_ranking(model: &Model, name: &GslbName, health: &HealthView) -> Rankin
 
 /// The ranking `route` filters: the policy's, or the writer's.
 pub fn ranking_for(model: &Model, n: &GslbName, client: &Client<'_>, health: &HealthView) -> Ranking {
-    match n.policy {
-        Compiled::Writer => writer_ranking(model, n, health),
+    match n.ranker {
+        Ranker::Writer => writer_ranking(model, n, health),
         _ => rank(model, n, client, health),
     }
 }
@@ -174,7 +174,7 @@ pub fn route(model: &Model, health: &HealthView, name: usize, client: &Client<'_
 pub fn finish(n: &GslbName, ranking: &Ranking, health: &HealthView, client_prefix: u8) -> Route {
     let scope = ranking.scope.min(client_prefix);
     let ideal = || ranking.order.iter().copied().take(n.answers).collect::<Regions>();
-    if matches!(n.policy, Compiled::Static) {
+    if matches!(n.ranker, Ranker::Static) {
         return Route { regions: ideal(), ttl: n.ttl, scope, outcome: Outcome::Preferred };
     }
     let chosen: Regions = ranking.order.iter().copied().filter(|&r| usable(n, health, r)).take(n.answers).collect();
@@ -183,8 +183,8 @@ pub fn finish(n: &GslbName, ranking: &Ranking, health: &HealthView, client_prefi
         let outcome = if preferred { Outcome::Preferred } else { Outcome::Fallback };
         // Within hold-down of a change among this name's regions (or of the writer),
         // caches are told to come back soon.
-        let settled = match n.policy {
-            Compiled::Writer => !health.writer_unsettled,
+        let settled = match n.ranker {
+            Ranker::Writer => !health.writer_unsettled,
             _ => !n.regions.iter().any(|&r| health.recent[r as usize]),
         };
         let ttl = if preferred && settled { n.ttl } else { n.failover_ttl };

@@ -10,7 +10,7 @@ use crate::model::{GslbName, Model, RegionId};
 
 /// The biased distance from the client to a region, if both have a location.
 pub(super) fn biased_km(model: &Model, region: RegionId, client: (f64, f64)) -> Option<f64> {
-    let r = &model.config.regions[region as usize];
+    let r = &model.regions[region as usize];
     let loc = r.location?;
     Some(distance_km(client, loc) * (1.0 - f64::from(r.bias) / 100.0))
 }

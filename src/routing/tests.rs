@@ -65,7 +65,7 @@ when_all_down = { fallback = ["192.0.2.99"] }
 
 fn model() -> Model {
     let cfg = config::parse(BASE, Path::new(".")).unwrap_or_else(|e| panic!("{e:?}"));
-    Model::new(cfg, None)
+    Model::uncounted(&cfg, None)
 }
 
 /// What one decision should be: regions answered, TTL, scope, outcome.

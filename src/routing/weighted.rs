@@ -14,7 +14,7 @@ pub(super) fn score(model: &Model, weights: &[u32], region: RegionId, sticky: u6
     if w == 0 {
         return -1.0;
     }
-    let h = hash64(sticky, model.region_hash[region as usize]);
+    let h = hash64(sticky, model.regions[region as usize].hash);
     // 53 random bits, shifted off zero so that ln() is finite.
     let u = ((h >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
     f64::from(w) / -u.ln()

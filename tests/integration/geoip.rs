@@ -58,7 +58,7 @@ fn flat_country_code_schema_gets_continent_and_centroid_from_the_table() {
 async fn nearest_works_on_the_flat_schema() {
     let s = TestServer::start(POLICIES).await;
     std::fs::write(s.dir.path().join("test-city.mmdb"), geoip::country_code_db()).unwrap();
-    let model = switchyard::app::load_model(&s.dir.path().join("switchyard.toml")).unwrap();
+    let model = switchyard::app::load(&s.dir.path().join("switchyard.toml"), &Default::default()).unwrap().model(None);
     s.state.replace_model(model);
     for (subnet, want) in
         [("192.0.2.128/25", "192.0.2.2"), ("203.0.113.0/24", "192.0.2.3"), ("198.51.100.0/24", "192.0.2.1")]

@@ -42,8 +42,9 @@ impl TestServer {
             format!("[admin]\nlisten = \"127.0.0.1:0\"\n{config}")
         };
         let path = write_config(dir.path(), &config);
-        let model = app::load_model(&path).unwrap_or_else(|e| panic!("test config does not load: {e:#}"));
-        let app = App::start(model, Some(path), Default::default()).await.expect("server starts");
+        let loaded =
+            app::load(&path, &Default::default()).unwrap_or_else(|e| panic!("test config does not load: {e:#}"));
+        let app = App::start(loaded, Some(path), Default::default()).await.expect("server starts");
         TestServer {
             addr: app.dns_addr(),
             admin: app.admin_addr().expect("admin on"),
