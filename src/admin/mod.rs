@@ -168,7 +168,7 @@ pub fn status_json(c: &Control) -> Value {
         "primaries": h.primaries.iter().map(|&p| model.region_name(p)).collect::<Vec<_>>(),
         "split_brain": h.primaries.len() > 1,
         "regions": regions,
-        "names": model.names.iter().map(|n| json!({"name": n.fqdn.to_ascii(), "policy": n.ranker.kind()})).collect::<Vec<_>>(),
+        "names": model.names.iter().map(|n| json!({"name": n.fqdn.to_ascii(), "policy": n.policy})).collect::<Vec<_>>(),
         "recent_changes": c.metrics.recent.events().into_iter().map(|(t, what)| json!({"at": unix(t), "what": what})).collect::<Vec<_>>(),
     })
 }

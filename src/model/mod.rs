@@ -78,6 +78,8 @@ pub struct GslbName {
     /// Some answer of this name may be a CNAME (a CNAME region or fallback).
     pub may_cname: bool,
     pub ranker: Ranker,
+    /// The policy's name, as the config spells it.
+    pub policy: &'static str,
     pub regions: Vec<RegionId>,
     pub answers: usize,
     pub ttl: u32,
@@ -109,23 +111,6 @@ pub enum Ranker {
         order: Box<Ranker>,
         max_lag: f64,
     },
-}
-
-impl Ranker {
-    /// The policy's name, as the config spells it.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Ranker::Latency { .. } => "latency",
-            Ranker::Nearest => "nearest",
-            Ranker::Geo { .. } => "geo",
-            Ranker::Failover => "failover",
-            Ranker::Weighted { .. } => "weighted",
-            Ranker::Multivalue => "multivalue",
-            Ranker::Static => "static",
-            Ranker::Writer => "writer",
-            Ranker::Reader { .. } => "reader",
-        }
-    }
 }
 
 /// What to answer when no candidate region is usable.
@@ -200,6 +185,7 @@ impl Model {
                     key: n.key.clone(),
                     may_cname,
                     ranker,
+                    policy: n.policy.kind(),
                     regions: ids(&n.regions),
                     answers: n.answers,
                     ttl: n.ttl,

@@ -144,7 +144,7 @@ pub fn explain(model: &Model, health: &HealthView, name_index: usize, client: &C
 
     Explanation {
         name: n.fqdn.to_string(),
-        policy: n.ranker.kind(),
+        policy: n.policy,
         client: format!("{}/{}", client.addr, client.prefix),
         geo,
         candidates,
