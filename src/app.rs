@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use arc_swap::ArcSwap;
 
 use crate::admin::AdminServer;
-use crate::config::{self, ColdStart, Config, RrlConfig};
+use crate::config::{self, ColdStart, Config, RrlConfig, Secret};
 use crate::geo::GeoDb;
 use crate::health::HealthEngine;
 use crate::listen::rrl;
@@ -83,7 +83,7 @@ pub struct Control {
     pub config_path: Option<PathBuf>,
     pub reload_status: Mutex<ReloadStatus>,
     /// The bearer token that guards mutations; none: mutations are refused.
-    pub admin_token: Option<String>,
+    pub admin_token: Option<Secret>,
     /// Command-line overrides of `[server] listen` and `[admin] listen`, applied to
     /// every reloaded config too.
     pub overrides: Overrides,
@@ -117,7 +117,7 @@ impl App {
             idle: server.tcp_idle_timeout,
             io: server.tcp_io_timeout,
         };
-        let admin_token = match &config.admin.token_file {
+        let admin_token: Option<String> = match &config.admin.token_file {
             Some(path) => Some(
                 std::fs::read_to_string(path)
                     .with_context(|| format!("reading the admin token file {}", path.display()))?
@@ -126,6 +126,7 @@ impl App {
             ),
             None => std::env::var("SWITCHYARD_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()),
         };
+        let admin_token = admin_token.map(Secret::new);
         let model = loaded.model(Some(&metrics));
         let start_engine = model.probed();
         let state = Arc::new(State::new(model, !start_engine || config.health.cold_start == ColdStart::AssumeUp));

@@ -181,20 +181,19 @@ async fn page(AxState(c): Ctl) -> Html<String> {
     Html(page::render(&status_json(&c)))
 }
 
-#[derive(serde::Deserialize)]
-struct ExplainQuery {
-    name: String,
-    client: String,
-}
-
-async fn explain(AxState(c): Ctl, Query(q): Query<ExplainQuery>) -> Response {
+/// `/explain?name=NAME&client=IP[/PREFIX]`.
+async fn explain(AxState(c): Ctl, Query(q): Query<std::collections::HashMap<String, String>>) -> Response {
+    let (Some(name), Some(client)) = (q.get("name"), q.get("client")) else {
+        return (StatusCode::BAD_REQUEST, "give `name` and `client`, e.g. /explain?name=app&client=81.2.69.0/24\n")
+            .into_response();
+    };
     let snap = c.state.snapshot();
     let model = &snap.model;
-    let (addr, prefix) = match routing::parse_client(&q.client) {
+    let (addr, prefix) = match routing::parse_client(client) {
         Ok(v) => v,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     };
-    let fqdn = if q.name.ends_with('.') { q.name.clone() } else { format!("{}.{}", q.name, model.zone.origin) };
+    let fqdn = if name.ends_with('.') { name.clone() } else { format!("{name}.{}", model.zone.origin) };
     let index = hickory_proto::rr::Name::from_ascii(&fqdn).ok().and_then(|n| model.name_index(&n.to_lowercase()));
     let Some(index) = index else {
         return (StatusCode::NOT_FOUND, format!("`{fqdn}` is not a GSLB name in this config\n")).into_response();
@@ -213,7 +212,7 @@ fn refused(c: &Control, headers: &HeaderMap) -> Option<Response> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    if bool::from(given.as_bytes().ct_eq(token.as_bytes())) && !given.is_empty() {
+    if bool::from(given.as_bytes().ct_eq(token.expose().as_bytes())) && !given.is_empty() {
         None
     } else {
         warn!("admin request refused: missing or wrong bearer token");

@@ -145,9 +145,9 @@ pub enum CheckKind {
     Tcp {
         target: String,
     },
-    /// A libpq connection string. Secret: never logged, never shown.
+    /// A libpq connection string: never logged, never shown.
     Postgres {
-        dsn: String,
+        dsn: Secret,
     },
     /// 200 from `url` means primary; 200 from `replica_url` a healthy replica.
     HttpRole {
@@ -163,7 +163,8 @@ pub struct HttpCheck {
     /// Healthy status codes; empty: any 2xx.
     pub expect_status: Vec<u16>,
     pub body_contains: Option<String>,
-    pub headers: Vec<(String, String)>,
+    /// Header values may carry credentials: they are secrets.
+    pub headers: Vec<(String, Secret)>,
     pub sni: Option<String>,
     pub ca_file: Option<PathBuf>,
     pub insecure: bool,
@@ -291,6 +292,28 @@ impl fmt::Display for Area {
 
 /// The continent codes GeoIP databases use.
 pub const CONTINENTS: &[&str] = &["AF", "AN", "AS", "EU", "NA", "OC", "SA"];
+
+/// A string that must never be shown (a DSN, a token, a header value): `Debug` prints a
+/// placeholder, so a config or a check can be logged whole.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+
+    /// The secret itself, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
 
 /// A DSN with its password replaced, fit for logs and status pages.
 pub fn redact_dsn(dsn: &str) -> String {
@@ -491,6 +514,13 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<Diagnostic>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_do_not_debug_print() {
+        let kind = CheckKind::Postgres { dsn: Secret::new("host=db password=hunter2") };
+        let shown = format!("{kind:?} {:?}", Secret::new("tok-123"));
+        assert!(!shown.contains("hunter2") && !shown.contains("tok-123"), "{shown}");
+    }
 
     #[test]
     fn dsns_lose_their_passwords() {

@@ -816,7 +816,7 @@ impl Validator {
             method,
             expect_status,
             body_contains: c.body_contains.clone(),
-            headers: c.headers.iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            headers: c.headers.iter().flatten().map(|(k, v)| (k.clone(), super::Secret::new(v.clone()))).collect(),
             sni: c.sni.as_ref().map(|s| s.get_ref().clone()),
             ca_file,
             insecure: c.insecure.unwrap_or(false),
@@ -874,7 +874,7 @@ impl Validator {
                         Some("e.g. \"host=db.example.org port=5432 user=switchyard dbname=postgres\"".into());
                 }
                 let shown = format!("postgres:{}", super::redact_dsn(dsn.get_ref()));
-                (CheckKind::Postgres { dsn: dsn.get_ref().clone() }, shown)
+                (CheckKind::Postgres { dsn: super::Secret::new(dsn.get_ref().clone()) }, shown)
             }
             _ => {
                 let url = need(self, &c.url, "url")?;

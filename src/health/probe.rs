@@ -96,7 +96,7 @@ impl Prober {
         match &self.config.kind {
             CheckKind::Http(h) => http(self.http.as_ref().expect("built"), h).await.map(|_| None),
             CheckKind::Tcp { target } => tcp(target).await.map(|_| None),
-            CheckKind::Postgres { dsn } => postgres(dsn).await.map(Some),
+            CheckKind::Postgres { dsn } => postgres(dsn.expose()).await.map(Some),
             CheckKind::HttpRole { primary, replica } => {
                 let is_primary = http(self.http.as_ref().expect("built"), primary).await;
                 match (is_primary, replica, &self.replica_http) {
@@ -190,7 +190,7 @@ async fn http(client: &reqwest::Client, h: &HttpCheck) -> Result<(), Failure> {
     let method = reqwest::Method::from_bytes(h.method.as_bytes()).unwrap_or(reqwest::Method::GET);
     let mut req = client.request(method, request_url(h));
     for (k, v) in &h.headers {
-        req = req.header(k, v);
+        req = req.header(k, v.expose());
     }
     let mut resp = req.send().await.map_err(|e| classify(&e))?;
     let status = resp.status().as_u16();

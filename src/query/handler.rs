@@ -199,9 +199,11 @@ fn fits(
 }
 
 /// Keeps the encoded response of one request (hickory's UDP limits applied over UDP).
+/// hickory-server takes the response handler by value, so the bytes come back through
+/// a shared cell, set once and never waited on.
 #[derive(Clone)]
 pub struct Capture {
-    bytes: Arc<std::sync::Mutex<Option<Vec<u8>>>>,
+    bytes: Arc<std::sync::OnceLock<Vec<u8>>>,
     protocol: Protocol,
 }
 
@@ -210,8 +212,8 @@ impl Capture {
         Capture { bytes: Arc::default(), protocol }
     }
 
-    pub fn take(&self) -> Option<Vec<u8>> {
-        self.bytes.lock().expect("not poisoned").take()
+    pub fn take(self) -> Option<Vec<u8>> {
+        Arc::into_inner(self.bytes).and_then(std::sync::OnceLock::into_inner)
     }
 }
 
@@ -237,7 +239,7 @@ impl ResponseHandler for Capture {
         let mut encoder = BinEncoder::new(&mut buf);
         encoder.set_max_size(max);
         let info = response.destructive_emit(&mut encoder).map_err(|e| NetError::from(e.to_string()))?;
-        *self.bytes.lock().expect("not poisoned") = Some(buf);
+        let _ = self.bytes.set(buf);
         Ok(info)
     }
 }

@@ -7,6 +7,8 @@ mod support;
 mod abuse;
 /// The admin HTTP API: endpoints, token, drains, promtool.
 mod admin;
+// Which module may import which; where serde's derives may appear.
+mod architecture;
 /// The CLI: `explain`, `geoip lookup`, `check-config`, `serve` with the example config.
 mod cli;
 /// `check-config` on broken files: the exact error each one gets.
