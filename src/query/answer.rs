@@ -3,6 +3,8 @@
 //! This is the one place where DNS outcomes (answer, referral, NODATA, NXDOMAIN,
 //! REFUSED, SERVFAIL) are decided; `handler` only encodes what it returns.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
@@ -191,80 +193,108 @@ fn chaos(model: &Model, q: &Question<'_>) -> Response {
     }
 }
 
-/// Answers a GSLB name (possibly reached through a CNAME at `owner`).
-fn gslb(snap: &Snapshot, name: usize, owner: &Name, qtype: RecordType, subject: &Subject, r: &mut Response) {
-    let model = &*snap.model;
-    let n = &model.names[name];
-    let addresses_asked = matches!(qtype, RecordType::A | RecordType::AAAA | RecordType::ANY);
-    if !addresses_asked && !n.may_cname {
-        // Other types never depend on the client: NODATA, scope /0.
-        return;
-    }
-    if !snap.health.ready {
-        // Cold start: no verdicts yet. SERVFAIL sends resolvers to another instance
-        // rather than caching a guess.
-        r.rcode = ResponseCode::ServFail;
-        r.authoritative = false;
-        return;
-    }
-    let client = Client::new(subject.addr, subject.prefix, model.geo.as_deref());
-    let route = routing::route(model, &snap.health, name, &client);
-    r.scope = r.scope.max(route.scope);
-    if route.outcome == Outcome::AllDownServFail {
-        r.rcode = ResponseCode::ServFail;
-        r.authoritative = false;
-        return;
-    }
-    // A CNAME answer is decided once, from the fallback or the best region, and then
-    // given for every type: a name is a CNAME or it is not (RFC 1034 3.6.2).
-    let (regions, fallback) = match (&route.outcome, &n.when_all_down) {
-        (Outcome::AllDownFallback, AllDown::Fallback { a, aaaa, cname }) => (&[][..], Some((a, aaaa, cname))),
-        _ => (&route.regions[..], None),
-    };
-    let cname = match fallback {
-        Some((_, _, cname)) => cname.as_ref(),
-        None => regions.first().and_then(|&id| model.regions[id as usize].cname.as_ref()),
-    };
-    r.region = regions.first().copied();
-    let ttl = route.ttl;
-    let mut push = |data: RData| r.answers.push(Record::from_rdata(owner.clone(), ttl, data));
-    if let Some(target) = cname {
-        push(RData::CNAME(CNAME(target.clone())));
-        return;
-    }
-    if !addresses_asked {
-        return;
-    }
-    match fallback {
-        Some((a, aaaa, _)) => {
-            addresses(qtype, a, aaaa, &mut push);
-        }
-        None => {
-            for &id in regions {
-                let region = &model.regions[id as usize];
-                addresses(qtype, &region.a, &region.aaaa, &mut push);
+/// What a GSLB name answers one client: decided here once, for the general path and
+/// the fast path alike (the fast path only parses and encodes).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision<'m> {
+    pub answer: Answer<'m>,
+    pub ttl: u32,
+    /// ECS scope: the bits of the client address the answer depends on.
+    pub scope: u8,
+    /// The first region answered, for metrics.
+    pub region: Option<RegionId>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer<'m> {
+    /// Not ready (cold start), or all down with `when_all_down = "servfail"`.
+    ServFail,
+    /// A CNAME, given for every type (a name is a CNAME or it is not, RFC 1034 3.6.2).
+    Cname(&'m Name),
+    /// The addresses of these regions, best first.
+    Regions(routing::Regions),
+    /// The fixed all-down answer.
+    Fallback { a: &'m [Ipv4Addr], aaaa: &'m [Ipv6Addr] },
+}
+
+impl Decision<'_> {
+    /// Calls `each` with every address the answer holds for `qtype` (A, AAAA, or ANY,
+    /// which gets one RRset: the IPv4 one when there is one, RFC 8482).
+    pub fn addresses(&self, model: &Model, qtype: RecordType, mut each: impl FnMut(IpAddr)) {
+        let mut one = |a: &[Ipv4Addr], aaaa: &[Ipv6Addr]| {
+            let v4 = qtype == RecordType::A || (qtype == RecordType::ANY && !a.is_empty());
+            let v6 = qtype == RecordType::AAAA || (qtype == RecordType::ANY && a.is_empty());
+            if v4 {
+                a.iter().for_each(|ip| each(IpAddr::V4(*ip)));
+            } else if v6 {
+                aaaa.iter().for_each(|ip| each(IpAddr::V6(*ip)));
             }
+        };
+        match &self.answer {
+            Answer::Regions(regions) => {
+                for &id in regions {
+                    let region = &model.regions[id as usize];
+                    one(&region.a, &region.aaaa);
+                }
+            }
+            Answer::Fallback { a, aaaa } => one(a, aaaa),
+            Answer::ServFail | Answer::Cname(_) => {}
         }
     }
 }
 
-/// Pushes the addresses a query type asks for; returns how many.
-fn addresses(
-    qtype: RecordType,
-    a: &[std::net::Ipv4Addr],
-    aaaa: &[std::net::Ipv6Addr],
-    push: &mut impl FnMut(RData),
-) -> usize {
-    // ANY gets one RRset (RFC 8482): the IPv4 one when there is one.
-    let v4 = qtype == RecordType::A || (qtype == RecordType::ANY && !a.is_empty());
-    let v6 = qtype == RecordType::AAAA || (qtype == RecordType::ANY && a.is_empty());
-    if v4 {
-        a.iter().for_each(|ip| push(RData::A(A(*ip))));
-        a.len()
-    } else if v6 {
-        aaaa.iter().for_each(|ip| push(RData::AAAA(AAAA(*ip))));
-        aaaa.len()
-    } else {
-        0
+/// Decides what GSLB name `name` answers the client `subject`, from one snapshot.
+pub fn decide<'m>(snap: &'m Snapshot, name: usize, subject: &Subject) -> Decision<'m> {
+    let model = &*snap.model;
+    let n = &model.names[name];
+    if !snap.health.ready {
+        // Cold start: no verdicts yet. SERVFAIL sends resolvers to another instance
+        // rather than caching a guess.
+        return Decision { answer: Answer::ServFail, ttl: 0, scope: 0, region: None };
+    }
+    let client = Client::new(subject.addr, subject.prefix, model.geo.as_deref());
+    let route = routing::route(model, &snap.health, name, &client);
+    let (ttl, scope, best) = (route.ttl, route.scope, route.regions.first().copied());
+    let (answer, region) = match (&route.outcome, &n.when_all_down) {
+        (Outcome::AllDownServFail, _) => (Answer::ServFail, None),
+        (Outcome::AllDownFallback, AllDown::Fallback { cname: Some(target), .. }) => (Answer::Cname(target), None),
+        (Outcome::AllDownFallback, AllDown::Fallback { a, aaaa, cname: None }) => (Answer::Fallback { a, aaaa }, None),
+        // A CNAME answer is decided once, from the best region.
+        _ => match best.and_then(|id| model.regions[id as usize].cname.as_ref()) {
+            Some(target) => (Answer::Cname(target), best),
+            None => (Answer::Regions(route.regions), best),
+        },
+    };
+    Decision { answer, ttl, scope, region }
+}
+
+/// Answers a GSLB name (possibly reached through a CNAME at `owner`).
+fn gslb(snap: &Snapshot, name: usize, owner: &Name, qtype: RecordType, subject: &Subject, r: &mut Response) {
+    let model = &*snap.model;
+    let addresses_asked = matches!(qtype, RecordType::A | RecordType::AAAA | RecordType::ANY);
+    if !addresses_asked && !model.names[name].may_cname {
+        // Other types never depend on the client: NODATA, scope /0.
+        return;
+    }
+    let d = decide(snap, name, subject);
+    r.scope = r.scope.max(d.scope);
+    r.region = d.region;
+    let ttl = d.ttl;
+    match &d.answer {
+        Answer::ServFail => {
+            r.rcode = ResponseCode::ServFail;
+            r.authoritative = false;
+        }
+        Answer::Cname(target) => {
+            r.answers.push(Record::from_rdata(owner.clone(), ttl, RData::CNAME(CNAME((*target).clone()))))
+        }
+        Answer::Regions(_) | Answer::Fallback { .. } if addresses_asked => d.addresses(model, qtype, |ip| {
+            let data = match ip {
+                IpAddr::V4(v4) => RData::A(A(v4)),
+                IpAddr::V6(v6) => RData::AAAA(AAAA(v6)),
+            };
+            r.answers.push(Record::from_rdata(owner.clone(), ttl, data));
+        }),
+        Answer::Regions(_) | Answer::Fallback { .. } => {}
     }
 }

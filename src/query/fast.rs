@@ -1,23 +1,25 @@
 //! The UDP fast path: the common queries answered straight from the raw packet.
 //!
 //! It reads the header, the question and the OPT record in place, decides with the
-//! same `routing` and zone lookup as the general path, and writes the answer into a
-//! reused buffer: no per-query allocation, no task, no message structs. It declines
+//! same zone lookup and the same GSLB decision (`answer::decide`) as the general path,
+//! and writes the answer into a reused buffer: no per-query allocation, no task, no
+//! message structs. It only parses and encodes. It declines
 //! (returns `None`) anything outside its shapes, and the general path (hickory) answers
 //! those: TCP, odd headers, other types, CNAMEs, referrals, NODATA, errors, anything
 //! that would not fit. It writes exactly the bytes hickory's encoder would, name
 //! compression included, which the tests check query by query.
 //!
-//! Shapes: an A or AAAA query for a GSLB name (addresses only) or a static A/AAAA
-//! RRset, and NXDOMAIN with the SOA; with or without EDNS(0), with or without ECS.
+//! Shapes: an A or AAAA query for a GSLB name whose decision is addresses (its regions'
+//! or the all-down fallback's) or a static A/AAAA RRset, and NXDOMAIN with the SOA;
+//! with or without EDNS(0), with or without ECS.
 
 use std::net::IpAddr;
 
 use hickory_proto::rr::{RData, Record, RecordType};
 
+use super::answer::{Answer, decide};
 use super::client::{EcsPolicy, subject};
 use crate::model::zone::{Lookup, Node};
-use crate::routing::{self, Client, Outcome};
 use crate::state::Snapshot;
 
 /// What the fast path answered, for the query counters.
@@ -225,25 +227,13 @@ pub fn answer(snap: &Snapshot, packet: &[u8], src: IpAddr, scratch: &mut Scratch
     let nxdomain = match model.zone.lookup(&key[..klen]) {
         Lookup::NxDomain => true,
         Lookup::Found(Node { gslb: Some(i), .. }) => {
-            let name = &model.names[*i];
-            if name.may_cname || !snap.health.ready {
+            let d = decide(snap, *i, &subject);
+            if matches!(d.answer, Answer::ServFail | Answer::Cname(_)) {
                 return None;
             }
-            let client = Client::new(subject.addr, subject.prefix, model.geo.as_deref());
-            let route = routing::route(model, &snap.health, *i, &client);
-            if matches!(route.outcome, Outcome::AllDownServFail | Outcome::AllDownFallback) {
-                return None;
-            }
-            scope = route.scope;
-            region = route.regions.first().copied();
-            for &r in &route.regions {
-                let reg = &model.regions[r as usize];
-                if qtype == RecordType::A {
-                    reg.a.iter().for_each(|ip| push(IpAddr::V4(*ip), route.ttl));
-                } else {
-                    reg.aaaa.iter().for_each(|ip| push(IpAddr::V6(*ip), route.ttl));
-                }
-            }
+            scope = d.scope;
+            region = d.region;
+            d.addresses(model, qtype, |ip| push(ip, d.ttl));
             false
         }
         Lookup::Found(node) => {
