@@ -23,6 +23,8 @@ use std::time::Instant;
 
 use ipnet::IpNet;
 
+use crate::query::wire;
+
 /// Buckets in the table (a power of two).
 const TABLE: usize = 1 << 16;
 
@@ -75,39 +77,23 @@ fn classify(response: &[u8], hasher: &mut impl Hasher) {
     let authoritative = response[2] & 0x04 != 0;
     let count = |i: usize| u16::from_be_bytes([response[i], response[i + 1]]);
     let (qdcount, ancount, nscount) = (count(4), count(6), count(8));
-    // The question name, lower-cased; the question section is never compressed.
+    // The question name (lower-cased) and type; an answer's question is never compressed.
     let question = || {
         if qdcount != 1 {
             return None;
         }
-        let mut at = 12;
-        let mut labels: smallvec::SmallVec<[(usize, usize); 8]> = smallvec::SmallVec::new();
-        loop {
-            let len = *response.get(at)? as usize;
-            if len == 0 {
-                break;
-            }
-            if len > 63 {
-                return None;
-            }
-            labels.push((at + 1, len));
-            at += 1 + len;
-        }
-        Some((labels, response.get(at + 1..at + 3)?))
+        let end = wire::plain_name_end(response, 12)?;
+        Some((12..end, response.get(end..end + 2)?))
     };
-    let name = |hasher: &mut dyn Hasher, labels: &[(usize, usize)]| {
-        for &(start, len) in labels {
-            hasher.write_u8(len as u8);
-            for b in response.get(start..start + len).unwrap_or_default() {
-                hasher.write_u8(b.to_ascii_lowercase());
-            }
-        }
+    let name = |hasher: &mut dyn Hasher, name: std::ops::Range<usize>| {
+        // Length bytes are at most 63, so lower-casing the whole name is safe.
+        response[name].iter().for_each(|b| hasher.write_u8(b.to_ascii_lowercase()));
     };
     match (rcode, question()) {
         // NOERROR with an answer: by name and type.
         (0, Some((labels, qtype))) if ancount > 0 => {
             hasher.write_u8(0);
-            name(hasher, &labels);
+            name(hasher, labels);
             hasher.write(qtype);
         }
         // Referrals (not authoritative, NS in authority): one bucket, so that random
@@ -116,7 +102,7 @@ fn classify(response: &[u8], hasher: &mut impl Hasher) {
         // NODATA: by name (only names that exist get NODATA).
         (0, Some((labels, _))) => {
             hasher.write_u8(1);
-            name(hasher, &labels);
+            name(hasher, labels);
         }
         // NXDOMAIN: by the zone, and there is one, so one bucket: a random-subdomain
         // flood is limited as one.
@@ -197,49 +183,17 @@ impl Rrl {
     }
 }
 
-/// Skips a (possibly compressed) name; the offset after it.
-fn skip_name(m: &[u8], mut at: usize) -> Option<usize> {
-    loop {
-        let len = *m.get(at)?;
-        match len {
-            0 => return Some(at + 1),
-            0xc0.. => return Some(at + 2),
-            1..=63 => at += 1 + len as usize,
-            _ => return None,
-        }
-    }
-}
-
-/// The OPT record of an encoded response, if it has one: (udp size, ttl field).
-fn find_opt(m: &[u8]) -> Option<(u16, [u8; 4])> {
-    let count = |i: usize| u16::from_be_bytes([m[i], m[i + 1]]) as usize;
-    let (qd, records) = (count(4), count(6) + count(8) + count(10));
-    let mut at = 12;
-    for _ in 0..qd {
-        at = skip_name(m, at)? + 4;
-    }
-    for _ in 0..records {
-        at = skip_name(m, at)?;
-        let head = m.get(at..at + 10)?;
-        let rtype = u16::from_be_bytes([head[0], head[1]]);
-        if rtype == 41 {
-            return Some((u16::from_be_bytes([head[2], head[3]]), [head[4], head[5], head[6], head[7]]));
-        }
-        at += 10 + u16::from_be_bytes([head[8], head[9]]) as usize;
-    }
-    None
-}
-
 /// Rewrites an encoded response, in place, as the empty truncated reply a slip sends:
 /// the header (TC set) and the question, and the OPT (its size, extended rcode,
-/// version and flags; no options) if the response had one (RFC 6891 7).
+/// version and flags; no options) if the response had one (RFC 6891 7). A question
+/// that is not written out in full is not kept: alone, a pointer would point nowhere.
 pub fn slip(response: &mut Vec<u8>) {
     if response.len() < 12 {
         return;
     }
-    let opt = find_opt(response);
+    let opt = wire::opt(response).map(|o| (o.udp_size, o.ttl));
     let question = (u16::from_be_bytes([response[4], response[5]]) == 1)
-        .then(|| skip_name(response, 12).map(|end| end + 4))
+        .then(|| wire::plain_name_end(response, 12).map(|end| end + 4))
         .flatten()
         .filter(|&end| end <= response.len());
     response.truncate(question.unwrap_or(12));
@@ -406,5 +360,11 @@ mod tests {
         two.extend_from_slice(&q[12..]);
         slip(&mut two);
         assert_eq!(two, vec![0, 7, 0x82, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
+        // A compressed question (the fuzzer's find: it pointed into the header): the
+        // header alone, which parses.
+        let mut pointer = vec![0, 1, 0x80, 0x15, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 2, 4, 0, 1, 0];
+        slip(&mut pointer);
+        assert_eq!(pointer, vec![0, 1, 0x82, 0x15, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert!(hickory_proto::op::Message::from_vec(&pointer).is_ok());
     }
 }

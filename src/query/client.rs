@@ -85,8 +85,9 @@ pub fn parse(data: &[u8]) -> Result<ClientSubnet, EcsError> {
     Ok(ClientSubnet::new(ip, source, 0))
 }
 
-/// Picks the routing subject for a query from `src`, given the raw query bytes.
-pub fn subject(src: IpAddr, raw: &[u8], policy: EcsPolicy<'_>) -> Result<Subject, EcsError> {
+/// Picks the routing subject for a query from `src`, given its OPT record's options
+/// (`wire::opt`), if it has one.
+pub fn subject(src: IpAddr, options: Option<&[u8]>, policy: EcsPolicy<'_>) -> Result<Subject, EcsError> {
     let src = match src {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(src, IpAddr::V4),
         v4 => v4,
@@ -98,9 +99,9 @@ pub fn subject(src: IpAddr, raw: &[u8], policy: EcsPolicy<'_>) -> Result<Subject
         // every client of this resolver.
         return Ok(resolver);
     }
-    let mut options = wire::edns_options(raw, 8);
-    let Some(first) = options.next() else { return Ok(resolver) };
-    if options.next().is_some() {
+    let mut ecs = wire::options(options.unwrap_or_default(), 8);
+    let Some(first) = ecs.next() else { return Ok(resolver) };
+    if ecs.next().is_some() {
         return Err(EcsError::Duplicate);
     }
     let ecs = parse(first)?;
@@ -169,37 +170,42 @@ mod tests {
         m
     }
 
+    /// The OPT record's options in a whole query, as the callers find them.
+    fn rdata(m: &[u8]) -> Option<&[u8]> {
+        wire::opt(m).map(|o| &m[o.options])
+    }
+
     #[test]
     fn trust_privacy_and_duplicates() {
         let src: IpAddr = "192.0.2.53".parse().unwrap();
         let q = query_with(&[data(1, 24, 0, &[198, 51, 100])]);
         let all = EcsPolicy { enabled: true, trusted: &[] };
-        let s = subject(src, &q, all).unwrap();
+        let s = subject(src, rdata(&q), all).unwrap();
         assert_eq!((s.addr.to_string(), s.prefix, s.ecs.is_some()), ("198.51.100.0".into(), 24, true));
 
         let nets = ["203.0.113.0/24".parse().unwrap()];
         let other = EcsPolicy { enabled: true, trusted: &nets };
-        let s = subject(src, &q, other).unwrap();
+        let s = subject(src, rdata(&q), other).unwrap();
         assert_eq!((s.addr, s.prefix, s.ecs.is_some()), (src, 32, false));
 
         let off = EcsPolicy { enabled: false, trusted: &[] };
-        assert_eq!(subject(src, &q, off).unwrap().ecs, None);
+        assert_eq!(subject(src, rdata(&q), off).unwrap().ecs, None);
 
         // Malformed ECS from a resolver whose ECS is ignored is ignored too.
         let bad = query_with(&[data(1, 24, 0, &[198, 51, 100, 7])]);
-        assert!(subject(src, &bad, off).is_ok());
-        assert!(subject(src, &bad, other).is_ok());
-        assert_eq!(subject(src, &bad, all), Err(EcsError::AddressLength));
+        assert!(subject(src, rdata(&bad), off).is_ok());
+        assert!(subject(src, rdata(&bad), other).is_ok());
+        assert_eq!(subject(src, rdata(&bad), all), Err(EcsError::AddressLength));
 
         let private = query_with(&[data(1, 0, 0, &[])]);
-        let s = subject(src, &private, all).unwrap();
+        let s = subject(src, rdata(&private), all).unwrap();
         assert_eq!((s.addr, s.prefix, s.ecs.is_some()), (src, 32, true));
 
         let mapped = query_with(&[data(2, 120, 0, &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 51, 100])]);
-        let s = subject(src, &mapped, all).unwrap();
+        let s = subject(src, rdata(&mapped), all).unwrap();
         assert_eq!((s.addr.to_string(), s.prefix), ("198.51.100.0".into(), 24));
 
         let twice = query_with(&[data(1, 24, 0, &[198, 51, 100]), data(1, 24, 0, &[198, 51, 100])]);
-        assert_eq!(subject(src, &twice, all), Err(EcsError::Duplicate));
+        assert_eq!(subject(src, rdata(&twice), all), Err(EcsError::Duplicate));
     }
 }

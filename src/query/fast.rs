@@ -19,6 +19,7 @@ use hickory_proto::rr::{RData, Record, RecordType};
 
 use super::answer::{Answer, decide};
 use super::client::{EcsPolicy, subject};
+use super::wire::{self, u16_at};
 use crate::model::zone::{Lookup, Node};
 use crate::state::Snapshot;
 
@@ -42,10 +43,8 @@ struct Query {
     qtype: u16,
     /// The client's EDNS: (udp size, DO bit), if it sent an OPT.
     edns: Option<(u16, bool)>,
-}
-
-fn u16_at(b: &[u8], i: usize) -> Option<u16> {
-    Some(u16::from_be_bytes([*b.get(i)?, *b.get(i + 1)?]))
+    /// Where the OPT record's options are, if it sent one.
+    options: Option<std::ops::Range<usize>>,
 }
 
 /// Parses the query; `key` receives the lower-case wire name. `None`: not our shape.
@@ -60,37 +59,21 @@ fn parse(p: &[u8], key: &mut [u8; 256]) -> Option<(Query, usize)> {
     if arcount > 1 {
         return None;
     }
-    let mut pos = 12;
-    let mut klen = 0;
-    loop {
-        let len = *p.get(pos)? as usize;
-        if len & 0xC0 != 0 {
-            return None;
-        }
-        key[klen] = len as u8;
-        klen += 1;
-        if len == 0 {
-            pos += 1;
-            break;
-        }
-        let label = p.get(pos + 1..pos + 1 + len)?;
-        if klen + len >= 255 {
-            return None;
-        }
-        for (k, b) in key[klen..klen + len].iter_mut().zip(label) {
-            *k = b.to_ascii_lowercase();
-        }
-        klen += len;
-        pos += 1 + len;
+    // The name, written out in full (a compressed question gets FORMERR on the general path).
+    let end = wire::plain_name_end(p, 12)?;
+    let klen = end - 12;
+    for (k, b) in key[..klen].iter_mut().zip(&p[12..end]) {
+        *k = b.to_ascii_lowercase();
     }
-    let name_end = pos - 1;
+    let name_end = end - 1;
+    let mut pos = end;
     let qtype = u16_at(p, pos)?;
     if u16_at(p, pos + 2)? != 1 {
         return None;
     }
     pos += 4;
     let question = (12, pos);
-    let mut edns = None;
+    let (mut edns, mut options) = (None, None);
     if arcount == 1 {
         // OPT: root name, type 41, class = udp size, ttl = ext rcode, version, flags.
         if *p.get(pos)? != 0 || u16_at(p, pos + 1)? != 41 {
@@ -117,10 +100,13 @@ fn parse(p: &[u8], key: &mut [u8; 256]) -> Option<(Query, usize)> {
             o += 4 + len;
         }
         edns = Some((size, flags & 0x8000 != 0));
+        options = Some(pos + 11..end);
     } else if pos != p.len() {
         return None;
     }
-    Some((Query { id: u16_at(p, 0)?, rd: p[2] & 1 != 0, cd: p[3] & 0x10 != 0, question, name_end, qtype, edns }, klen))
+    let query =
+        Query { id: u16_at(p, 0)?, rd: p[2] & 1 != 0, cd: p[3] & 0x10 != 0, question, name_end, qtype, edns, options };
+    Some((query, klen))
 }
 
 /// Names already written, for compression: hickory's algorithm (store every label
@@ -210,7 +196,8 @@ pub fn answer(snap: &Snapshot, packet: &[u8], src: IpAddr, scratch: &mut Scratch
         return None;
     }
     let server = &model.dns;
-    let subject = subject(src, packet, EcsPolicy { enabled: server.ecs, trusted: &server.ecs_trusted }).ok()?;
+    let policy = EcsPolicy { enabled: server.ecs, trusted: &server.ecs_trusted };
+    let subject = subject(src, q.options.clone().map(|o| &packet[o]), policy).ok()?;
     let qtype = if q.qtype == 1 { RecordType::A } else { RecordType::AAAA };
 
     // Decide: the records (as addresses) or NXDOMAIN.

@@ -79,7 +79,8 @@ impl RequestHandler for Handler {
             reply(metadata, query_edns.map(|e| response_edns(e, ours, None)), None)
         } else {
             let policy = EcsPolicy { enabled: server.ecs, trusted: &server.ecs_trusted };
-            match subject(request.src().ip(), request.as_slice(), policy) {
+            let raw = request.as_slice();
+            match subject(request.src().ip(), wire::opt(raw).map(|o| &raw[o.options]), policy) {
                 Err(error) => {
                     debug!(%error, src = %request.src(), "malformed client subnet option");
                     metadata.response_code = ResponseCode::FormErr;

@@ -1,43 +1,44 @@
-//! Reading EDNS options straight from the raw query bytes.
+//! The one hand-written DNS wire reader: names, the question, the OPT record and its
+//! options, read in place without allocating. The fast path, ECS, RRL and the slip
+//! all read messages through it, so they agree on what a message says.
 //!
-//! hickory-proto decodes the ECS option leniently (it ignores address bytes beyond the
-//! source prefix), and RFC 7871 section 6 asks for FORMERR there; so the option is read
-//! again here, byte-exact, without allocating. Anything this reader cannot walk was
-//! already rejected by hickory's full decode.
+//! One rule for label bytes (RFC 1035 4.1.4, RFC 6891 5): 0 ends a name, 1–63 is a
+//! label of that length, 0xC0–0xFF starts a compression pointer, and 0x40–0xBF
+//! (extended label types, none in use) is malformed.
 
-/// The data of each option with `code` in the OPT record of a raw message.
-pub fn edns_options(msg: &[u8], code: u16) -> impl Iterator<Item = &[u8]> {
-    let opt = opt_rdata(msg).unwrap_or(&[]);
-    let mut pos = 0usize;
-    std::iter::from_fn(move || {
-        while pos + 4 <= opt.len() {
-            let c = u16::from_be_bytes([opt[pos], opt[pos + 1]]);
-            let len = u16::from_be_bytes([opt[pos + 2], opt[pos + 3]]) as usize;
-            let start = pos + 4;
-            let end = (start + len).min(opt.len());
-            pos = start + len;
-            if c == code {
-                return Some(&opt[start..end]);
-            }
-        }
-        None
-    })
-}
+use std::ops::Range;
 
-fn u16_at(msg: &[u8], pos: usize) -> Option<u16> {
+pub fn u16_at(msg: &[u8], pos: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*msg.get(pos)?, *msg.get(pos + 1)?]))
 }
 
-fn skip_name(msg: &[u8], mut pos: usize) -> Option<usize> {
+/// The offset just past the (possibly compressed) name at `pos`; `None` if it is cut
+/// short or malformed. Pointers are not followed.
+pub fn skip_name(msg: &[u8], mut pos: usize) -> Option<usize> {
     loop {
-        let len = *msg.get(pos)? as usize;
-        if len == 0 {
-            return Some(pos + 1);
+        match *msg.get(pos)? {
+            0 => return Some(pos + 1),
+            len @ 1..=63 => pos += 1 + len as usize,
+            0xC0.. => return msg.get(pos + 1).map(|_| pos + 2),
+            _ => return None,
         }
-        if len & 0xC0 == 0xC0 {
-            return Some(pos + 2);
+    }
+}
+
+/// The offset just past the name at `pos` if it is written out in full (no pointer),
+/// whole, and at most 255 bytes; else `None`. Within `msg[pos..end]` every length byte
+/// is then at most 63, so lower-casing those bytes as ASCII leaves the lengths alone.
+pub fn plain_name_end(msg: &[u8], mut pos: usize) -> Option<usize> {
+    let start = pos;
+    loop {
+        match *msg.get(pos)? {
+            0 => return Some(pos + 1).filter(|end| end - start <= 255),
+            len @ 1..=63 => pos += 1 + len as usize,
+            _ => return None,
         }
-        pos += len + 1;
+        if pos - start > 255 {
+            return None;
+        }
     }
 }
 
@@ -50,8 +51,9 @@ pub fn question_has_pointer(msg: &[u8]) -> bool {
         loop {
             match msg.get(pos).copied() {
                 None | Some(0) => break,
-                Some(len) if len & 0xC0 != 0 => return len & 0xC0 == 0xC0,
-                Some(len) => pos += 1 + len as usize,
+                Some(0xC0..) => return true,
+                Some(len @ 1..=63) => pos += 1 + len as usize,
+                Some(_) => return false,
             }
         }
         pos += 5;
@@ -59,32 +61,91 @@ pub fn question_has_pointer(msg: &[u8]) -> bool {
     false
 }
 
-/// The RDATA of the first OPT record in the additional section.
-fn opt_rdata(msg: &[u8]) -> Option<&[u8]> {
+/// The OPT record of a message (the first in its additional section).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opt {
+    /// The requestor's UDP payload size (the CLASS field).
+    pub udp_size: u16,
+    /// The TTL field: extended RCODE, version, flags (DO is the top bit of the flags).
+    pub ttl: [u8; 4],
+    /// Where the options (the RDATA) are in the message.
+    pub options: Range<usize>,
+}
+
+/// Finds the OPT record: walks the question and the answer and authority sections,
+/// then the additional section up to the first OPT.
+pub fn opt(msg: &[u8]) -> Option<Opt> {
     let qd = u16_at(msg, 4)?;
-    let rrs = u16_at(msg, 6)? as usize + u16_at(msg, 8)? as usize;
-    let ar = u16_at(msg, 10)? as usize;
+    let records = u16_at(msg, 6)? as usize + u16_at(msg, 8)? as usize;
+    let additional = u16_at(msg, 10)? as usize;
     let mut pos = 12;
     for _ in 0..qd {
         pos = skip_name(msg, pos)? + 4;
     }
-    for i in 0..rrs + ar {
+    for i in 0..records + additional {
         pos = skip_name(msg, pos)?;
-        let rtype = u16_at(msg, pos)?;
-        let rdlen = u16_at(msg, pos + 8)? as usize;
-        let start = pos + 10;
-        let end = start + rdlen;
-        if i >= rrs && rtype == 41 {
-            return msg.get(start..end);
+        let head = msg.get(pos..pos + 10)?;
+        let rdata = pos + 10..pos + 10 + u16::from_be_bytes([head[8], head[9]]) as usize;
+        if i >= records && u16::from_be_bytes([head[0], head[1]]) == 41 {
+            msg.get(rdata.clone())?;
+            return Some(Opt {
+                udp_size: u16::from_be_bytes([head[2], head[3]]),
+                ttl: [head[4], head[5], head[6], head[7]],
+                options: rdata,
+            });
         }
-        pos = end;
+        pos = rdata.end;
     }
     None
+}
+
+/// The data of each option with `code` in an OPT record's RDATA (a last option cut
+/// short is given as far as it goes).
+pub fn options(rdata: &[u8], code: u16) -> impl Iterator<Item = &[u8]> {
+    let mut pos = 0usize;
+    std::iter::from_fn(move || {
+        while pos + 4 <= rdata.len() {
+            let c = u16::from_be_bytes([rdata[pos], rdata[pos + 1]]);
+            let len = u16::from_be_bytes([rdata[pos + 2], rdata[pos + 3]]) as usize;
+            let start = pos + 4;
+            let end = (start + len).min(rdata.len());
+            pos = start + len;
+            if c == code {
+                return Some(&rdata[start..end]);
+            }
+        }
+        None
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_rule_for_label_bytes() {
+        // A label, a pointer, the root.
+        assert_eq!(skip_name(&[3, b'a', b'p', b'p', 0], 0), Some(5));
+        assert_eq!(skip_name(&[1, b'x', 0xc0, 12], 0), Some(4));
+        assert_eq!(skip_name(&[0], 0), Some(1));
+        // Extended label types and cut names are malformed, for every reader.
+        for bad in [&[0x40u8, 0][..], &[0x80, 0], &[0xbf, 0], &[3, b'a'], &[0xc0]] {
+            assert_eq!(skip_name(bad, 0), None, "{bad:02x?}");
+            assert_eq!(plain_name_end(bad, 0), None, "{bad:02x?}");
+        }
+        assert_eq!(plain_name_end(&[3, b'a', b'p', b'p', 0], 0), Some(5));
+        assert_eq!(plain_name_end(&[1, b'x', 0xc0, 12], 0), None, "compressed");
+        // 255 bytes at most.
+        let mut long: Vec<u8> = std::iter::repeat_n([63u8; 64], 3).flatten().collect();
+        long.extend_from_slice(&[61; 62]);
+        long.push(0);
+        assert_eq!(long.len(), 255);
+        assert_eq!(plain_name_end(&long, 0), Some(255));
+        long.insert(0, 0);
+        long[0] = 1;
+        long.insert(1, b'x');
+        assert_eq!(plain_name_end(&long, 0), None, "257 bytes");
+    }
 
     #[test]
     fn a_pointer_in_the_question_is_found() {
@@ -104,17 +165,20 @@ mod tests {
     }
 
     #[test]
-    fn finds_options_after_the_question() {
+    fn finds_the_opt_and_its_options_after_the_question() {
         // Header: 1 question, 1 additional.
         let mut m = vec![0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1];
         m.extend_from_slice(&[3, b'a', b'p', b'p', 0, 0, 1, 0, 1]);
-        // OPT: root, type 41, size 1232, ttl 0, rdlen, options.
-        let options = [0u8, 10, 0, 2, 0xAA, 0xBB, 0, 8, 0, 3, 0, 1, 24];
-        m.extend_from_slice(&[0, 0, 41, 4, 208, 0, 0, 0, 0, 0, options.len() as u8]);
-        m.extend_from_slice(&options);
-        let ecs: Vec<&[u8]> = edns_options(&m, 8).collect();
+        // OPT: root, type 41, size 1232, ttl (DO), rdlen, options.
+        let options_bytes = [0u8, 10, 0, 2, 0xAA, 0xBB, 0, 8, 0, 3, 0, 1, 24];
+        m.extend_from_slice(&[0, 0, 41, 4, 208, 0, 0, 0x80, 0, 0, options_bytes.len() as u8]);
+        m.extend_from_slice(&options_bytes);
+        let o = opt(&m).expect("an OPT");
+        assert_eq!((o.udp_size, o.ttl), (1232, [0, 0, 0x80, 0]));
+        let rdata = &m[o.options];
+        let ecs: Vec<&[u8]> = options(rdata, 8).collect();
         assert_eq!(ecs, vec![&[0u8, 1, 24][..]]);
-        assert_eq!(edns_options(&m, 10).count(), 1);
-        assert_eq!(edns_options(&m[..20], 8).count(), 0, "truncated: nothing");
+        assert_eq!(options(rdata, 10).count(), 1);
+        assert_eq!(opt(&m[..20]), None, "truncated: nothing");
     }
 }
