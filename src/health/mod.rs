@@ -17,13 +17,16 @@ pub mod statefile;
 pub mod writer;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
+// Tokio's clock, not the wall clock: hold-down, grace and hysteresis run on paused time
+// in tests.
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::config::{ColdStart, Config, HealthRule};
+use crate::config::{CheckConfig, ColdStart, Config, HealthRule};
 use crate::hash::hash64;
 use crate::metrics::Metrics;
 use crate::model::{Model, RegionId};
@@ -80,16 +83,40 @@ impl HealthEngine {
     /// Starts probing the checks of `config` and publishing into `state`, whose current
     /// model must be the one compiled from `config`.
     pub fn start(state: Arc<State>, config: Arc<Config>, metrics: Arc<Metrics>, carry: Option<Carry>) -> HealthEngine {
+        let (tx, rx) = mpsc::channel(1024);
+        let engine = HealthEngine::supervise(state, config.clone(), metrics, carry, rx);
+        for (index, (_, check, _)) in check_configs(&config).enumerate() {
+            match Prober::new(check.clone()) {
+                Ok(prober) => {
+                    tokio::spawn(run_check(index, Arc::new(prober), tx.clone(), engine.stop.clone()));
+                }
+                Err(e) => {
+                    // Validation catches most of these; what is left (an unreadable CA
+                    // file) makes the check fail every round, visibly.
+                    error!(check = %check.id, error = %e, "cannot set up check");
+                    let failure = Failure { kind: probe::FailureKind::Protocol, detail: e };
+                    tokio::spawn(run_failing(index, check.interval, failure, tx.clone(), engine.stop.clone()));
+                }
+            }
+        }
+        engine
+    }
+
+    /// The supervisor alone, fed probe reports through `reports` (the probes send
+    /// there; tests send there themselves).
+    fn supervise(
+        state: Arc<State>,
+        config: Arc<Config>,
+        metrics: Arc<Metrics>,
+        carry: Option<Carry>,
+        reports: mpsc::Receiver<Report>,
+    ) -> HealthEngine {
         let stop = CancellationToken::new();
         let mut carry = carry.unwrap_or_default();
         let model = state.snapshot().model.clone();
         assert_eq!(model.regions.len(), config.regions.len(), "the model of this config");
-        let (tx, rx) = mpsc::channel(1024);
-        let mut checks = Vec::new();
-        for (r, region) in config.regions.iter().enumerate() {
-            let all = region.checks.iter().map(|c| (c, false)).chain(region.database.iter().map(|c| (c, true)));
-            for (config, database) in all {
-                let index = checks.len();
+        let checks = check_configs(&config)
+            .map(|(region, config, database)| {
                 let (hysteresis, last, role) = match carry.checks.remove(&config.id) {
                     Some((mut h, last, role)) => {
                         h.set_thresholds(config.rise, config.fall);
@@ -97,24 +124,11 @@ impl HealthEngine {
                     }
                     None => (Hysteresis::new(config.rise, config.fall), None, None),
                 };
-                checks.push(Check { id: config.id.clone(), region: r, database, hysteresis, last, role });
-                match Prober::new(config.clone()) {
-                    Ok(prober) => {
-                        tokio::spawn(run_check(index, Arc::new(prober), tx.clone(), stop.clone()));
-                    }
-                    Err(e) => {
-                        // Validation catches most of these; what is left (an unreadable CA
-                        // file) makes the check fail every round, visibly.
-                        error!(check = %config.id, error = %e, "cannot set up check");
-                        let failure = Failure { kind: probe::FailureKind::Protocol, detail: e };
-                        tokio::spawn(run_failing(index, config.interval, failure, tx.clone(), stop.clone()));
-                    }
-                }
-            }
-        }
-        drop(tx);
+                Check { id: config.id.clone(), region, database, hysteresis, last, role }
+            })
+            .collect();
         let supervisor = Supervisor::new(state, metrics, config, model, checks, carry);
-        let task = tokio::spawn(supervisor.run(rx, stop.clone()));
+        let task = tokio::spawn(supervisor.run(reports, stop.clone()));
         HealthEngine { stop, task }
     }
 
@@ -125,12 +139,20 @@ impl HealthEngine {
     }
 }
 
+/// Every check of a config, in the order the engine indexes them: per region, its
+/// gateway checks, then its database member. (region, check, is the database member)
+fn check_configs(config: &Config) -> impl Iterator<Item = (usize, &CheckConfig, bool)> {
+    config.regions.iter().enumerate().flat_map(|(r, region)| {
+        region.checks.iter().map(move |c| (r, c, false)).chain(region.database.iter().map(move |c| (r, c, true)))
+    })
+}
+
 /// The probe loop of one check: at once, then every interval (± jitter).
 async fn run_check(index: usize, prober: Arc<Prober>, tx: mpsc::Sender<Report>, stop: CancellationToken) {
     let c = &prober.config;
     let mut n: u64 = 0;
     loop {
-        let started = tokio::time::Instant::now();
+        let started = Instant::now();
         let outcome = tokio::select! {
             o = prober.probe() => o,
             _ = stop.cancelled() => return,
@@ -518,5 +540,147 @@ impl Supervisor {
             HealthRule::Any => ups > 0,
             HealthRule::Quorum(q) => ups >= q,
         }
+    }
+}
+
+/// The supervisor's timers on tokio's paused clock: no probes (reports are sent by the
+/// test), no wall-clock waiting, exact boundaries.
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::sync::mpsc;
+
+    use super::probe::{Failure, FailureKind};
+    use super::writer::Role;
+    use super::{HealthEngine, Report};
+    use crate::metrics::Metrics;
+    use crate::state::{HealthView, State};
+
+    /// Two regions, each with a gateway check and a database member: check 0 and 1 are
+    /// a's, 2 and 3 are b's.
+    const CONFIG: &str = r#"
+[health]
+interval = "1s"
+rise = 1
+fall = 1
+hold_down = "2s"
+writer_grace = "10s"
+cold_start_grace = "5s"
+[zone]
+origin = "gslb.example.org."
+[zone.soa]
+rname = "hostmaster@example.org"
+[[zone.ns]]
+name = "ns1"
+ipv4 = ["192.0.2.53"]
+[regions.a]
+a = ["192.0.2.1"]
+[[regions.a.checks]]
+kind = "tcp"
+target = "127.0.0.1:9"
+[regions.a.database]
+kind = "postgres"
+dsn = "host=127.0.0.1 port=9"
+[regions.b]
+a = ["192.0.2.2"]
+[[regions.b.checks]]
+kind = "tcp"
+target = "127.0.0.1:9"
+[regions.b.database]
+kind = "postgres"
+dsn = "host=127.0.0.1 port=10"
+[names.fo]
+policy = "failover"
+regions = ["a", "b"]
+"#;
+
+    const OK: Result<Option<Role>, Failure> = Ok(None);
+    const PRIMARY: Result<Option<Role>, Failure> = Ok(Some(Role::Primary { timeline: 1 }));
+    const REPLICA: Result<Option<Role>, Failure> = Ok(Some(Role::Replica { lag: 0.0 }));
+
+    fn failed() -> Result<Option<Role>, Failure> {
+        Err(Failure { kind: FailureKind::Refused, detail: "connection refused".into() })
+    }
+
+    fn start() -> (Arc<State>, mpsc::Sender<Report>, HealthEngine) {
+        let config = crate::config::parse(CONFIG, std::path::Path::new(".")).expect("valid");
+        let loaded = crate::app::open(config).expect("no GeoIP database to open");
+        let state = Arc::new(State::new(loaded.model(None), false));
+        let (tx, rx) = mpsc::channel(64);
+        let engine = HealthEngine::supervise(state.clone(), loaded.config, Metrics::new(), None, rx);
+        (state, tx, engine)
+    }
+
+    /// Sends reports, then lets the supervisor take them (no time passes).
+    async fn report(tx: &mpsc::Sender<Report>, reports: Vec<(usize, Result<Option<Role>, Failure>)>) {
+        for (index, outcome) in reports {
+            tx.send((index, outcome, Duration::ZERO)).await.unwrap();
+        }
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    fn health(state: &State) -> HealthView {
+        state.snapshot().health.clone()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cold_start_waits_for_every_check_or_the_grace() {
+        let (state, tx, engine) = start();
+        report(&tx, vec![(0, OK), (1, PRIMARY), (2, OK)]).await;
+        assert!(!health(&state).ready, "one check has no result yet");
+        tokio::time::sleep(Duration::from_millis(4900)).await;
+        assert!(!health(&state).ready, "4.9 s into a 5 s grace");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(health(&state).ready, "the grace is over");
+        engine.stop().await;
+
+        let (state, tx, engine) = start();
+        report(&tx, vec![(0, OK), (1, PRIMARY), (2, OK), (3, REPLICA)]).await;
+        assert!(health(&state).ready, "every check has a result: ready at once");
+        engine.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn hold_down_keeps_a_change_recent_for_exactly_hold_down() {
+        let (state, tx, engine) = start();
+        report(&tx, vec![(0, OK), (1, PRIMARY), (2, OK), (3, REPLICA)]).await;
+        assert_eq!((health(&state).up, health(&state).recent), (vec![true, true], vec![false, false]));
+        report(&tx, vec![(0, failed())]).await;
+        assert_eq!((health(&state).up, health(&state).recent), (vec![false, true], vec![true, false]));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        report(&tx, vec![(0, OK)]).await;
+        assert_eq!((health(&state).up, health(&state).recent), (vec![true, true], vec![true, false]));
+        tokio::time::sleep(Duration::from_millis(1900)).await;
+        assert!(health(&state).recent[0], "1.9 s after it came back, within a 2 s hold-down");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!health(&state).recent[0], "2.2 s after: settled");
+        engine.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_writer_is_kept_for_the_grace_then_dropped() {
+        let (state, tx, engine) = start();
+        report(&tx, vec![(0, OK), (1, PRIMARY), (2, OK), (3, REPLICA)]).await;
+        let h = health(&state);
+        assert_eq!((h.writer, h.writer_unsettled), (Some(0), true), "a new writer: unsettled for the hold-down");
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        assert!(!health(&state).writer_unsettled, "settled after 2 s");
+        // The primary's member stops answering: nobody reports primary.
+        report(&tx, vec![(1, failed())]).await;
+        let h = health(&state);
+        assert_eq!((h.writer, h.writer_unsettled), (Some(0), true), "kept on grace");
+        tokio::time::sleep(Duration::from_millis(9900)).await;
+        assert_eq!(health(&state).writer, Some(0), "9.9 s into a 10 s grace");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let h = health(&state);
+        assert_eq!((h.writer, h.last_writer), (None, Some(0)), "grace over: no writer, the last one remembered");
+        // The standby is promoted: the writer follows at once.
+        report(&tx, vec![(3, Ok(Some(Role::Primary { timeline: 2 })))]).await;
+        assert_eq!(health(&state).writer, Some(1));
+        engine.stop().await;
     }
 }

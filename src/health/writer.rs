@@ -6,7 +6,9 @@
 //! split brain. None: the current writer is kept for `grace` after the last time a
 //! primary was seen, then there is no writer. switchyard never promotes anything.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::model::RegionId;
 
