@@ -560,7 +560,9 @@ mod tests {
 
     /// Two regions, each with a gateway check and a database member: check 0 and 1 are
     /// a's, 2 and 3 are b's.
-    const CONFIG: &str = r#"
+    const CONFIG: &str = concat!(
+        include_str!("../../tests/fixtures/configs/zone.toml"),
+        r#"
 [health]
 interval = "1s"
 rise = 1
@@ -568,13 +570,6 @@ fall = 1
 hold_down = "2s"
 writer_grace = "10s"
 cold_start_grace = "5s"
-[zone]
-origin = "gslb.example.org."
-[zone.soa]
-rname = "hostmaster@example.org"
-[[zone.ns]]
-name = "ns1"
-ipv4 = ["192.0.2.53"]
 [regions.a]
 a = ["192.0.2.1"]
 [[regions.a.checks]]
@@ -594,7 +589,8 @@ dsn = "host=127.0.0.1 port=10"
 [names.fo]
 policy = "failover"
 regions = ["a", "b"]
-"#;
+"#
+    );
 
     const OK: Result<Option<Role>, Failure> = Ok(None);
     const PRIMARY: Result<Option<Role>, Failure> = Ok(Some(Role::Primary { timeline: 1 }));

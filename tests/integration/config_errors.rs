@@ -5,20 +5,16 @@ use std::process::Command;
 
 use crate::support::{bin, write_config};
 
-const BASE: &str = r#"[server]
+const BASE: &str = concat!(
+    r#"[server]
 listen = ["127.0.0.1:5353"]
 
 [defaults]
 ttl = 60
 
-[zone]
-origin = "gslb.example.org."
-[zone.soa]
-rname = "hostmaster@example.org"
-[[zone.ns]]
-name = "ns1"
-ipv4 = ["192.0.2.53"]
-
+"#,
+    include_str!("../fixtures/configs/zone.toml"),
+    r#"
 [regions.us-east]
 location = [39.0, -77.5]
 a = ["192.0.2.1"]
@@ -29,7 +25,8 @@ a = ["192.0.2.2"]
 [names.app]
 policy = "failover"
 regions = ["us-east", "eu-west"]
-"#;
+"#
+);
 
 struct Outcome {
     code: i32,

@@ -85,15 +85,7 @@ pub fn repo() -> PathBuf {
 }
 
 /// The zone of the small test configs: `gslb.example.org.`, with ns1 and its glue.
-pub const ZONE: &str = r#"
-[zone]
-origin = "gslb.example.org."
-[zone.soa]
-rname = "hostmaster@example.org"
-[[zone.ns]]
-name = "ns1"
-ipv4 = ["192.0.2.53"]
-"#;
+pub const ZONE: &str = include_str!("../../fixtures/configs/zone.toml");
 
 /// A config with three regions and one name per policy, on the test GeoIP database.
 pub const POLICIES: &str = r#"
