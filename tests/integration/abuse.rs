@@ -275,7 +275,11 @@ async fn slowloris_does_not_stop_other_clients_over_udp_or_tcp() {
     assert_eq!(failures, 0, "every legitimate query was answered");
     assert!(udp_times.len() > 20 && tcp_times.len() > 20);
     assert_eq!(cut, 80, "every dripping connection was cut off (refused, evicted, or timed out)");
-    assert!(m.tcp_refused.get() >= 5 * 8, "over the per-client limit: refused at once");
+    // Over the per-client limit, connections are refused at once: 8 of each address's
+    // 16. When the legitimate client connects while the table is full, it evicts an
+    // attacker, whose address may then take one more (so that one is not refused).
+    let (refused, evicted) = (m.tcp_refused.get(), m.tcp_evicted.get());
+    assert!(refused + evicted >= 5 * 8, "over the per-client limit: refused at once ({refused} + {evicted} evicted)");
     assert!(m.tcp_timeouts[1].get() > 0, "drippers time out");
     server.stop().await;
 }
