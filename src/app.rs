@@ -13,12 +13,13 @@ use arc_swap::ArcSwap;
 use crate::admin::AdminServer;
 use crate::config::{self, ColdStart, Config, RrlConfig, Secret};
 use crate::geo::GeoDb;
-use crate::health::HealthEngine;
+use crate::health::{HealthEngine, Observers};
 use crate::listen::rrl;
 use crate::listen::server::DnsServer;
 use crate::listen::tcp::TcpLimits;
 use crate::metrics::Metrics;
 use crate::model::Model;
+use crate::recent::Recent;
 use crate::reload::{Overrides, ReloadStatus, unix_now};
 use crate::state::State;
 
@@ -90,10 +91,19 @@ pub struct Control {
     /// The validated config now serving (control plane only: the DNS path reads the
     /// model compiled from it).
     pub config: ArcSwap<Config>,
+    /// The status page's log: last check results, recent state changes.
+    pub recent: Arc<Recent>,
     /// The UDP response rate limiter, owned by the server and kept across reloads.
     pub(crate) rrl: Arc<rrl::Slot>,
     pub(crate) health: tokio::sync::Mutex<Option<HealthEngine>>,
     pub(crate) reloading: tokio::sync::Mutex<()>,
+}
+
+impl Control {
+    /// What the health engine reports to.
+    pub fn observers(&self) -> Observers {
+        Observers { metrics: self.metrics.clone(), recent: self.recent.clone() }
+    }
 }
 
 /// A running switchyard.
@@ -144,6 +154,7 @@ impl App {
             admin_token,
             overrides,
             config: ArcSwap::new(config.clone()),
+            recent: Arc::default(),
             rrl: rrl.clone(),
             health: tokio::sync::Mutex::new(None),
             reloading: tokio::sync::Mutex::new(()),
@@ -154,7 +165,7 @@ impl App {
         // Health first: in `wait` mode the view is not ready before any query.
         if start_engine {
             *control.health.lock().await =
-                Some(HealthEngine::start(state.clone(), config.clone(), metrics.clone(), None));
+                Some(HealthEngine::start(state.clone(), config.clone(), control.observers(), None));
         }
         let admin = match config.admin.listen {
             Some(addr) => Some(AdminServer::start(control.clone(), addr).await?),

@@ -20,7 +20,8 @@
 //! - `config`: the TOML file, validated with every error located.
 //! - `health`: probes, hysteresis, region aggregation, writer election, state file.
 //! - `reload`: SIGHUP, `POST /reload` and file watching, all through one reload path.
-//! - `admin`: the HTTP admin server (metrics, status, explain, drain, reload).
+//! - `admin`: the HTTP admin server (metrics, status, explain, drain, reload); `recent`:
+//!   the status page's log of check results and state changes.
 //! - `app`: wiring; `cli`: the subcommands; `demo`: stand-in gateways.
 //! - `fuzzing`: the request path and the config loader as the fuzz targets call them.
 //!
@@ -47,4 +48,5 @@ pub mod config;
 pub mod demo;
 pub mod fuzzing;
 pub mod health;
+pub mod recent;
 pub mod reload;

@@ -201,8 +201,6 @@ pub struct Metrics {
     pub tcp_evicted: IntCounter,
     /// TCP connections closed for a timeout: [idle, io].
     pub tcp_timeouts: [IntCounter; 2],
-    /// Check results and state changes for the status page.
-    pub recent: Recent,
 }
 
 impl Metrics {
@@ -321,7 +319,6 @@ impl Metrics {
                 ["idle", "io"].map(|k| v.with_label_values(&[k]))
             },
             registry,
-            recent: Recent::default(),
         };
         for result in ["success", "failure"] {
             m.reloads.with_label_values(&[result]);
@@ -375,57 +372,5 @@ mod tests {
         assert!(!text.contains("us-east"), "no zero series");
         // A reload that reorders regions keeps each name's slot.
         assert_eq!(m.queries.slots("gslb.example.org.", &["eu-west", "ap-southeast", "us-east"]), vec![2, 3, 1]);
-    }
-}
-
-/// What the status page shows beyond gauges: the last result of every check, and the
-/// recent state changes. Written by the health engine, read by the admin server.
-#[derive(Default)]
-pub struct Recent {
-    events: Mutex<std::collections::VecDeque<(std::time::SystemTime, String)>>,
-    checks: Mutex<std::collections::BTreeMap<String, CheckStatus>>,
-}
-
-/// The last word on one check.
-#[derive(Debug, Clone)]
-pub struct CheckStatus {
-    pub region: String,
-    pub database: bool,
-    pub up: Option<bool>,
-    /// `ok`, or the failure reason.
-    pub last: String,
-    /// For database members: `primary (timeline N)` or `replica (lag S s)`.
-    pub role: Option<String>,
-    pub at: std::time::SystemTime,
-}
-
-/// How many state changes the status page keeps.
-const EVENTS_KEPT: usize = 50;
-
-impl Recent {
-    pub fn event(&self, what: String) {
-        let mut e = self.events.lock().expect("not poisoned");
-        if e.len() == EVENTS_KEPT {
-            e.pop_front();
-        }
-        e.push_back((std::time::SystemTime::now(), what));
-    }
-
-    /// Newest first.
-    pub fn events(&self) -> Vec<(std::time::SystemTime, String)> {
-        self.events.lock().expect("not poisoned").iter().rev().cloned().collect()
-    }
-
-    pub fn set_check(&self, id: &str, status: CheckStatus) {
-        self.checks.lock().expect("not poisoned").insert(id.to_owned(), status);
-    }
-
-    /// Keeps only the checks with these ids (after a reload).
-    pub fn retain_checks(&self, ids: &[&str]) {
-        self.checks.lock().expect("not poisoned").retain(|k, _| ids.contains(&k.as_str()));
-    }
-
-    pub fn checks(&self) -> Vec<(String, CheckStatus)> {
-        self.checks.lock().expect("not poisoned").iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 }

@@ -77,7 +77,7 @@ impl Control {
         // A limiter with unchanged settings keeps its counts.
         rrl::install(&self.rrl, app::rrl_settings(&config.rrl));
         if start_engine {
-            *health = Some(HealthEngine::start(self.state.clone(), config, self.metrics.clone(), Some(carry)));
+            *health = Some(HealthEngine::start(self.state.clone(), config, self.observers(), Some(carry)));
         }
         let generation = {
             let mut st = self.reload_status.lock().expect("not poisoned");

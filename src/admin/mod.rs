@@ -110,8 +110,8 @@ fn unix(t: std::time::SystemTime) -> f64 {
 pub fn status_json(c: &Control) -> Value {
     let snap = c.state.snapshot();
     let (model, h) = (&snap.model, &snap.health);
-    let checks = c.metrics.recent.checks();
-    let check_json = |id: &str, s: Option<&crate::metrics::CheckStatus>| {
+    let checks = c.recent.checks();
+    let check_json = |id: &str, s: Option<&crate::recent::CheckStatus>| {
         json!({
             "id": id,
             "up": s.and_then(|s| s.up),
@@ -169,7 +169,7 @@ pub fn status_json(c: &Control) -> Value {
         "split_brain": h.primaries.len() > 1,
         "regions": regions,
         "names": model.names.iter().map(|n| json!({"name": n.fqdn.to_ascii(), "policy": n.policy})).collect::<Vec<_>>(),
-        "recent_changes": c.metrics.recent.events().into_iter().map(|(t, what)| json!({"at": unix(t), "what": what})).collect::<Vec<_>>(),
+        "recent_changes": c.recent.events().into_iter().map(|(t, what)| json!({"at": unix(t), "what": what})).collect::<Vec<_>>(),
     })
 }
 
@@ -230,7 +230,7 @@ async fn set_drain(c: &Control, headers: &HeaderMap, region: &str, drained: bool
     if c.state.set_drained(region, drained) {
         let what = if drained { "drained" } else { "undrained" };
         info!(region, "region {what} by an operator");
-        c.metrics.recent.event(format!("region {region} {what} by an operator"));
+        c.recent.event(format!("region {region} {what} by an operator"));
         (StatusCode::OK, format!("{region} {what}\n")).into_response()
     } else {
         (StatusCode::NOT_FOUND, format!("no region `{region}`\n")).into_response()

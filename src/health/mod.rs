@@ -30,6 +30,7 @@ use crate::config::{CheckConfig, ColdStart, Config, HealthRule};
 use crate::hash::hash64;
 use crate::metrics::Metrics;
 use crate::model::{Model, RegionId};
+use crate::recent::Recent;
 use crate::state::State;
 use hysteresis::Hysteresis;
 use probe::{Failure, Prober};
@@ -76,15 +77,22 @@ impl Carry {
 /// What carries over for one check: its hysteresis, last result and role.
 type CheckState = (Hysteresis, Option<Result<(), Failure>>, Option<Role>);
 
+/// Where the engine reports what it sees: the metrics, and the status page's log.
+#[derive(Clone)]
+pub struct Observers {
+    pub metrics: Arc<Metrics>,
+    pub recent: Arc<Recent>,
+}
+
 /// One probe's result, and how long it took.
 type Report = (usize, probe::Outcome, Duration);
 
 impl HealthEngine {
     /// Starts probing the checks of `config` and publishing into `state`, whose current
     /// model must be the one compiled from `config`.
-    pub fn start(state: Arc<State>, config: Arc<Config>, metrics: Arc<Metrics>, carry: Option<Carry>) -> HealthEngine {
+    pub fn start(state: Arc<State>, config: Arc<Config>, observers: Observers, carry: Option<Carry>) -> HealthEngine {
         let (tx, rx) = mpsc::channel(1024);
-        let engine = HealthEngine::supervise(state, config.clone(), metrics, carry, rx);
+        let engine = HealthEngine::supervise(state, config.clone(), observers, carry, rx);
         for (index, (_, check, _)) in check_configs(&config).enumerate() {
             match Prober::new(check.clone()) {
                 Ok(prober) => {
@@ -107,7 +115,7 @@ impl HealthEngine {
     fn supervise(
         state: Arc<State>,
         config: Arc<Config>,
-        metrics: Arc<Metrics>,
+        observers: Observers,
         carry: Option<Carry>,
         reports: mpsc::Receiver<Report>,
     ) -> HealthEngine {
@@ -127,7 +135,7 @@ impl HealthEngine {
                 Check { id: config.id.clone(), region, database, hysteresis, last, role }
             })
             .collect();
-        let supervisor = Supervisor::new(state, metrics, config, model, checks, carry);
+        let supervisor = Supervisor::new(state, observers, config, model, checks, carry);
         let task = tokio::spawn(supervisor.run(reports, stop.clone()));
         HealthEngine { stop, task }
     }
@@ -201,6 +209,7 @@ fn jittered(interval: Duration, jitter: Duration, check: u64, round: u64) -> Dur
 struct Supervisor {
     state: Arc<State>,
     metrics: Arc<Metrics>,
+    recent: Arc<Recent>,
     /// The config probed, and the model compiled from it (the only one published into).
     config: Arc<Config>,
     model: Arc<Model>,
@@ -222,17 +231,19 @@ struct Supervisor {
 impl Supervisor {
     fn new(
         state: Arc<State>,
-        metrics: Arc<Metrics>,
+        observers: Observers,
         config: Arc<Config>,
         model: Arc<Model>,
         checks: Vec<Check>,
         carry: Carry,
     ) -> Supervisor {
+        let Observers { metrics, recent } = observers;
         let n = config.regions.len();
         let settings = &config.health;
         let mut s = Supervisor {
             state,
             metrics,
+            recent,
             config: config.clone(),
             model: model.clone(),
             checks,
@@ -357,7 +368,7 @@ impl Supervisor {
             Role::Primary { timeline } => format!("primary (timeline {timeline})"),
             Role::Replica { lag } => format!("replica (lag {lag:.1} s)"),
         });
-        let status = crate::metrics::CheckStatus {
+        let status = crate::recent::CheckStatus {
             region: region.clone(),
             database: c.database,
             up: c.hysteresis.state(),
@@ -365,7 +376,7 @@ impl Supervisor {
             role,
             at: std::time::SystemTime::now(),
         };
-        self.metrics.recent.set_check(id, status);
+        self.recent.set_check(id, status);
         c.last = Some(outcome.map(|_| ()));
     }
 
@@ -413,10 +424,10 @@ impl Supervisor {
                 let region = &config.regions[r].name;
                 if up {
                     info!(region = %region, "region up");
-                    self.metrics.recent.event(format!("region {region} up"));
+                    self.recent.event(format!("region {region} up"));
                 } else {
                     warn!(region = %region, reasons = %reasons.join("; "), "region down");
-                    self.metrics.recent.event(format!("region {region} down: {}", reasons.join("; ")));
+                    self.recent.event(format!("region {region} down: {}", reasons.join("; ")));
                 }
             }
         }
@@ -449,7 +460,7 @@ impl Supervisor {
                 "database member reports primary"
             };
             warn!(from = %name(self.writer), to = %name(election.writer), reason = why, "writer changed");
-            self.metrics.recent.event(format!("writer {} → {} ({why})", name(self.writer), name(election.writer)));
+            self.recent.event(format!("writer {} → {} ({why})", name(self.writer), name(election.writer)));
             self.writer = election.writer;
             self.writer_changed_at = Some(now);
             changed = true;
@@ -462,10 +473,10 @@ impl Supervisor {
             let names: Vec<&str> = election.primaries.iter().map(|&p| model.region_name(p)).collect();
             if self.split_brain {
                 error!(primaries = %names.join(","), "split brain: more than one database member reports primary");
-                self.metrics.recent.event(format!("split brain: {} report primary", names.join(", ")));
+                self.recent.event(format!("split brain: {} report primary", names.join(", ")));
             } else {
                 info!("split brain resolved: one primary");
-                self.metrics.recent.event("split brain resolved".to_owned());
+                self.recent.event("split brain resolved".to_owned());
             }
         }
 
@@ -554,7 +565,7 @@ mod tests {
 
     use super::probe::{Failure, FailureKind};
     use super::writer::Role;
-    use super::{HealthEngine, Report};
+    use super::{HealthEngine, Observers, Report};
     use crate::metrics::Metrics;
     use crate::state::{HealthView, State};
 
@@ -605,7 +616,8 @@ regions = ["a", "b"]
         let loaded = crate::app::open(config).expect("no GeoIP database to open");
         let state = Arc::new(State::new(loaded.model(None), false));
         let (tx, rx) = mpsc::channel(64);
-        let engine = HealthEngine::supervise(state.clone(), loaded.config, Metrics::new(), None, rx);
+        let observers = Observers { metrics: Metrics::new(), recent: Default::default() };
+        let engine = HealthEngine::supervise(state.clone(), loaded.config, observers, None, rx);
         (state, tx, engine)
     }
 

@@ -10,12 +10,15 @@
 //! Every lookup also returns the prefix length of the database network that matched
 //! (or of the unknown range around the address), which is what an ECS scope may claim.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::LazyLock;
 
 use serde::Deserialize;
+
+mod cache;
+mod countries;
+
+pub use countries::{CountryFacts, continent_centroid, country_facts, distance_km};
 
 /// Where a client is, as far as the database knows.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -57,39 +60,6 @@ pub struct GeoDb {
 }
 
 static NEXT_DB_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-
-/// Decoded records cached per thread and keyed by data offset: many networks share one
-/// record (a country database has a few hundred), so most lookups decode nothing.
-const CACHE_MAX: usize = 8192;
-
-/// (database id, data offset → decoded record and whether it said anything).
-type Cache = (u64, HashMap<usize, (GeoInfo, bool)>);
-
-/// Whole lookups cached per thread by address, direct-mapped: resolvers send the same
-/// client subnets again and again, and a hit skips the walk down the database's tree
-/// (about 20 node reads for a million networks). A slot holds one address; a colliding
-/// address replaces it.
-const ADDR_SLOTS: usize = 16384;
-
-/// (database id, slots of (address, its lookup)).
-type AddrCache = (u64, Box<[Option<(IpAddr, GeoLookup)>]>);
-
-thread_local! {
-    static CACHE: std::cell::RefCell<Cache> = std::cell::RefCell::new((0, HashMap::new()));
-    static ADDRS: std::cell::RefCell<AddrCache> = std::cell::RefCell::new((0, vec![None; ADDR_SLOTS].into()));
-}
-
-/// An address's slot in the address cache (Fibonacci hashing of its bits).
-fn addr_slot(ip: IpAddr) -> usize {
-    let bits = match ip {
-        IpAddr::V4(v4) => u64::from(u32::from(v4)),
-        IpAddr::V6(v6) => {
-            let b = u128::from(v6);
-            (b >> 64) as u64 ^ b as u64 ^ 1 << 63
-        }
-    };
-    (bits.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - ADDR_SLOTS.trailing_zeros())) as usize
-}
 
 impl std::fmt::Debug for GeoDb {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -134,7 +104,7 @@ struct Location {
     longitude: Option<f64>,
 }
 
-fn code2(s: &str) -> Option<[u8; 2]> {
+pub(super) fn code2(s: &str) -> Option<[u8; 2]> {
     let b = s.as_bytes();
     (b.len() == 2 && b.iter().all(u8::is_ascii_alphabetic))
         .then(|| [b[0].to_ascii_uppercase(), b[1].to_ascii_uppercase()])
@@ -181,27 +151,7 @@ impl GeoDb {
     /// Looks an address up. A decoding failure counts as "not found" (with the
     /// network's prefix), so a damaged record routes like an unknown client.
     pub fn lookup(&self, ip: IpAddr) -> GeoLookup {
-        let slot = addr_slot(ip);
-        let hit = ADDRS.with(|c| {
-            let c = c.borrow();
-            match c.1[slot] {
-                Some((addr, found)) if c.0 == self.id && addr == ip => Some(found),
-                _ => None,
-            }
-        });
-        if let Some(found) = hit {
-            return found;
-        }
-        let found = self.walk(ip);
-        ADDRS.with(|c| {
-            let mut c = c.borrow_mut();
-            if c.0 != self.id {
-                c.0 = self.id;
-                c.1.fill(None);
-            }
-            c.1[slot] = Some((ip, found));
-        });
-        found
+        cache::lookup(self.id, ip, || self.walk(ip))
     }
 
     /// A lookup in the database itself (record decoding cached by data offset).
@@ -219,28 +169,10 @@ impl GeoDb {
         let Some(offset) = result.offset() else {
             return GeoLookup { info: GeoInfo::default(), prefix, found: false };
         };
-        let cached = CACHE.with(|c| {
-            let c = c.borrow();
-            if c.0 == self.id { c.1.get(&offset).copied() } else { None }
+        let (info, found) = cache::record(self.id, offset, || match result.decode::<Record<'_>>() {
+            Ok(Some(r)) => Self::info(r),
+            _ => (GeoInfo::default(), false),
         });
-        let (info, found) = match cached {
-            Some(hit) => hit,
-            None => {
-                let decoded = match result.decode::<Record<'_>>() {
-                    Ok(Some(r)) => Self::info(r),
-                    _ => (GeoInfo::default(), false),
-                };
-                CACHE.with(|c| {
-                    let mut c = c.borrow_mut();
-                    if c.0 != self.id || c.1.len() >= CACHE_MAX {
-                        c.0 = self.id;
-                        c.1.clear();
-                    }
-                    c.1.insert(offset, decoded);
-                });
-                decoded
-            }
-        };
         GeoLookup { info, prefix, found }
     }
 
@@ -280,54 +212,6 @@ impl GeoDb {
         let found = country.is_some() || info.continent.is_some() || info.location.is_some();
         (info, found)
     }
-}
-
-/// What the compiled-in country table knows of one country.
-#[derive(Debug, Clone, Copy)]
-pub struct CountryFacts {
-    pub continent: [u8; 2],
-    pub lat: f64,
-    pub lon: f64,
-}
-
-static COUNTRIES: LazyLock<HashMap<[u8; 2], CountryFacts>> = LazyLock::new(|| {
-    let mut map = HashMap::new();
-    for line in include_str!("../geoip/countries.csv").lines().skip(1) {
-        let mut f = line.split(',');
-        let (Some(iso), Some(cont), Some(lat), Some(lon)) = (f.next(), f.next(), f.next(), f.next()) else {
-            continue;
-        };
-        if let (Some(iso), Some(continent), Ok(lat), Ok(lon)) = (code2(iso), code2(cont), lat.parse(), lon.parse()) {
-            map.insert(iso, CountryFacts { continent, lat, lon });
-        }
-    }
-    map
-});
-
-pub fn country_facts(country: [u8; 2]) -> Option<CountryFacts> {
-    COUNTRIES.get(&country).copied()
-}
-
-/// Rough centres of the continents, for records that name nothing finer.
-pub fn continent_centroid(continent: [u8; 2]) -> Option<(f64, f64)> {
-    Some(match &continent {
-        b"AF" => (1.6, 17.3),
-        b"AN" => (-82.9, 135.0),
-        b"AS" => (34.0, 100.6),
-        b"EU" => (50.0, 10.0),
-        b"NA" => (45.0, -100.0),
-        b"OC" => (-22.7, 140.0),
-        b"SA" => (-15.6, -56.1),
-        _ => return None,
-    })
-}
-
-/// Great-circle distance in kilometres (haversine).
-pub fn distance_km(a: (f64, f64), b: (f64, f64)) -> f64 {
-    let (lat1, lon1) = (a.0.to_radians(), a.1.to_radians());
-    let (lat2, lon2) = (b.0.to_radians(), b.1.to_radians());
-    let h = ((lat2 - lat1) / 2.0).sin().powi(2) + lat1.cos() * lat2.cos() * ((lon2 - lon1) / 2.0).sin().powi(2);
-    2.0 * 6371.0 * h.sqrt().asin()
 }
 
 #[cfg(test)]
@@ -377,6 +261,6 @@ mod tests {
         }
         assert_eq!(&country_facts(*b"GB").unwrap().continent, b"EU");
         assert_eq!(&country_facts(*b"JP").unwrap().continent, b"AS");
-        assert!(COUNTRIES.len() >= 240, "{}", COUNTRIES.len());
+        assert!(countries::COUNTRIES.len() >= 240, "{}", countries::COUNTRIES.len());
     }
 }
