@@ -3,6 +3,9 @@
 # executions, the corpus size and the crashes found.
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]     (default: 60 s; all targets)
+#   FUZZ_BUILD=dev scripts/fuzz.sh 20                      (an unoptimized build: it compiles
+#                                                           in half the time, runs slower;
+#                                                           what CI's short run uses)
 #
 # Needs a nightly toolchain (rustup's, else stable with RUSTC_BOOTSTRAP=1) and installs
 # cargo-fuzz if missing. Inputs: fuzz/seeds/TARGET and fuzz/regressions/TARGET; the
@@ -23,7 +26,12 @@ else
     export RUSTC_BOOTSTRAP=1
     fuzz=(cargo fuzz)
 fi
-"${fuzz[@]}" build -O >/dev/null
+case "${FUZZ_BUILD:-release}" in
+    release) profile=(-O) ;;
+    dev) profile=(--dev) ;;
+    *) echo "FUZZ_BUILD is release or dev" >&2; exit 2 ;;
+esac
+"${fuzz[@]}" build "${profile[@]}" >/dev/null
 
 printf '%-12s %10s %12s %8s %8s\n' target seconds executions corpus crashes
 status=0
@@ -33,7 +41,7 @@ for t in "${targets[@]}"; do
     log=$(mktemp)
     # -rss_limit_mb bounds memory per input; -timeout flags an input that hangs.
     rc=0
-    "${fuzz[@]}" run -O "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" "fuzz/regressions/$t" -- \
+    "${fuzz[@]}" run "${profile[@]}" "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" "fuzz/regressions/$t" -- \
         -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 >"$log" 2>&1 || rc=$?
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
     corpus=$(find "fuzz/corpus/$t" -type f | wc -l)

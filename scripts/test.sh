@@ -20,14 +20,15 @@ cargo fmt --check
 cargo clippy --all-targets --all-features --locked -- -D warnings
 
 # Fuzzing keeps running: in CI (CI=true) every cargo-fuzz target runs for FUZZ_SECONDS
-# (20 by default; set it anywhere else to do the same), so a new crash fails the build.
-# The tests below replay every seed and regression in any case; scripts/fuzz.sh alone
-# is for long runs. It runs first so that the test runner's summary closes the output.
+# (20 by default; set it anywhere else to do the same) on a quick-to-build unoptimized
+# build, so a new crash fails the build. The tests below replay every seed and
+# regression in any case; scripts/fuzz.sh alone is for long runs. It runs first so that
+# the test runner's summary closes the output.
 fuzz_seconds=${FUZZ_SECONDS:-0}
 [ "${CI:-}" != true ] || [ -n "${FUZZ_SECONDS:-}" ] || fuzz_seconds=20
 fuzz_status=0
 if [ "$fuzz_seconds" -gt 0 ]; then
-  scripts/fuzz.sh "$fuzz_seconds" || fuzz_status=$?
+  FUZZ_BUILD=${FUZZ_BUILD:-dev} scripts/fuzz.sh "$fuzz_seconds" || fuzz_status=$?
 fi
 # fault-injection: a query can be made to panic (tests/integration/abuse.rs).
 if cargo nextest --version >/dev/null 2>&1; then
