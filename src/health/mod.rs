@@ -14,6 +14,7 @@
 pub mod hysteresis;
 pub mod probe;
 pub mod statefile;
+mod verdict;
 pub mod writer;
 
 use std::sync::Arc;
@@ -26,7 +27,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::config::{CheckConfig, ColdStart, Config, HealthRule};
+use crate::config::{CheckConfig, ColdStart, Config};
 use crate::hash::hash64;
 use crate::metrics::Metrics;
 use crate::model::{Model, RegionId};
@@ -34,6 +35,7 @@ use crate::recent::Recent;
 use crate::state::State;
 use hysteresis::Hysteresis;
 use probe::{Failure, Prober};
+use verdict::{Change, Inputs, Memory};
 use writer::Role;
 
 /// What the engine knows of one check.
@@ -215,17 +217,9 @@ struct Supervisor {
     model: Arc<Model>,
     checks: Vec<Check>,
     started: Instant,
-    ready: bool,
-    /// Region states as last published, and when each last changed.
-    up: Vec<bool>,
-    changed_at: Vec<Option<Instant>>,
     /// Restored from the state file, used for regions whose checks have no result yet.
     restored: Vec<Option<bool>>,
-    writer: Option<RegionId>,
-    last_writer: Option<RegionId>,
-    writer_changed_at: Option<Instant>,
-    last_primary: Option<Instant>,
-    split_brain: bool,
+    memory: Memory,
 }
 
 impl Supervisor {
@@ -248,32 +242,34 @@ impl Supervisor {
             model: model.clone(),
             checks,
             started: Instant::now(),
-            ready: settings.cold_start == ColdStart::AssumeUp,
-            up: vec![true; n],
-            changed_at: vec![None; n],
             restored: vec![None; n],
-            writer: None,
-            last_writer: None,
-            writer_changed_at: None,
-            last_primary: None,
-            split_brain: false,
+            memory: Memory {
+                ready: settings.cold_start == ColdStart::AssumeUp,
+                up: vec![true; n],
+                changed_at: vec![None; n],
+                writer: None,
+                last_writer: None,
+                writer_changed_at: None,
+                last_primary: None,
+                split_brain: false,
+            },
         };
         if s.checks.is_empty() || carry.ready {
-            s.ready = true;
+            s.memory.ready = true;
         }
         if carry.ready {
             // A reload: start from what the previous engine knew, not from the file.
             let index = |name: &Option<String>| name.as_deref().and_then(|n| model.region_index(n));
-            s.writer = index(&carry.writer);
-            s.last_writer = index(&carry.last_writer);
-            s.writer_changed_at = carry.writer_changed_at;
-            s.last_primary = carry.last_primary;
+            s.memory.writer = index(&carry.writer);
+            s.memory.last_writer = index(&carry.last_writer);
+            s.memory.writer_changed_at = carry.writer_changed_at;
+            s.memory.last_primary = carry.last_primary;
             let snap = s.state.snapshot();
             for (i, region) in config.regions.iter().enumerate() {
-                s.changed_at[i] = carry.changed_at.get(&region.name).copied();
+                s.memory.changed_at[i] = carry.changed_at.get(&region.name).copied();
                 // The view the reload carried over, so that nothing flips by itself.
-                s.up[i] = snap.health.up.get(i).copied().unwrap_or(true);
-                s.restored[i] = Some(s.up[i]);
+                s.memory.up[i] = snap.health.up.get(i).copied().unwrap_or(true);
+                s.restored[i] = Some(s.memory.up[i]);
             }
         } else if let Some(path) = &settings.state_file {
             match statefile::load(path) {
@@ -281,11 +277,11 @@ impl Supervisor {
                     for (i, region) in config.regions.iter().enumerate() {
                         s.restored[i] = saved.regions.get(&region.name).copied();
                     }
-                    s.writer = saved.writer.as_deref().and_then(|w| model.region_index(w));
-                    s.last_writer = s.writer;
+                    s.memory.writer = saved.writer.as_deref().and_then(|w| model.region_index(w));
+                    s.memory.last_writer = s.memory.writer;
                     // The restored writer gets the usual grace to be confirmed.
-                    s.last_primary = s.writer.map(|_| Instant::now());
-                    s.ready = true;
+                    s.memory.last_primary = s.memory.writer.map(|_| Instant::now());
+                    s.memory.ready = true;
                     info!(path = %path.display(), "restored last known health from the state file");
                 }
                 Ok(None) => {}
@@ -294,7 +290,7 @@ impl Supervisor {
                 }
             }
         }
-        if !s.ready {
+        if !s.memory.ready {
             info!(
                 checks = s.checks.len(),
                 grace = ?settings.cold_start_grace,
@@ -323,20 +319,21 @@ impl Supervisor {
 
     fn carry(self) -> Carry {
         let model = &self.model;
+        let m = self.memory;
         let name = |r: Option<RegionId>| r.map(|r| model.region_name(r).to_owned());
         Carry {
-            writer: name(self.writer),
-            last_writer: name(self.last_writer),
-            writer_changed_at: self.writer_changed_at,
-            last_primary: self.last_primary,
+            writer: name(m.writer),
+            last_writer: name(m.last_writer),
+            writer_changed_at: m.writer_changed_at,
+            last_primary: m.last_primary,
             changed_at: self
                 .config
                 .regions
                 .iter()
-                .zip(&self.changed_at)
+                .zip(&m.changed_at)
                 .filter_map(|(r, t)| t.map(|t| (r.name.clone(), t)))
                 .collect(),
-            ready: self.ready,
+            ready: m.ready,
             checks: self.checks.into_iter().map(|c| (c.id, (c.hysteresis, c.last, c.role))).collect(),
         }
     }
@@ -380,125 +377,61 @@ impl Supervisor {
         c.last = Some(outcome.map(|_| ()));
     }
 
-    /// Recomputes what routing sees and publishes it if it changed.
+    /// Recomputes what routing sees (`verdict::step`), then the effects: logs and the
+    /// status page's log for each change, metrics, the publish, the state file.
     fn publish(&mut self, now: Instant) {
-        let model = self.model.clone();
         let config = self.config.clone();
-        let settings = &config.health;
-        let n = config.regions.len();
-
-        if !self.ready {
-            let all_known = self.checks.iter().all(|c| c.hysteresis.state().is_some());
-            let late = now.duration_since(self.started) >= settings.cold_start_grace;
-            if all_known || late {
-                self.ready = true;
-                let unknown = self.checks.iter().filter(|c| c.hysteresis.state().is_none()).count();
-                if unknown == 0 {
-                    info!(elapsed = ?now.duration_since(self.started), "first round of health checks complete: serving GSLB names");
-                } else {
-                    warn!(
-                        unknown,
-                        "cold start grace elapsed: serving GSLB names with checks still unknown counted as down"
-                    );
+        let model = self.model.clone();
+        let inputs = Inputs { config: &config, checks: &self.checks, restored: &self.restored, started: self.started };
+        let (next, view, changes) = verdict::step(&inputs, &self.memory, now);
+        let name = |w: Option<RegionId>| w.map_or("none".to_owned(), |w| model.region_name(w).to_owned());
+        for change in &changes {
+            match change {
+                Change::Ready { unknown: 0, elapsed } => {
+                    info!(elapsed = ?elapsed, "first round of health checks complete: serving GSLB names")
                 }
-            }
-        }
-
-        // Regions.
-        let mut changed = false;
-        for r in 0..n {
-            let up = self.region_up(r);
-            if up != self.up[r] {
-                self.up[r] = up;
-                self.changed_at[r] = Some(now);
-                changed = true;
-                let reasons: Vec<String> = self
-                    .checks
-                    .iter()
-                    .filter(|c| c.region == r && !c.database)
-                    .filter_map(|c| match &c.last {
-                        Some(Err(f)) => Some(f.to_string()),
-                        _ => None,
-                    })
-                    .collect();
-                let region = &config.regions[r].name;
-                if up {
+                Change::Ready { unknown, .. } => warn!(
+                    unknown,
+                    "cold start grace elapsed: serving GSLB names with checks still unknown counted as down"
+                ),
+                Change::Region { region, up: true, .. } => {
+                    let region = &config.regions[*region].name;
                     info!(region = %region, "region up");
                     self.recent.event(format!("region {region} up"));
-                } else {
+                }
+                Change::Region { region, up: false, reasons } => {
+                    let region = &config.regions[*region].name;
                     warn!(region = %region, reasons = %reasons.join("; "), "region down");
                     self.recent.event(format!("region {region} down: {}", reasons.join("; ")));
                 }
+                Change::Writer { from, to, why } => {
+                    warn!(from = %name(*from), to = %name(*to), reason = why, "writer changed");
+                    self.recent.event(format!("writer {} → {} ({why})", name(*from), name(*to)));
+                }
+                Change::SplitBrain { primaries } => {
+                    let names: Vec<&str> = primaries.iter().map(|&p| model.region_name(p)).collect();
+                    error!(primaries = %names.join(","), "split brain: more than one database member reports primary");
+                    self.recent.event(format!("split brain: {} report primary", names.join(", ")));
+                }
+                Change::SplitBrainResolved => {
+                    info!("split brain resolved: one primary");
+                    self.recent.event("split brain resolved".to_owned());
+                }
             }
         }
 
-        // Database members and the writer.
-        let mut db_lag = vec![None; n];
-        let mut members = Vec::new();
-        for c in self.checks.iter().filter(|c| c.database) {
-            if c.hysteresis.state() == Some(true)
-                && let Some(role) = c.role
-            {
-                members.push((c.region as RegionId, role));
-                db_lag[c.region] = Some(match role {
-                    Role::Primary { .. } => 0.0,
-                    Role::Replica { lag } => lag,
-                });
-            }
-        }
-        if members.iter().any(|(_, r)| matches!(r, Role::Primary { .. })) {
-            self.last_primary = Some(now);
-        }
-        let election = writer::elect(&members, self.writer, self.last_primary, now, settings.writer_grace);
-        if election.writer != self.writer {
-            let name = |w: Option<RegionId>| w.map_or("none".to_owned(), |w| model.region_name(w).to_owned());
-            let why = if election.split_brain() {
-                "split brain: the higher timeline wins"
-            } else if election.writer.is_none() {
-                "no database member reports primary and the writer grace is over"
-            } else {
-                "database member reports primary"
-            };
-            warn!(from = %name(self.writer), to = %name(election.writer), reason = why, "writer changed");
-            self.recent.event(format!("writer {} → {} ({why})", name(self.writer), name(election.writer)));
-            self.writer = election.writer;
-            self.writer_changed_at = Some(now);
-            changed = true;
-        }
-        if election.writer.is_some() {
-            self.last_writer = election.writer;
-        }
-        if election.split_brain() != self.split_brain {
-            self.split_brain = election.split_brain();
-            let names: Vec<&str> = election.primaries.iter().map(|&p| model.region_name(p)).collect();
-            if self.split_brain {
-                error!(primaries = %names.join(","), "split brain: more than one database member reports primary");
-                self.recent.event(format!("split brain: {} report primary", names.join(", ")));
-            } else {
-                info!("split brain resolved: one primary");
-                self.recent.event("split brain resolved".to_owned());
-            }
-        }
-
-        let recent_until = |t: Option<Instant>| t.is_some_and(|t| now.duration_since(t) < settings.hold_down);
-        let recent: Vec<bool> = self.changed_at.iter().map(|t| recent_until(*t)).collect();
-        let writer_unsettled = election.on_grace || election.split_brain() || recent_until(self.writer_changed_at);
-        let ready = self.ready;
-        let up = self.up.clone();
-        let writer = self.writer;
-        let last_writer = self.last_writer;
-        let primaries = election.primaries.clone();
         let m = &self.metrics;
         // Database series exist only for regions with a database member, so that "no
         // writer" can be alerted on without false alarms where there are none.
         for (r, region) in config.regions.iter().enumerate().filter(|(_, r)| r.database.is_some()) {
-            let name = [region.name.as_str()];
-            m.writer.with_label_values(&name).set(i64::from(self.writer == Some(r as RegionId)));
-            m.database_primary.with_label_values(&name).set(i64::from(election.primaries.contains(&(r as RegionId))));
-            m.replica_lag.with_label_values(&name).set(db_lag[r].unwrap_or(f64::NAN));
+            let label = [region.name.as_str()];
+            m.writer.with_label_values(&label).set(i64::from(view.writer == Some(r as RegionId)));
+            m.database_primary.with_label_values(&label).set(i64::from(view.primaries.contains(&(r as RegionId))));
+            m.replica_lag.with_label_values(&label).set(view.db_lag[r].unwrap_or(f64::NAN));
         }
-        m.split_brain.set(i64::from(election.split_brain()));
-        m.health_ready.set(i64::from(ready));
+        m.split_brain.set(i64::from(view.primaries.len() > 1));
+        m.health_ready.set(i64::from(view.ready));
+
         // Regions without checks keep whatever `up` they have (always up, unless a test
         // or an operator set it): the engine speaks only for what it probes.
         let probed: Vec<bool> = config.regions.iter().map(|r| !r.checks.is_empty()).collect();
@@ -507,50 +440,33 @@ impl Supervisor {
             if !std::ptr::eq(current, &*model) {
                 return true;
             }
-            let merged: Vec<bool> = (0..n).map(|r| if probed[r] { up[r] } else { h.up[r] }).collect();
-            let next = (&merged, &recent, writer, last_writer, writer_unsettled, &primaries, &db_lag, ready);
-            let cur = (&h.up, &h.recent, h.writer, h.last_writer, h.writer_unsettled, &h.primaries, &h.db_lag, h.ready);
+            let up: Vec<bool> = (0..probed.len()).map(|r| if probed[r] { view.up[r] } else { h.up[r] }).collect();
+            let next = (&up, &view.recent, view.writer, view.last_writer, view.writer_unsettled);
+            let next = (next, &view.primaries, &view.db_lag, view.ready);
+            let cur = (&h.up, &h.recent, h.writer, h.last_writer, h.writer_unsettled);
+            let cur = (cur, &h.primaries, &h.db_lag, h.ready);
             if next != cur {
-                h.up = merged;
-                h.recent = recent.clone();
-                h.writer = writer;
-                h.last_writer = last_writer;
-                h.writer_unsettled = writer_unsettled;
-                h.primaries = primaries.clone();
-                h.db_lag = db_lag.clone();
-                h.ready = ready;
+                h.up = up;
+                h.recent = view.recent.clone();
+                h.writer = view.writer;
+                h.last_writer = view.last_writer;
+                h.writer_unsettled = view.writer_unsettled;
+                h.primaries = view.primaries.clone();
+                h.db_lag = view.db_lag.clone();
+                h.ready = view.ready;
             }
             true
         });
-        if changed && let Some(path) = &settings.state_file {
-            let regions = config.regions.iter().zip(&self.up).map(|(r, up)| (r.name.clone(), *up)).collect();
-            let saved = statefile::Saved { regions, writer: self.last_writer.map(|w| model.region_name(w).to_owned()) };
+
+        let saved_changed = changes.iter().any(|c| matches!(c, Change::Region { .. } | Change::Writer { .. }));
+        if saved_changed && let Some(path) = &config.health.state_file {
+            let regions = config.regions.iter().zip(&next.up).map(|(r, up)| (r.name.clone(), *up)).collect();
+            let saved = statefile::Saved { regions, writer: next.last_writer.map(|w| model.region_name(w).to_owned()) };
             if let Err(e) = statefile::save(path, &saved) {
                 warn!(path = %path.display(), error = %e, "cannot write the state file");
             }
         }
-    }
-
-    fn region_up(&self, r: usize) -> bool {
-        let region = &self.config.regions[r];
-        if region.checks.is_empty() {
-            return true;
-        }
-        let states: Vec<Option<bool>> =
-            self.checks.iter().filter(|c| c.region == r && !c.database).map(|c| c.hysteresis.state()).collect();
-        if states.iter().all(Option::is_none) {
-            // Nothing known yet: the state file's word, else up. (In `wait` mode no GSLB
-            // name is answered before `ready`; in `assume_up` mode this is the point.)
-            return self.restored[r].unwrap_or(true);
-        }
-        // Checks with no result yet have no vote.
-        let ups = states.iter().filter(|s| **s == Some(true)).count() as u32;
-        let known = states.iter().filter(|s| s.is_some()).count() as u32;
-        match region.rule {
-            HealthRule::All => ups == known,
-            HealthRule::Any => ups > 0,
-            HealthRule::Quorum(q) => ups >= q,
-        }
+        self.memory = next;
     }
 }
 
