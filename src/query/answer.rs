@@ -9,11 +9,11 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
-use super::client::Subject;
+use super::client;
 use crate::model::AllDown;
 use crate::model::zone::{Lookup, Node, key};
 use crate::model::{Model, RegionId};
-use crate::routing::{self, Client, Outcome};
+use crate::routing::{self, Outcome};
 use crate::state::Snapshot;
 
 /// The question, as the handler extracted it.
@@ -63,7 +63,7 @@ impl Response {
 const MAX_CHAIN: usize = 8;
 
 /// Answers one question from one snapshot.
-pub fn resolve(snap: &Snapshot, q: &Question<'_>, subject: &Subject) -> Response {
+pub fn resolve(snap: &Snapshot, q: &Question<'_>, client: &client::Client) -> Response {
     // Tests prove that a panicking query costs only itself (built only with the
     // `fault-injection` feature, which the test command turns on).
     #[cfg(feature = "fault-injection")]
@@ -96,7 +96,7 @@ pub fn resolve(snap: &Snapshot, q: &Question<'_>, subject: &Subject) -> Response
     for _ in 0..MAX_CHAIN {
         if let Some(name) = node.gslb {
             let before = r.answers.len();
-            gslb(snap, name, &owner, q.qtype, subject, &mut r);
+            gslb(snap, name, &owner, q.qtype, client, &mut r);
             if r.rcode == ResponseCode::NoError && r.answers.len() == before {
                 // NODATA, possibly at the end of a CNAME chain (RFC 2308 2.2).
                 r.authority.push(soa(model));
@@ -243,8 +243,8 @@ impl Decision<'_> {
     }
 }
 
-/// Decides what GSLB name `name` answers the client `subject`, from one snapshot.
-pub fn decide<'m>(snap: &'m Snapshot, name: usize, subject: &Subject) -> Decision<'m> {
+/// Decides what GSLB name `name` answers `client`, from one snapshot.
+pub fn decide<'m>(snap: &'m Snapshot, name: usize, client: &client::Client) -> Decision<'m> {
     let model = &*snap.model;
     let n = &model.names[name];
     if !snap.health.ready {
@@ -252,8 +252,8 @@ pub fn decide<'m>(snap: &'m Snapshot, name: usize, subject: &Subject) -> Decisio
         // rather than caching a guess.
         return Decision { answer: Answer::ServFail, ttl: 0, scope: 0, region: None };
     }
-    let client = Client::new(subject.addr, subject.prefix, model.geo.as_deref());
-    let route = routing::route(model, &snap.health, name, &client);
+    let located = routing::Client::new(client.addr, client.prefix, model.geo.as_deref());
+    let route = routing::route(model, &snap.health, name, &located);
     let (ttl, scope, best) = (route.ttl, route.scope, route.regions.first().copied());
     let (answer, region) = match (&route.outcome, &n.when_all_down) {
         (Outcome::AllDownServFail, _) => (Answer::ServFail, None),
@@ -269,14 +269,14 @@ pub fn decide<'m>(snap: &'m Snapshot, name: usize, subject: &Subject) -> Decisio
 }
 
 /// Answers a GSLB name (possibly reached through a CNAME at `owner`).
-fn gslb(snap: &Snapshot, name: usize, owner: &Name, qtype: RecordType, subject: &Subject, r: &mut Response) {
+fn gslb(snap: &Snapshot, name: usize, owner: &Name, qtype: RecordType, client: &client::Client, r: &mut Response) {
     let model = &*snap.model;
     let addresses_asked = matches!(qtype, RecordType::A | RecordType::AAAA | RecordType::ANY);
     if !addresses_asked && !model.names[name].may_cname {
         // Other types never depend on the client: NODATA, scope /0.
         return;
     }
-    let d = decide(snap, name, subject);
+    let d = decide(snap, name, client);
     r.scope = r.scope.max(d.scope);
     r.region = d.region;
     let ttl = d.ttl;

@@ -8,9 +8,10 @@ use ipnet::IpNet;
 
 use super::wire;
 
-/// The routing subject of one query.
+/// The client a query is routed for: the one name for it on the DNS path. (Routing's
+/// `routing::Client` is the same client with its GeoIP lookup attached.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Subject {
+pub struct Client {
     pub addr: IpAddr,
     /// Leading bits of `addr` that are meaningful.
     pub prefix: u8,
@@ -85,14 +86,14 @@ pub fn parse(data: &[u8]) -> Result<ClientSubnet, EcsError> {
     Ok(ClientSubnet::new(ip, source, 0))
 }
 
-/// Picks the routing subject for a query from `src`, given its OPT record's options
+/// Picks the routing client for a query from `src`, given its OPT record's options
 /// (`wire::opt`), if it has one.
-pub fn subject(src: IpAddr, options: Option<&[u8]>, policy: EcsPolicy<'_>) -> Result<Subject, EcsError> {
+pub fn from_query(src: IpAddr, options: Option<&[u8]>, policy: EcsPolicy<'_>) -> Result<Client, EcsError> {
     let src = match src {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(src, IpAddr::V4),
         v4 => v4,
     };
-    let resolver = Subject { addr: src, prefix: full(src), ecs: None };
+    let resolver = Client { addr: src, prefix: full(src), ecs: None };
     let trusted = policy.trusted.is_empty() || policy.trusted.iter().any(|n| n.contains(&src));
     if !policy.enabled || !trusted {
         // Ignored options are neither checked nor echoed: the answer is then valid for
@@ -107,16 +108,16 @@ pub fn subject(src: IpAddr, options: Option<&[u8]>, policy: EcsPolicy<'_>) -> Re
     let ecs = parse(first)?;
     if ecs.source_prefix() == 0 {
         // The client asked for privacy: route on the resolver, claim scope /0.
-        return Ok(Subject { ecs: Some(ecs), ..resolver });
+        return Ok(Client { ecs: Some(ecs), ..resolver });
     }
     // An IPv4-mapped IPv6 subnet is an IPv4 subnet (the echo keeps the client's form).
     if let IpAddr::V6(v6) = ecs.addr()
         && let Some(v4) = v6.to_ipv4_mapped()
         && ecs.source_prefix() >= 96
     {
-        return Ok(Subject { addr: IpAddr::V4(v4), prefix: ecs.source_prefix() - 96, ecs: Some(ecs) });
+        return Ok(Client { addr: IpAddr::V4(v4), prefix: ecs.source_prefix() - 96, ecs: Some(ecs) });
     }
-    Ok(Subject { addr: ecs.addr(), prefix: ecs.source_prefix(), ecs: Some(ecs) })
+    Ok(Client { addr: ecs.addr(), prefix: ecs.source_prefix(), ecs: Some(ecs) })
 }
 
 #[cfg(test)]
@@ -180,32 +181,32 @@ mod tests {
         let src: IpAddr = "192.0.2.53".parse().unwrap();
         let q = query_with(&[data(1, 24, 0, &[198, 51, 100])]);
         let all = EcsPolicy { enabled: true, trusted: &[] };
-        let s = subject(src, rdata(&q), all).unwrap();
+        let s = from_query(src, rdata(&q), all).unwrap();
         assert_eq!((s.addr.to_string(), s.prefix, s.ecs.is_some()), ("198.51.100.0".into(), 24, true));
 
         let nets = ["203.0.113.0/24".parse().unwrap()];
         let other = EcsPolicy { enabled: true, trusted: &nets };
-        let s = subject(src, rdata(&q), other).unwrap();
+        let s = from_query(src, rdata(&q), other).unwrap();
         assert_eq!((s.addr, s.prefix, s.ecs.is_some()), (src, 32, false));
 
         let off = EcsPolicy { enabled: false, trusted: &[] };
-        assert_eq!(subject(src, rdata(&q), off).unwrap().ecs, None);
+        assert_eq!(from_query(src, rdata(&q), off).unwrap().ecs, None);
 
         // Malformed ECS from a resolver whose ECS is ignored is ignored too.
         let bad = query_with(&[data(1, 24, 0, &[198, 51, 100, 7])]);
-        assert!(subject(src, rdata(&bad), off).is_ok());
-        assert!(subject(src, rdata(&bad), other).is_ok());
-        assert_eq!(subject(src, rdata(&bad), all), Err(EcsError::AddressLength));
+        assert!(from_query(src, rdata(&bad), off).is_ok());
+        assert!(from_query(src, rdata(&bad), other).is_ok());
+        assert_eq!(from_query(src, rdata(&bad), all), Err(EcsError::AddressLength));
 
         let private = query_with(&[data(1, 0, 0, &[])]);
-        let s = subject(src, rdata(&private), all).unwrap();
+        let s = from_query(src, rdata(&private), all).unwrap();
         assert_eq!((s.addr, s.prefix, s.ecs.is_some()), (src, 32, true));
 
         let mapped = query_with(&[data(2, 120, 0, &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 51, 100])]);
-        let s = subject(src, rdata(&mapped), all).unwrap();
+        let s = from_query(src, rdata(&mapped), all).unwrap();
         assert_eq!((s.addr.to_string(), s.prefix), ("198.51.100.0".into(), 24));
 
         let twice = query_with(&[data(1, 24, 0, &[198, 51, 100]), data(1, 24, 0, &[198, 51, 100])]);
-        assert_eq!(subject(src, rdata(&twice), all), Err(EcsError::Duplicate));
+        assert_eq!(from_query(src, rdata(&twice), all), Err(EcsError::Duplicate));
     }
 }

@@ -18,7 +18,7 @@ use std::net::IpAddr;
 use hickory_proto::rr::{RData, Record, RecordType};
 
 use super::answer::{Answer, decide};
-use super::client::{EcsPolicy, subject};
+use super::client::{EcsPolicy, from_query};
 use super::wire::{self, u16_at};
 use crate::model::zone::{Lookup, Node};
 use crate::state::Snapshot;
@@ -197,7 +197,7 @@ pub fn answer(snap: &Snapshot, packet: &[u8], src: IpAddr, scratch: &mut Scratch
     }
     let server = &model.dns;
     let policy = EcsPolicy { enabled: server.ecs, trusted: &server.ecs_trusted };
-    let subject = subject(src, q.options.clone().map(|o| &packet[o]), policy).ok()?;
+    let client = from_query(src, q.options.clone().map(|o| &packet[o]), policy).ok()?;
     let qtype = if q.qtype == 1 { RecordType::A } else { RecordType::AAAA };
 
     // Decide: the records (as addresses) or NXDOMAIN.
@@ -214,7 +214,7 @@ pub fn answer(snap: &Snapshot, packet: &[u8], src: IpAddr, scratch: &mut Scratch
     let nxdomain = match model.zone.lookup(&key[..klen]) {
         Lookup::NxDomain => true,
         Lookup::Found(Node { gslb: Some(i), .. }) => {
-            let d = decide(snap, *i, &subject);
+            let d = decide(snap, *i, &client);
             if matches!(d.answer, Answer::ServFail | Answer::Cname(_)) {
                 return None;
             }
@@ -279,7 +279,7 @@ pub fn answer(snap: &Snapshot, packet: &[u8], src: IpAddr, scratch: &mut Scratch
         out.extend_from_slice(&41u16.to_be_bytes());
         out.extend_from_slice(&payload.to_be_bytes());
         out.extend_from_slice(&(if dnssec_ok { 0x8000u32 } else { 0 }).to_be_bytes());
-        match subject.ecs {
+        match client.ecs {
             Some(ecs) => {
                 let addr_len = ecs.source_prefix().div_ceil(8) as usize;
                 out.extend_from_slice(&(8 + addr_len as u16).to_be_bytes());

@@ -22,7 +22,7 @@ use hickory_server::zone_handler::{MessageResponse, MessageResponseBuilder};
 use tracing::debug;
 
 use super::answer::{Question, Response, resolve};
-use super::client::{EcsPolicy, subject};
+use super::client::{EcsPolicy, from_query};
 use super::wire;
 use crate::metrics::{Metrics, qtype_index, rcode_index};
 use crate::model::zone::key;
@@ -80,13 +80,13 @@ impl RequestHandler for Handler {
         } else {
             let policy = EcsPolicy { enabled: server.ecs, trusted: &server.ecs_trusted };
             let raw = request.as_slice();
-            match subject(request.src().ip(), wire::opt(raw).map(|o| &raw[o.options]), policy) {
+            match from_query(request.src().ip(), wire::opt(raw).map(|o| &raw[o.options]), policy) {
                 Err(error) => {
                     debug!(%error, src = %request.src(), "malformed client subnet option");
                     metadata.response_code = ResponseCode::FormErr;
                     reply(metadata, query_edns.map(|e| response_edns(e, ours, None)), None)
                 }
-                Ok(subject) => {
+                Ok(client) => {
                     let lower = &queries.queries()[0];
                     let original = lower.original();
                     let qkey = key(original.name());
@@ -96,8 +96,8 @@ impl RequestHandler for Handler {
                         qtype: original.query_type(),
                         qclass: original.query_class(),
                     };
-                    let r = resolve(&snap, &q, &subject);
-                    let ecs = subject.ecs.map(|mut ecs| {
+                    let r = resolve(&snap, &q, &client);
+                    let ecs = client.ecs.map(|mut ecs| {
                         ecs.set_scope_prefix(r.scope.min(ecs.source_prefix()));
                         ecs
                     });
