@@ -3,8 +3,9 @@
 # executions, the corpus size and the crashes found.
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]     (default: 60 s; all targets)
-#   FUZZ_BUILD=dev scripts/fuzz.sh 20                      (an unoptimized build: it compiles
-#                                                           in half the time, runs slower;
+#   FUZZ_BUILD=dev FUZZ_SANITIZER=none scripts/fuzz.sh 20  (an unoptimized build without
+#                                                           AddressSanitizer: it compiles in
+#                                                           half the time and runs slower;
 #                                                           what CI's short run uses)
 #
 # Needs a nightly toolchain (rustup's, else stable with RUSTC_BOOTSTRAP=1) and installs
@@ -31,6 +32,8 @@ case "${FUZZ_BUILD:-release}" in
     dev) profile=(--dev) ;;
     *) echo "FUZZ_BUILD is release or dev" >&2; exit 2 ;;
 esac
+# AddressSanitizer by default (it watches our dependencies' unsafe code; ours has none).
+profile+=(--sanitizer "${FUZZ_SANITIZER:-address}")
 "${fuzz[@]}" build "${profile[@]}" >/dev/null
 
 printf '%-12s %10s %12s %8s %8s\n' target seconds executions corpus crashes

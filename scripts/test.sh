@@ -28,7 +28,7 @@ fuzz_seconds=${FUZZ_SECONDS:-0}
 [ "${CI:-}" != true ] || [ -n "${FUZZ_SECONDS:-}" ] || fuzz_seconds=20
 fuzz_status=0
 if [ "$fuzz_seconds" -gt 0 ]; then
-  FUZZ_BUILD=${FUZZ_BUILD:-dev} scripts/fuzz.sh "$fuzz_seconds" || fuzz_status=$?
+  FUZZ_BUILD=${FUZZ_BUILD:-dev} FUZZ_SANITIZER=${FUZZ_SANITIZER:-none} scripts/fuzz.sh "$fuzz_seconds" || fuzz_status=$?
 fi
 # fault-injection: a query can be made to panic (tests/integration/abuse.rs).
 if cargo nextest --version >/dev/null 2>&1; then

@@ -4,7 +4,7 @@
 //!
 //! [`Harness::udp`] runs a packet through the fast path and the general path and
 //! checks that whenever the fast path answers, the general path gives the same bytes;
-//! [`Harness::tcp`] runs a byte stream through the TCP framing (`dns::tcp::serve_stream`)
+//! [`Harness::tcp`] runs a byte stream through the TCP framing (`listen::tcp::serve_stream`)
 //! and checks every answer is framed and echoes a query's id. A panic is a finding.
 
 use std::net::{IpAddr, SocketAddr};
