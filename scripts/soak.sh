@@ -38,5 +38,8 @@ for i in $(seq "$runs"); do
     fi
 done
 echo "$failed_runs of $runs runs had a failure; logs in $logs"
-grep -hE '^ +(FAIL|SIGSEGV|SIGABRT|TIMEOUT) ' "$logs"/run-*.log | awk '{print $NF}' | sort | uniq -c | sort -rn || true
+# A failing test is named twice in its run's log (as it ends, and in the summary).
+for f in "$logs"/run-*.log; do
+    grep -E '^ +(FAIL|SIGSEGV|SIGABRT|TIMEOUT) ' "$f" | awk '{print $NF}' | sort -u || true
+done | sort | uniq -c | sort -rn
 [ "$failed_runs" -eq 0 ]
