@@ -56,14 +56,19 @@ async fn scrape(admin: std::net::SocketAddr, metric: &str) -> f64 {
     text.lines().find_map(|l| l.strip_prefix(metric).and_then(|v| v.trim().parse().ok())).unwrap_or(-1.0)
 }
 
+/// `switchyard serve` on generation 1 of the config, written into `dir`.
+fn serve(dir: &std::path::Path) -> (Spawned, std::path::PathBuf) {
+    std::fs::write(dir.join("test-city.mmdb"), geoip::city_db()).unwrap();
+    let path = dir.join("switchyard.toml");
+    write_atomically(&path, &config(1).replace("@GEOIP@", "test-city.mmdb"));
+    let server = Spawned::start(Command::new(bin()).args(["serve", "--admin", "127.0.0.1:0", "--config"]).arg(&path));
+    (server, path)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_sighups_under_load_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("test-city.mmdb"), geoip::city_db()).unwrap();
-    let path = dir.path().join("switchyard.toml");
-    write_atomically(&path, &config(1).replace("@GEOIP@", "test-city.mmdb"));
-    let mut server =
-        Spawned::start(Command::new(bin()).args(["serve", "--admin", "127.0.0.1:0", "--config"]).arg(&path));
+    let (mut server, path) = serve(dir.path());
     let addr = server.dns_addr(Duration::from_secs(20));
     let admin: Option<std::net::SocketAddr> = server
         .until(Duration::ZERO, |l| l.contains("admin HTTP listening on "))
@@ -155,11 +160,7 @@ async fn twenty_sighups_under_load_lose_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sighup_during_start_up_reloads_once_serving() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("test-city.mmdb"), geoip::city_db()).unwrap();
-    let path = dir.path().join("switchyard.toml");
-    write_atomically(&path, &config(1).replace("@GEOIP@", "test-city.mmdb"));
-    let mut server =
-        Spawned::start(Command::new(bin()).args(["serve", "--admin", "127.0.0.1:0", "--config"]).arg(&path));
+    let (mut server, path) = serve(dir.path());
     server.until(Duration::from_secs(20), |l| l.contains("config loaded"));
     write_atomically(&path, &config(2).replace("@GEOIP@", "test-city.mmdb"));
     let pid = server.child.0.id().to_string();
