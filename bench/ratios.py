@@ -40,3 +40,15 @@ for s, rounds in sorted(by.items(), key=lambda kv: -(med([f(r["qps"]) for r in k
     rss = max((f(r["peak_rss_mib"]) or 0) for r in rounds.values())
     fmt = lambda v, nd=2: "n/a" if v is None else f"{v:,.{nd}f}"
     print(f"| {s} | {fmt(q, 0)} | {fmt(rq)} | {fmt(rl)} | {fmt(c)} | {fmt(rc)} | {fmt(p50, 3)} / {fmt(p99, 3)} | {fmt(rss, 1)} |")
+
+# Each round's CPU-per-answer ratio to gdnsd: the spread is this VM's noise.
+print()
+print("| server | CPU/answer ratio to gdnsd, per round |")
+print("|---|---|")
+for s, rounds in sorted(by.items()):
+    per = []
+    for rnd in sorted(rounds, key=lambda x: int(x) if x.isdigit() else x):
+        base = by.get("gdnsd", {}).get(rnd)
+        a, b = cpu_us(rounds[rnd]), cpu_us(base) if base else None
+        per.append("n/a" if not (a and b) else f"{a / b:.2f}")
+    print(f"| {s} | {' / '.join(per)} |")
