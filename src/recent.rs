@@ -45,11 +45,6 @@ impl Recent {
         self.checks.lock().expect("not poisoned").insert(id.to_owned(), status);
     }
 
-    /// Keeps only the checks with these ids (after a reload).
-    pub fn retain_checks(&self, ids: &[&str]) {
-        self.checks.lock().expect("not poisoned").retain(|k, _| ids.contains(&k.as_str()));
-    }
-
     pub fn checks(&self) -> Vec<(String, CheckStatus)> {
         self.checks.lock().expect("not poisoned").iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }

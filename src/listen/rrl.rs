@@ -128,10 +128,6 @@ impl Rrl {
         }
     }
 
-    pub fn config(&self) -> &Settings {
-        &self.config
-    }
-
     /// The current second, for [`Rrl::check`] (read once per batch).
     pub fn now(&self) -> u32 {
         self.epoch.elapsed().as_secs() as u32

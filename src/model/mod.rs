@@ -224,11 +224,6 @@ impl Model {
         Model { zone, names, regions, dns, geo, metric_slots }
     }
 
-    /// A model whose queries are not counted by region (check-config, explain, tests).
-    pub fn uncounted(config: &Config, geo: Option<Arc<GeoDb>>) -> Model {
-        Model::new(config, geo, vec![0; config.regions.len()])
-    }
-
     pub fn region_name(&self, id: RegionId) -> &str {
         &self.regions[id as usize].name
     }

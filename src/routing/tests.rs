@@ -65,7 +65,7 @@ when_all_down = { fallback = ["192.0.2.99"] }
 
 fn model() -> Model {
     let cfg = config::parse(BASE, Path::new(".")).unwrap_or_else(|e| panic!("{e:?}"));
-    Model::uncounted(&cfg, None)
+    Model::new(&cfg, None, vec![0; cfg.regions.len()])
 }
 
 /// What one decision should be: regions answered, TTL, scope, outcome.
