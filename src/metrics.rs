@@ -27,6 +27,9 @@ pub const WRITER: &str = "switchyard_writer";
 pub const DATABASE_PRIMARY: &str = "switchyard_database_primary";
 pub const SPLIT_BRAIN: &str = "switchyard_split_brain";
 pub const REPLICA_LAG: &str = "switchyard_replica_lag_seconds";
+pub const REPLICA_BYTES: &str = "switchyard_replica_lag_bytes";
+pub const IDENTITY_MISMATCH: &str = "switchyard_database_identity_mismatch";
+pub const WRITER_RPO: &str = "switchyard_writer_change_lag_seconds";
 pub const HEALTH_READY: &str = "switchyard_health_ready";
 pub const RELOADS_TOTAL: &str = "switchyard_config_reloads_total";
 pub const RELOAD_LAST_SUCCESS: &str = "switchyard_config_last_reload_success_timestamp_seconds";
@@ -186,8 +189,11 @@ pub struct Metrics {
     pub check_failures: IntCounterVec,
     pub writer: IntGaugeVec,
     pub database_primary: IntGaugeVec,
-    pub split_brain: IntGauge,
+    pub split_brain: IntGaugeVec,
     pub replica_lag: GaugeVec,
+    pub replica_bytes: GaugeVec,
+    pub identity_mismatch: IntGaugeVec,
+    pub writer_rpo: GaugeVec,
     pub health_ready: IntGauge,
     pub reloads: IntCounterVec,
     pub reload_last_success: Gauge,
@@ -262,19 +268,47 @@ impl Metrics {
                 "Failed health probes, by reason.",
                 &["region", "check", "reason"]
             ),
-            writer: vec_of!(IntGaugeVec, WRITER, "1 for the region that is the database writer.", &["region"]),
+            writer: vec_of!(
+                IntGaugeVec,
+                WRITER,
+                "1 for the member that is its cluster's writer, 0 for the others.",
+                &["cluster", "member", "region"]
+            ),
             database_primary: vec_of!(
                 IntGaugeVec,
                 DATABASE_PRIMARY,
-                "Whether the region's database member reports primary.",
-                &["region"]
+                "Whether the database member reports primary (members of another system identifier: 0).",
+                &["cluster", "member", "region"]
             ),
-            split_brain: gauge(SPLIT_BRAIN, "1 while more than one database member reports primary."),
+            split_brain: vec_of!(
+                IntGaugeVec,
+                SPLIT_BRAIN,
+                "1 while more than one member of the cluster reports primary.",
+                &["cluster"]
+            ),
             replica_lag: vec_of!(
                 GaugeVec,
                 REPLICA_LAG,
-                "Replication lag of the region's database member.",
-                &["region"]
+                "Replication lag of the database member (0 for the primary; NaN when down or unknown).",
+                &["cluster", "member", "region"]
+            ),
+            replica_bytes: vec_of!(
+                GaugeVec,
+                REPLICA_BYTES,
+                "WAL bytes the member's upstream has that it has not replayed (NaN when unknown).",
+                &["cluster", "member", "region"]
+            ),
+            identity_mismatch: vec_of!(
+                IntGaugeVec,
+                IDENTITY_MISMATCH,
+                "1 while the member reports a PostgreSQL system identifier other than its cluster's.",
+                &["cluster", "member"]
+            ),
+            writer_rpo: vec_of!(
+                GaugeVec,
+                WRITER_RPO,
+                "The lag the current writer last showed as a replica before it became the writer (NaN: none seen).",
+                &["cluster"]
             ),
             health_ready: gauge(HEALTH_READY, "1 once the first round of health checks completed."),
             reloads: vec_of!(IntCounterVec, RELOADS_TOTAL, "Config reloads, by result.", &["result"]),

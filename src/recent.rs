@@ -19,8 +19,10 @@ pub struct CheckStatus {
     pub up: Option<bool>,
     /// `ok`, or the failure reason.
     pub last: String,
-    /// For database members: `primary (timeline N)` or `replica (lag S s)`.
-    pub role: Option<String>,
+    /// For database members: what the last successful probe saw (`primary (timeline
+    /// N)`, `replica (lag S s)`), and when. Current only while the check is up and its
+    /// last probe succeeded; otherwise it is history, and shown as such.
+    pub role: Option<(String, std::time::SystemTime)>,
     pub at: std::time::SystemTime,
 }
 

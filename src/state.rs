@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::model::{Model, RegionId};
+use crate::model::{MemberId, Model, Ranker, RegionId};
 
 /// Per-region health as routing sees it, indexed like `Model::regions`.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,42 +22,63 @@ pub struct HealthView {
     pub drained: Vec<bool>,
     /// The region's state changed less than `hold_down` ago: its names use `failover_ttl`.
     pub recent: Vec<bool>,
-    /// The region whose database member is primary, if one is (or is kept on grace).
-    pub writer: Option<RegionId>,
-    /// The last region known to be the writer, kept after the grace runs out so that
-    /// `fail_open` answers it rather than a replica.
-    pub last_writer: Option<RegionId>,
-    /// The writer is kept on grace, changed less than `hold_down` ago, or is disputed.
-    pub writer_unsettled: bool,
-    /// Database members that report primary right now (two or more: split brain).
-    pub primaries: Vec<RegionId>,
-    /// Replication lag in seconds by region; `Some(0.0)` for the primary; `None` where
-    /// the member is down, unknown, or absent.
-    pub db_lag: Vec<Option<f64>>,
+    /// Per database cluster, indexed like `Model::clusters`.
+    pub clusters: Vec<ClusterView>,
+    /// Per `reader` name, indexed by its slot (`Ranker::Reader::slot`).
+    pub readers: Vec<ReaderView>,
     /// False until the first round of checks completes (cold start): GSLB names get SERVFAIL.
     pub ready: bool,
 }
 
+/// One database cluster's truth, indexed by member.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ClusterView {
+    /// The member that reports primary, if one does (or is kept on grace).
+    pub writer: Option<MemberId>,
+    /// The last member this instance saw as primary, while that was at most the
+    /// cluster's `fail_open_max_age` ago: what `fail_open` answers when there is no
+    /// writer. Never a member only ever seen as a replica.
+    pub last_primary: Option<MemberId>,
+    /// The writer is kept on grace, changed less than `hold_down` ago, or is disputed.
+    pub writer_unsettled: bool,
+    /// Members that report primary right now (two or more: split brain).
+    pub primaries: Vec<MemberId>,
+    /// Replication lag in seconds by member: `Some(0.0)` for the primary; `None` where
+    /// the member is down, unknown, or not of this cluster (another system identifier).
+    pub lag: Vec<Option<f64>>,
+}
+
+/// Which members one `reader` name may send clients to.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ReaderView {
+    /// By member of the name's cluster: within the name's `max_lag` (with hysteresis).
+    pub fresh: Vec<bool>,
+    /// A member's freshness changed less than `hold_down` ago: the name uses `failover_ttl`.
+    pub recent: bool,
+}
+
 impl HealthView {
-    /// Every region up; drained as the config says.
+    /// Every region up; drained as the config says; no database member known.
     pub fn initial(model: &Model) -> HealthView {
         let n = model.regions.len();
+        let mut readers = vec![ReaderView::default(); model.readers];
+        for name in &model.names {
+            if let Ranker::Reader { cluster, slot, .. } = &name.ranker {
+                readers[*slot].fresh = vec![false; model.clusters[*cluster as usize].members.len()];
+            }
+        }
         HealthView {
             up: vec![true; n],
             drained: model.regions.iter().map(|r| r.drained).collect(),
             recent: vec![false; n],
-            writer: None,
-            last_writer: None,
-            writer_unsettled: false,
-            primaries: Vec::new(),
-            db_lag: vec![None; n],
+            clusters: model
+                .clusters
+                .iter()
+                .map(|c| ClusterView { lag: vec![None; c.members.len()], ..ClusterView::default() })
+                .collect(),
+            readers,
             ready: true,
         }
-    }
-
-    /// Whether a replica (or the primary) in the region may serve reads.
-    pub fn readable(&self, region: RegionId, max_lag: f64) -> bool {
-        self.db_lag.get(region as usize).copied().flatten().is_some_and(|lag| lag <= max_lag)
     }
 
     /// Whether routing may send clients to the region.
@@ -143,16 +164,15 @@ impl State {
         })
     }
 
-    /// Installs a new model, carrying health over by region name: region states, the
-    /// writer, lags, readiness, and operator drains. One atomic swap: a query sees the
-    /// old snapshot or the new one, never a mix.
+    /// Installs a new model, carrying health over by name: region states, each
+    /// cluster's writer and members, readers' freshness, readiness, and operator drains.
+    /// One atomic swap: a query sees the old snapshot or the new one, never a mix.
     pub fn replace_model(&self, model: Model) {
         let model = Arc::new(model);
         let overrides = self.drain_overrides.lock().expect("not poisoned");
         self.current.rcu(|cur| {
             let mut health = HealthView::initial(&model);
             let old = &cur.health;
-            let map = |r: Option<RegionId>| r.and_then(|r| model.region_index(cur.model.region_name(r)));
             for (i, r) in model.regions.iter().enumerate() {
                 // Only what the health engine will keep maintaining carries over: a
                 // region whose checks were removed starts from the config's view.
@@ -162,17 +182,49 @@ impl State {
                     let o = o as usize;
                     health.up[i] = old.up[o];
                     health.recent[i] = old.recent[o];
-                    health.db_lag[i] = old.db_lag[o];
                 }
                 if let Some(&d) = overrides.get(&r.name) {
                     health.drained[i] = d;
                 }
             }
-            if model.regions.iter().any(|r| r.database) {
-                health.writer = map(old.writer);
-                health.last_writer = map(old.last_writer);
-                health.writer_unsettled = old.writer_unsettled;
-                health.primaries = old.primaries.iter().filter_map(|&p| map(Some(p))).collect();
+            for (c, cluster) in model.clusters.iter().enumerate() {
+                let Some(o) = cur.model.clusters.iter().position(|k| k.name == cluster.name) else { continue };
+                let (was, view) = (&old.clusters[o], &mut health.clusters[c]);
+                // Old member index → new, by name.
+                let map = |m: MemberId| {
+                    let name = &cur.model.clusters[o].members[m as usize].name;
+                    cluster.members.iter().position(|k| k.name == *name).map(|i| i as MemberId)
+                };
+                view.writer = was.writer.and_then(map);
+                view.last_primary = was.last_primary.and_then(map);
+                view.writer_unsettled = was.writer_unsettled;
+                view.primaries = was.primaries.iter().filter_map(|&p| map(p)).collect();
+                for (m, lag) in was.lag.iter().enumerate() {
+                    if let Some(n) = map(m as MemberId) {
+                        view.lag[n as usize] = *lag;
+                    }
+                }
+            }
+            // Readers by name, when they follow the same cluster.
+            for name in &model.names {
+                let Ranker::Reader { cluster, slot, .. } = &name.ranker else { continue };
+                let cluster = &model.clusters[*cluster as usize];
+                let before = cur.model.names.iter().find_map(|n| match &n.ranker {
+                    Ranker::Reader { cluster: c, slot: s, .. }
+                        if n.fqdn == name.fqdn && cur.model.clusters[*c as usize].name == cluster.name =>
+                    {
+                        Some((&cur.model.clusters[*c as usize], *s))
+                    }
+                    _ => None,
+                });
+                let Some((old_cluster, old_slot)) = before else { continue };
+                let was = &old.readers[old_slot];
+                health.readers[*slot].recent = was.recent;
+                for (m, member) in cluster.members.iter().enumerate() {
+                    if let Some(o) = old_cluster.members.iter().position(|k| k.name == member.name) {
+                        health.readers[*slot].fresh[m] = was.fresh[o];
+                    }
+                }
             }
             health.ready = old.ready;
             Snapshot { model: model.clone(), health }

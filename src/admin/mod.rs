@@ -116,7 +116,6 @@ pub fn status_json(c: &Control) -> Value {
             "id": id,
             "up": s.and_then(|s| s.up),
             "last": s.map(|s| s.last.clone()),
-            "role": s.and_then(|s| s.role.clone()),
             "at": s.map(|s| unix(s.at)),
         })
     };
@@ -137,16 +136,54 @@ pub fn status_json(c: &Control) -> Value {
                 "usable": h.usable(i as u16),
                 "recently_changed": h.recent[i],
                 "checks": probes.iter().flat_map(|p| &p.checks).map(|k| check_json(&k.id, find(&k.id))).collect::<Vec<_>>(),
-                "database": probes.and_then(|p| p.database.as_ref()).map(|k| {
-                    let mut v = check_json(&k.id, find(&k.id));
-                    v["lag_seconds"] = json!(h.db_lag[i]);
-                    v
-                }),
+            })
+        })
+        .collect();
+    let clusters: Vec<Value> = model
+        .clusters
+        .iter()
+        .zip(&h.clusters)
+        .map(|(cluster, v)| {
+            let spec = config.clusters.iter().find(|k| k.name == cluster.name);
+            let name = |m: Option<u16>| m.map(|m| cluster.members[m as usize].name.clone());
+            let members: Vec<Value> = cluster
+                .members
+                .iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    let check = spec.and_then(|k| k.members.iter().find(|s| s.name == m.name)).map(|s| &s.check);
+                    let status = check.and_then(|k| find(&k.id));
+                    let mut j = check_json(check.map_or("", |k| k.id.as_str()), status);
+                    j["name"] = json!(m.name);
+                    j["region"] = json!(model.region_name(m.region));
+                    j["lag_seconds"] = json!(v.lag[i]);
+                    // A role is current only while the member answers; otherwise it is
+                    // what was last seen, and when.
+                    let current = status.is_some_and(|s| s.up == Some(true) && s.last == "ok");
+                    match status.and_then(|s| s.role.clone()) {
+                        Some((role, _)) if current => j["role"] = json!(role),
+                        Some((role, at)) => {
+                            j["role"] = Value::Null;
+                            j["last_role"] = json!({"role": role, "at": unix(at)});
+                        }
+                        None => j["role"] = Value::Null,
+                    }
+                    j
+                })
+                .collect();
+            json!({
+                "name": cluster.name,
+                "system_identifier": spec.and_then(|k| k.system_identifier).map(|i| i.to_string()),
+                "writer": name(v.writer),
+                "fail_open_to": name(v.last_primary),
+                "writer_unsettled": v.writer_unsettled,
+                "primaries": v.primaries.iter().map(|&p| name(Some(p))).collect::<Vec<_>>(),
+                "split_brain": v.primaries.len() > 1,
+                "members": members,
             })
         })
         .collect();
     let reload = c.reload_status.lock().expect("not poisoned").clone();
-    let name = |r: Option<u16>| r.map(|r| model.region_name(r).to_owned());
     json!({
         "zone": model.zone.origin.to_ascii(),
         "ready": h.ready,
@@ -161,13 +198,8 @@ pub fn status_json(c: &Control) -> Value {
             "type": g.database_type(),
             "build_epoch": g.build_epoch(),
         })),
-        "databases": model.regions.iter().filter(|r| r.database).count(),
-        "writer": name(h.writer),
-        "last_writer": name(h.last_writer),
-        "writer_unsettled": h.writer_unsettled,
-        "primaries": h.primaries.iter().map(|&p| model.region_name(p)).collect::<Vec<_>>(),
-        "split_brain": h.primaries.len() > 1,
         "regions": regions,
+        "clusters": clusters,
         "names": model.names.iter().map(|n| json!({"name": n.fqdn.to_ascii(), "policy": n.policy})).collect::<Vec<_>>(),
         "recent_changes": c.recent.events().into_iter().map(|(t, what)| json!({"at": unix(t), "what": what})).collect::<Vec<_>>(),
     })

@@ -1,5 +1,5 @@
-//! The HTML status page: what a person needs at a glance (regions up or down, the
-//! writer, recent changes), rendered from the `/status` document. No scripts; it
+//! The HTML status page: what a person needs at a glance (regions up or down, each
+//! cluster's writer and members, recent changes), rendered from the `/status` document. No scripts; it
 //! refreshes itself every five seconds.
 
 use serde_json::Value;
@@ -37,40 +37,68 @@ pub fn render(s: &Value) -> String {
                 text(&c["last"])
             ));
         }
-        let db = match &r["database"] {
-            Value::Null => "–".to_owned(),
-            d => format!(
-                "{} {}",
-                text(&d["role"]),
-                if d["up"].as_bool() == Some(false) { "<b>(unreachable)</b>" } else { "" }
-            ),
-        };
         rows.push_str(&format!(
-            "<tr><td class=\"name\">{}</td><td><span class=\"badge {class}\">{label}</span>{}</td><td>{checks}</td><td>{db}</td></tr>",
+            "<tr><td class=\"name\">{}</td><td><span class=\"badge {class}\">{label}</span>{}</td><td>{checks}</td></tr>",
             text(&r["name"]),
             if r["recently_changed"].as_bool() == Some(true) { " <small>changed recently</small>" } else { "" },
         ));
     }
-    let writer = match (&s["writer"], s["split_brain"].as_bool()) {
-        _ if s["databases"].as_u64() == Some(0) => "<small>no database members configured</small>".to_owned(),
-        (_, Some(true)) => format!(
-            "<span class=\"badge down\">SPLIT BRAIN</span> primaries: {} — answering {}",
-            esc(&s["primaries"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|p| p.as_str().unwrap_or(""))
-                .collect::<Vec<_>>()
-                .join(", ")),
-            text(&s["writer"])
-        ),
-        (Value::Null, _) => "<span class=\"badge down\">NO WRITER</span>".to_owned(),
-        (w, _) => format!(
-            "<span class=\"badge up\">{}</span>{}",
-            text(w),
-            if s["writer_unsettled"].as_bool() == Some(true) { " <small>(unsettled: short TTL)</small>" } else { "" }
-        ),
-    };
+    let mut clusters = String::new();
+    for c in s["clusters"].as_array().into_iter().flatten() {
+        let writer = match (&c["writer"], c["split_brain"].as_bool()) {
+            (_, Some(true)) => format!(
+                "<span class=\"badge down\">SPLIT BRAIN</span> primaries: {} — answering {}",
+                esc(&c["primaries"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|p| p.as_str().unwrap_or(""))
+                    .collect::<Vec<_>>()
+                    .join(", ")),
+                text(&c["writer"])
+            ),
+            (Value::Null, _) => format!(
+                "<span class=\"badge down\">NO WRITER</span>{}",
+                match &c["fail_open_to"] {
+                    Value::Null => String::new(),
+                    m => format!(" <small>(fail_open answers {}, the last primary seen)</small>", text(m)),
+                }
+            ),
+            (w, _) => format!(
+                "<span class=\"badge up\">{}</span>{}",
+                text(w),
+                if c["writer_unsettled"].as_bool() == Some(true) {
+                    " <small>(unsettled: short TTL)</small>"
+                } else {
+                    ""
+                }
+            ),
+        };
+        let mut members = String::new();
+        for m in c["members"].as_array().into_iter().flatten() {
+            let role = match (&m["role"], &m["last_role"]) {
+                (Value::Null, Value::Null) => "<b>unknown</b>".to_owned(),
+                (Value::Null, last) => {
+                    format!("<b>unreachable</b> <small>(last seen: {})</small>", text(&last["role"]))
+                }
+                (role, _) => text(role),
+            };
+            members.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{role}</td><td><small>{}</small></td></tr>",
+                text(&m["name"]),
+                text(&m["region"]),
+                text(&m["last"])
+            ));
+        }
+        clusters.push_str(&format!(
+            "<h3>{}</h3><div class=\"writer\">Writer: {writer}</div>\
+             <table><tr><th>Member</th><th>Region</th><th>Role</th><th>Last probe</th></tr>{members}</table>",
+            text(&c["name"])
+        ));
+    }
+    if clusters.is_empty() {
+        clusters.push_str("<p><small>No database clusters configured.</small></p>");
+    }
     let mut events = String::new();
     for e in s["recent_changes"].as_array().into_iter().flatten().take(20) {
         let secs = e["at"].as_f64().unwrap_or(0.0) as i64;
@@ -112,8 +140,9 @@ ul {{ padding-left: 1.2em; }} small {{ color: #666; }}
 <h1>switchyard — {zone}</h1>
 <div class="sub">config generation {generation} · GeoIP {geoip}</div>
 {ready}{reload_error}
-<div class="writer">Database writer: {writer}</div>
-<table><tr><th>Region</th><th>State</th><th>Checks</th><th>Database</th></tr>{rows}</table>
+<table><tr><th>Region</th><th>State</th><th>Checks</th></tr>{rows}</table>
+<h2>Database clusters</h2>
+{clusters}
 <h2>Recent changes</h2><ul>{events}</ul>
 </body></html>
 "#,

@@ -27,6 +27,8 @@ pub struct Config {
     pub health: HealthSettings,
     pub zone: ZoneConfig,
     pub regions: Vec<RegionConfig>,
+    /// Database clusters, for `writer` and `reader` names.
+    pub clusters: Vec<ClusterConfig>,
     pub names: Vec<NameConfig>,
     /// Latency table rows: area → RTT in ms per region (by index), `None` where unknown.
     pub latency: Vec<(Area, Vec<Option<u32>>)>,
@@ -112,8 +114,41 @@ pub struct RegionConfig {
     /// Probes of the region's gateways.
     pub checks: Vec<CheckConfig>,
     pub rule: HealthRule,
-    /// The region's database member.
-    pub database: Option<CheckConfig>,
+}
+
+/// What a client is given to connect to: addresses or one CNAME.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Endpoint {
+    pub a: Vec<Ipv4Addr>,
+    pub aaaa: Vec<Ipv6Addr>,
+    pub cname: Option<Name>,
+}
+
+/// One database cluster: a primary and the standbys that replicate from it. The writer
+/// election, split brain, grace and identity are per cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    pub name: String,
+    /// The PostgreSQL system identifier every member must report; `None`: learned
+    /// from a majority of the members.
+    pub system_identifier: Option<u64>,
+    pub writer_grace: Duration,
+    /// `fail_open` may answer the last primary observed at most this long ago.
+    pub fail_open_max_age: Duration,
+    pub members: Vec<MemberConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MemberConfig {
+    pub name: String,
+    pub region: usize,
+    /// What clients connect to (the region's answer unless the member has its own).
+    pub endpoint: Endpoint,
+    /// How the upstream's `pg_stat_replication` names this standby; `None`: as the
+    /// standby reports it.
+    pub application_name: Option<String>,
+    /// The probe: `postgres` or `http_role`.
+    pub check: CheckConfig,
 }
 
 /// How a region's check verdicts combine into "up".
@@ -227,12 +262,19 @@ pub enum Policy {
     },
     Multivalue,
     Static,
-    /// The region whose database member is primary.
-    Writer,
-    /// Nearest or lowest-latency region whose replica is up and within `max_lag`.
+    /// The cluster's writer: the member that reports primary.
+    Writer {
+        cluster: usize,
+        /// The member's region must be up by its gateway checks too.
+        require_gateway: bool,
+    },
+    /// Nearest or lowest-latency region with a member of the cluster that is up and
+    /// within `max_lag`.
     Reader {
+        cluster: usize,
         order: ReaderOrder,
         max_lag: Duration,
+        require_gateway: bool,
     },
 }
 
@@ -246,7 +288,7 @@ impl Policy {
             Policy::Weighted { .. } => "weighted",
             Policy::Multivalue => "multivalue",
             Policy::Static => "static",
-            Policy::Writer => "writer",
+            Policy::Writer { .. } => "writer",
             Policy::Reader { .. } => "reader",
         }
     }
@@ -255,8 +297,11 @@ impl Policy {
 /// What to answer when no candidate region is up.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AllDown {
-    /// Answer as if every candidate were up.
+    /// Answer as if every candidate were up (for a `writer` name: the last primary
+    /// observed, within the cluster's `fail_open_max_age`).
     FailOpen,
+    /// `reader` names: answer the cluster's writer, fresh by definition.
+    Writer,
     ServFail,
     /// A fixed "sorry" answer.
     Fallback {

@@ -13,7 +13,8 @@ pub type S<T> = Spanned<T>;
 
 /// The top-level sections. Each one is deserialized on its own (see `super::load`), so
 /// that a type error in one region does not hide the errors in the next.
-pub const SECTIONS: &[&str] = &["server", "admin", "rrl", "defaults", "health", "zone", "regions", "names", "latency"];
+pub const SECTIONS: &[&str] =
+    &["server", "admin", "rrl", "defaults", "health", "zone", "regions", "clusters", "names", "latency"];
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -168,8 +169,81 @@ pub struct Region {
     pub checks: Vec<S<Check>>,
     /// How checks combine: `"all"` (default), `"any"` or `{ quorum = N }`.
     pub health: Option<S<HealthRule>>,
-    /// The region's database member, for `writer` and `reader` names.
+    /// The region's database member, the older form of a one-member-per-region
+    /// cluster (read as the members of a cluster named `default`).
     pub database: Option<S<Check>>,
+}
+
+/// `[clusters.NAME]`: one database cluster (a primary and its standbys).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    /// The cluster's PostgreSQL system identifier; absent: learned from its members.
+    pub system_identifier: Option<S<String>>,
+    /// How long the last writer is kept when no member reports primary.
+    pub writer_grace: Option<S<Dur>>,
+    /// How old the last observed primary may be for `fail_open` to answer it.
+    pub fail_open_max_age: Option<S<Dur>>,
+    /// Member name → member.
+    pub members: Option<S<IndexMap<S<String>, S<Member>>>>,
+}
+
+/// `[clusters.NAME.members.MEMBER]`: where a member is, how it is probed, and what a
+/// client connects to. The probe keys are a check's (`kind` is `postgres` or `http_role`).
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    pub region: S<String>,
+    /// What clients connect to; absent: the region's own `a`/`aaaa`/`cname`.
+    #[serde(default)]
+    pub a: Vec<S<String>>,
+    #[serde(default)]
+    pub aaaa: Vec<S<String>>,
+    pub cname: Option<S<String>>,
+    /// How its upstream's `pg_stat_replication` names this standby; absent: what the
+    /// standby reports.
+    pub application_name: Option<S<String>>,
+    pub kind: S<String>,
+    pub url: Option<S<String>>,
+    pub dsn: Option<S<String>>,
+    pub replica_url: Option<S<String>>,
+    pub method: Option<S<String>>,
+    pub expect_status: Option<S<Vec<u16>>>,
+    pub body_contains: Option<String>,
+    pub headers: Option<IndexMap<String, String>>,
+    pub sni: Option<S<String>>,
+    pub ca_file: Option<S<String>>,
+    pub insecure: Option<bool>,
+    pub interval: Option<S<Dur>>,
+    pub timeout: Option<S<Dur>>,
+    pub jitter: Option<S<Dur>>,
+    pub rise: Option<S<u32>>,
+    pub fall: Option<S<u32>>,
+}
+
+impl Member {
+    /// The member's probe, as a check.
+    pub fn check(&self) -> Check {
+        Check {
+            kind: self.kind.clone(),
+            url: self.url.clone(),
+            target: None,
+            dsn: self.dsn.clone(),
+            replica_url: self.replica_url.clone(),
+            method: self.method.clone(),
+            expect_status: self.expect_status.clone(),
+            body_contains: self.body_contains.clone(),
+            headers: self.headers.clone(),
+            sni: self.sni.clone(),
+            ca_file: self.ca_file.clone(),
+            insecure: self.insecure,
+            interval: self.interval.clone(),
+            timeout: self.timeout.clone(),
+            jitter: self.jitter.clone(),
+            rise: self.rise.clone(),
+            fall: self.fall.clone(),
+        }
+    }
 }
 
 /// A duration: seconds as a number, or text such as `"500ms"`, `"2s"`, `"1m"`.
@@ -188,7 +262,7 @@ pub enum HealthRule {
 }
 
 /// One probe. Which keys apply depends on `kind`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct Check {
     /// `http`, `https`, `tcp`, `postgres`, `http_role`.
@@ -259,6 +333,10 @@ pub struct Name {
     pub order: Option<S<String>>,
     /// `reader`: a replica lagging more than this is not readable.
     pub max_lag: Option<S<Dur>>,
+    /// `writer`, `reader`: the database cluster (may be left out when there is one).
+    pub cluster: Option<S<String>>,
+    /// `writer`, `reader`: a member's region must also be up by its gateway checks.
+    pub require_gateway: Option<bool>,
 }
 
 /// A `geo` map: area → ordered region names.

@@ -1,6 +1,7 @@
 //! The health engine: probes every check on its own schedule, smooths results with
-//! rise/fall hysteresis, combines them per region, elects the writer, and publishes a
-//! new `HealthView` whenever anything routing can see has changed.
+//! rise/fall hysteresis, combines gateway checks per region, and per database cluster
+//! settles its identity, elects its writer and measures its members' lag; it publishes
+//! a new `HealthView` whenever anything routing can see has changed.
 //!
 //! One task per check runs probes (`probe`); one supervisor task owns all mutable state
 //! and is the only writer of health into `State`. A hung target costs its own check
@@ -17,8 +18,9 @@ pub mod statefile;
 mod verdict;
 pub mod writer;
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
 // Tokio's clock, not the wall clock: hold-down, grace and hysteresis run on paused time
@@ -27,27 +29,39 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::config::{CheckConfig, ColdStart, Config};
+use crate::config::{CheckConfig, ColdStart, Config, Policy};
 use crate::hash::hash64;
 use crate::metrics::Metrics;
-use crate::model::{Model, RegionId};
+use crate::model::{MemberId, Model};
 use crate::recent::Recent;
 use crate::state::State;
 use hysteresis::Hysteresis;
 use probe::{Failure, Prober};
-use verdict::{Change, Inputs, Memory};
-use writer::Role;
+use verdict::{Change, ClusterMemory, Inputs, Memory, ReaderMemory};
+use writer::{DbStatus, Role};
 
 /// What the engine knows of one check.
 struct Check {
     /// The check's stable id (never contains a secret).
     id: String,
     region: usize,
-    database: bool,
+    /// A database member's (cluster, member); `None` for a gateway check.
+    member: Option<(usize, usize)>,
     hysteresis: Hysteresis,
     /// The last result: `Ok` or why it failed.
     last: Option<Result<(), Failure>>,
-    role: Option<Role>,
+    /// A member: what its last successful probe reported, and when (wall clock).
+    status: Option<DbStatus>,
+    status_at: Option<SystemTime>,
+    /// A replica's lag as of its last probe: the worse of its own and its upstream's
+    /// view; `None` when it cannot be known.
+    lag: Option<f64>,
+    /// WAL bytes behind, as its upstream last saw it.
+    bytes: Option<u64>,
+    /// Its lag the last time it was seen as a replica (what a promotion may lose).
+    replica_lag: Option<f64>,
+    /// Per reader slot of its cluster: within that name's `max_lag`, with rise/fall.
+    fresh: Vec<(usize, Hysteresis)>,
 }
 
 /// A running engine; dropping it does not stop it, `stop` does.
@@ -56,16 +70,15 @@ pub struct HealthEngine {
     task: tokio::task::JoinHandle<Carry>,
 }
 
-/// What a stopped engine knew, for the next one (after a reload) to start from: check
-/// states by check id, the writer and when things changed, by region name.
+/// What a stopped engine knew, for the next one (after a reload) to start from, by
+/// name: checks by id, regions, clusters and members, reader names.
 #[derive(Default)]
 pub struct Carry {
-    checks: std::collections::HashMap<String, CheckState>,
-    writer: Option<String>,
-    last_writer: Option<String>,
-    writer_changed_at: Option<Instant>,
-    last_primary: Option<Instant>,
-    changed_at: std::collections::HashMap<String, Instant>,
+    checks: HashMap<String, CheckState>,
+    changed_at: HashMap<String, Instant>,
+    clusters: HashMap<String, CarriedCluster>,
+    /// Reader name → (member name → fresh), when it last changed.
+    readers: HashMap<String, (HashMap<String, bool>, Option<Instant>)>,
     ready: bool,
 }
 
@@ -76,8 +89,29 @@ impl Carry {
     }
 }
 
-/// What carries over for one check: its hysteresis, last result and role.
-type CheckState = (Hysteresis, Option<Result<(), Failure>>, Option<Role>);
+/// What carries over for one check.
+struct CheckState {
+    hysteresis: Hysteresis,
+    last: Option<Result<(), Failure>>,
+    status: Option<DbStatus>,
+    status_at: Option<SystemTime>,
+    lag: Option<f64>,
+    bytes: Option<u64>,
+    replica_lag: Option<f64>,
+    /// By reader name.
+    fresh: Vec<(String, Hysteresis)>,
+}
+
+/// A cluster's memory with members by name.
+struct CarriedCluster {
+    identity: Option<u64>,
+    writer: Option<String>,
+    writer_changed_at: Option<Instant>,
+    primary_seen_at: Option<Instant>,
+    last_primary: Option<(String, Instant)>,
+    split_brain: bool,
+    foreign: Vec<String>,
+}
 
 /// Where the engine reports what it sees: the metrics, and the status page's log.
 #[derive(Clone)]
@@ -125,19 +159,63 @@ impl HealthEngine {
         let mut carry = carry.unwrap_or_default();
         let model = state.snapshot().model.clone();
         assert_eq!(model.regions.len(), config.regions.len(), "the model of this config");
+        let readers = reader_slots(&config);
         let checks = check_configs(&config)
-            .map(|(region, config, database)| {
-                let (hysteresis, last, role) = match carry.checks.remove(&config.id) {
-                    Some((mut h, last, role)) => {
-                        h.set_thresholds(config.rise, config.fall);
-                        (h, last, role)
+            .map(|(region, check, member)| {
+                // The reader names this member's freshness is kept for.
+                let slots: Vec<(usize, &str)> = readers
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (c, _))| member.is_some_and(|(mc, _)| mc == *c))
+                    .map(|(slot, (_, name))| (slot, config.names[*name].key.as_str()))
+                    .collect();
+                let fresh_new = || slots.iter().map(|(s, _)| (*s, Hysteresis::new(check.rise, check.fall))).collect();
+                match carry.checks.remove(&check.id) {
+                    Some(mut c) => {
+                        c.hysteresis.set_thresholds(check.rise, check.fall);
+                        let fresh = slots
+                            .iter()
+                            .map(|(slot, name)| {
+                                let mut h = c
+                                    .fresh
+                                    .iter()
+                                    .find(|(n, _)| n == name)
+                                    .map_or_else(|| Hysteresis::new(check.rise, check.fall), |(_, h)| h.clone());
+                                h.set_thresholds(check.rise, check.fall);
+                                (*slot, h)
+                            })
+                            .collect();
+                        Check {
+                            id: check.id.clone(),
+                            region,
+                            member,
+                            hysteresis: c.hysteresis,
+                            last: c.last,
+                            status: c.status,
+                            status_at: c.status_at,
+                            lag: c.lag,
+                            bytes: c.bytes,
+                            replica_lag: c.replica_lag,
+                            fresh,
+                        }
                     }
-                    None => (Hysteresis::new(config.rise, config.fall), None, None),
-                };
-                Check { id: config.id.clone(), region, database, hysteresis, last, role }
+                    None => Check {
+                        id: check.id.clone(),
+                        region,
+                        member,
+                        hysteresis: Hysteresis::new(check.rise, check.fall),
+                        last: None,
+                        status: None,
+                        status_at: None,
+                        lag: None,
+                        bytes: None,
+                        replica_lag: None,
+                        fresh: fresh_new(),
+                    },
+                }
             })
             .collect();
-        let supervisor = Supervisor::new(state, observers, config, model, checks, carry);
+        let supervisor = Supervisor::new(state, observers, config, model, checks, readers, carry);
         let task = tokio::spawn(supervisor.run(reports, stop.clone()));
         HealthEngine { stop, task }
     }
@@ -149,12 +227,28 @@ impl HealthEngine {
     }
 }
 
-/// Every check of a config, in the order the engine indexes them: per region, its
-/// gateway checks, then its database member. (region, check, is the database member)
-fn check_configs(config: &Config) -> impl Iterator<Item = (usize, &CheckConfig, bool)> {
-    config.regions.iter().enumerate().flat_map(|(r, region)| {
-        region.checks.iter().map(move |c| (r, c, false)).chain(region.database.iter().map(move |c| (r, c, true)))
-    })
+/// Every check of a config, in the order the engine indexes them: each region's gateway
+/// checks, then each cluster's members. (region, check, (cluster, member) of a member)
+fn check_configs(config: &Config) -> impl Iterator<Item = (usize, &CheckConfig, Option<(usize, usize)>)> {
+    let gateways =
+        config.regions.iter().enumerate().flat_map(|(r, region)| region.checks.iter().map(move |c| (r, c, None)));
+    let members = config.clusters.iter().enumerate().flat_map(|(c, cluster)| {
+        cluster.members.iter().enumerate().map(move |(m, member)| (member.region, &member.check, Some((c, m))))
+    });
+    gateways.chain(members)
+}
+
+/// The `reader` names in slot order (as `Model` numbers them): (cluster, name index).
+fn reader_slots(config: &Config) -> Vec<(usize, usize)> {
+    config
+        .names
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| match &n.policy {
+            Policy::Reader { cluster, .. } => Some((*cluster, i)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The probe loop of one check: at once, then every interval (± jitter).
@@ -208,6 +302,24 @@ fn jittered(interval: Duration, jitter: Duration, check: u64, round: u64) -> Dur
     (interval + Duration::from_nanos(offset)).saturating_sub(jitter)
 }
 
+/// The wall-clock time of `at` (an `Instant` in the past), for the state file.
+fn unix_of(at: Instant, now: Instant) -> f64 {
+    let wall = SystemTime::now() - now.saturating_duration_since(at);
+    wall.duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The `Instant` of a wall-clock time from the state file; `None` if it lies further
+/// back than the clock can go.
+fn instant_of(unix: f64, now: Instant) -> Option<Instant> {
+    let then = SystemTime::UNIX_EPOCH + Duration::try_from_secs_f64(unix.max(0.0)).ok()?;
+    let ago = SystemTime::now().duration_since(then).unwrap_or(Duration::ZERO);
+    now.checked_sub(ago)
+}
+
+/// How often the state file is refreshed while nothing changes, so that the last
+/// primary's "seen at" stays current for a restart.
+const STATE_REFRESH: Duration = Duration::from_secs(5);
+
 struct Supervisor {
     state: Arc<State>,
     metrics: Arc<Metrics>,
@@ -216,10 +328,15 @@ struct Supervisor {
     config: Arc<Config>,
     model: Arc<Model>,
     checks: Vec<Check>,
+    /// By cluster, by member: its check's index.
+    members: Vec<Vec<usize>>,
+    /// By reader slot: (cluster, name index).
+    readers: Vec<(usize, usize)>,
     started: Instant,
     /// Restored from the state file, used for regions whose checks have no result yet.
     restored: Vec<Option<bool>>,
     memory: Memory,
+    saved_at: Option<Instant>,
 }
 
 impl Supervisor {
@@ -229,11 +346,19 @@ impl Supervisor {
         config: Arc<Config>,
         model: Arc<Model>,
         checks: Vec<Check>,
-        carry: Carry,
+        readers: Vec<(usize, usize)>,
+        mut carry: Carry,
     ) -> Supervisor {
         let Observers { metrics, recent } = observers;
         let n = config.regions.len();
         let settings = &config.health;
+        let mut members: Vec<Vec<usize>> = config.clusters.iter().map(|c| vec![0; c.members.len()]).collect();
+        for (i, c) in checks.iter().enumerate() {
+            if let Some((cluster, member)) = c.member {
+                members[cluster][member] = i;
+            }
+        }
+        let now = Instant::now();
         let mut s = Supervisor {
             state,
             metrics,
@@ -241,29 +366,35 @@ impl Supervisor {
             config: config.clone(),
             model: model.clone(),
             checks,
-            started: Instant::now(),
+            members,
+            started: now,
             restored: vec![None; n],
             memory: Memory {
                 ready: settings.cold_start == ColdStart::AssumeUp,
                 up: vec![true; n],
                 changed_at: vec![None; n],
-                writer: None,
-                last_writer: None,
-                writer_changed_at: None,
-                last_primary: None,
-                split_brain: false,
+                clusters: config
+                    .clusters
+                    .iter()
+                    .map(|c| ClusterMemory { identity: c.system_identifier, ..ClusterMemory::default() })
+                    .collect(),
+                readers: readers
+                    .iter()
+                    .map(|(c, _)| ReaderMemory {
+                        fresh: vec![false; config.clusters[*c].members.len()],
+                        changed_at: None,
+                    })
+                    .collect(),
             },
+            readers,
+            saved_at: None,
         };
         if s.checks.is_empty() || carry.ready {
             s.memory.ready = true;
         }
+        let member_index = |c: usize, name: &str| config.clusters[c].members.iter().position(|m| m.name == name);
         if carry.ready {
             // A reload: start from what the previous engine knew, not from the file.
-            let index = |name: &Option<String>| name.as_deref().and_then(|n| model.region_index(n));
-            s.memory.writer = index(&carry.writer);
-            s.memory.last_writer = index(&carry.last_writer);
-            s.memory.writer_changed_at = carry.writer_changed_at;
-            s.memory.last_primary = carry.last_primary;
             let snap = s.state.snapshot();
             for (i, region) in config.regions.iter().enumerate() {
                 s.memory.changed_at[i] = carry.changed_at.get(&region.name).copied();
@@ -271,17 +402,30 @@ impl Supervisor {
                 s.memory.up[i] = snap.health.up.get(i).copied().unwrap_or(true);
                 s.restored[i] = Some(s.memory.up[i]);
             }
+            for (c, cluster) in config.clusters.iter().enumerate() {
+                let Some(k) = carry.clusters.remove(&cluster.name) else { continue };
+                let by_name = |n: &Option<String>| n.as_deref().and_then(|n| member_index(c, n)).map(|m| m as MemberId);
+                let mem = &mut s.memory.clusters[c];
+                mem.identity = cluster.system_identifier.or(k.identity);
+                mem.writer = by_name(&k.writer);
+                mem.writer_changed_at = k.writer_changed_at;
+                mem.primary_seen_at = k.primary_seen_at;
+                mem.last_primary = k.last_primary.and_then(|(n, t)| member_index(c, &n).map(|m| (m as MemberId, t)));
+                mem.split_brain = k.split_brain;
+                mem.foreign = k.foreign.iter().filter_map(|n| member_index(c, n)).map(|m| m as MemberId).collect();
+            }
+            for (slot, (c, name)) in s.readers.iter().enumerate() {
+                let Some((fresh, changed_at)) = carry.readers.remove(&config.names[*name].key) else { continue };
+                let mem = &mut s.memory.readers[slot];
+                for (m, member) in config.clusters[*c].members.iter().enumerate() {
+                    mem.fresh[m] = fresh.get(&member.name).copied().unwrap_or(false);
+                }
+                mem.changed_at = changed_at;
+            }
         } else if let Some(path) = &settings.state_file {
             match statefile::load(path) {
                 Ok(Some(saved)) => {
-                    for (i, region) in config.regions.iter().enumerate() {
-                        s.restored[i] = saved.regions.get(&region.name).copied();
-                    }
-                    s.memory.writer = saved.writer.as_deref().and_then(|w| model.region_index(w));
-                    s.memory.last_writer = s.memory.writer;
-                    // The restored writer gets the usual grace to be confirmed.
-                    s.memory.last_primary = s.memory.writer.map(|_| Instant::now());
-                    s.memory.ready = true;
+                    s.restore(&saved, now);
                     info!(path = %path.display(), "restored last known health from the state file");
                 }
                 Ok(None) => {}
@@ -298,6 +442,48 @@ impl Supervisor {
             );
         }
         s
+    }
+
+    /// Starts from the state file: region states with their change times (a change
+    /// within `hold_down` still answers with `failover_ttl`), and each cluster's
+    /// identity, writer and last observed primary.
+    fn restore(&mut self, saved: &statefile::Saved, now: Instant) {
+        let config = self.config.clone();
+        let hold_down = config.health.hold_down;
+        let recent = |t: Option<f64>| t.and_then(|t| instant_of(t, now)).filter(|t| now.duration_since(*t) < hold_down);
+        for (i, region) in config.regions.iter().enumerate() {
+            let Some(r) = saved.regions.get(&region.name) else { continue };
+            self.restored[i] = Some(r.up);
+            if region.checks.is_empty() {
+                continue;
+            }
+            self.memory.up[i] = r.up;
+            self.memory.changed_at[i] = recent(r.changed_at);
+            if r.up {
+                info!(region = %region.name, "restored region up");
+            } else {
+                let reasons = if r.reasons.is_empty() { "unknown".to_owned() } else { r.reasons.join("; ") };
+                warn!(region = %region.name, reasons = %reasons, "restored region down");
+            }
+        }
+        for (c, cluster) in config.clusters.iter().enumerate() {
+            let Some(k) = saved.clusters.get(&cluster.name) else { continue };
+            let member = |n: &Option<String>| {
+                n.as_deref().and_then(|n| cluster.members.iter().position(|m| m.name == n)).map(|m| m as MemberId)
+            };
+            let mem = &mut self.memory.clusters[c];
+            mem.identity = cluster.system_identifier.or(k.identity);
+            mem.writer = member(&k.writer);
+            mem.writer_changed_at = recent(k.writer_changed_at);
+            // The restored writer keeps the grace that was left when the file was
+            // written; a file with no time gets a grace from now.
+            let seen = k.last_primary_at.map_or(Some(now), |t| instant_of(t, now));
+            mem.primary_seen_at = mem.writer.and(seen);
+            mem.last_primary = member(&k.last_primary).zip(k.last_primary_at.and_then(|t| instant_of(t, now)));
+            let name = |m: Option<MemberId>| m.map_or("none", |m| cluster.members[m as usize].name.as_str());
+            info!(cluster = %cluster.name, writer = name(mem.writer), last_primary = name(mem.last_primary.map(|l| l.0)), "restored cluster");
+        }
+        self.memory.ready = true;
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<Report>, stop: CancellationToken) -> Carry {
@@ -318,63 +504,158 @@ impl Supervisor {
     }
 
     fn carry(self) -> Carry {
-        let model = &self.model;
+        let config = &self.config;
         let m = self.memory;
-        let name = |r: Option<RegionId>| r.map(|r| model.region_name(r).to_owned());
+        let reader_names: Vec<String> = self.readers.iter().map(|(_, n)| config.names[*n].key.clone()).collect();
+        let clusters = config
+            .clusters
+            .iter()
+            .zip(m.clusters)
+            .map(|(c, k)| {
+                let name = |m: MemberId| c.members[m as usize].name.clone();
+                let carried = CarriedCluster {
+                    identity: k.identity,
+                    writer: k.writer.map(name),
+                    writer_changed_at: k.writer_changed_at,
+                    primary_seen_at: k.primary_seen_at,
+                    last_primary: k.last_primary.map(|(m, t)| (name(m), t)),
+                    split_brain: k.split_brain,
+                    foreign: k.foreign.into_iter().map(name).collect(),
+                };
+                (c.name.clone(), carried)
+            })
+            .collect();
+        let readers = self
+            .readers
+            .iter()
+            .zip(m.readers)
+            .map(|((c, name), r)| {
+                let fresh = config.clusters[*c].members.iter().map(|k| k.name.clone()).zip(r.fresh).collect();
+                (config.names[*name].key.clone(), (fresh, r.changed_at))
+            })
+            .collect();
         Carry {
-            writer: name(m.writer),
-            last_writer: name(m.last_writer),
-            writer_changed_at: m.writer_changed_at,
-            last_primary: m.last_primary,
-            changed_at: self
-                .config
+            changed_at: config
                 .regions
                 .iter()
                 .zip(&m.changed_at)
                 .filter_map(|(r, t)| t.map(|t| (r.name.clone(), t)))
                 .collect(),
+            clusters,
+            readers,
             ready: m.ready,
-            checks: self.checks.into_iter().map(|c| (c.id, (c.hysteresis, c.last, c.role))).collect(),
+            checks: self
+                .checks
+                .into_iter()
+                .map(|c| {
+                    let fresh = c.fresh.into_iter().map(|(slot, h)| (reader_names[slot].clone(), h)).collect();
+                    let state = CheckState {
+                        hysteresis: c.hysteresis,
+                        last: c.last,
+                        status: c.status,
+                        status_at: c.status_at,
+                        lag: c.lag,
+                        bytes: c.bytes,
+                        replica_lag: c.replica_lag,
+                        fresh,
+                    };
+                    (c.id, state)
+                })
+                .collect(),
         }
     }
 
     fn observe(&mut self, index: usize, outcome: probe::Outcome, took: Duration) {
-        let c = &mut self.checks[index];
-        let id = &c.id;
-        let region = &self.config.regions[c.region].name;
-        self.metrics.check_duration.with_label_values(&[region, id]).observe(took.as_secs_f64());
+        let region = &self.config.regions[self.checks[index].region].name;
+        let id = self.checks[index].id.clone();
+        self.metrics.check_duration.with_label_values(&[region, &id]).observe(took.as_secs_f64());
         if let Err(f) = &outcome {
-            self.metrics.check_failures.with_label_values(&[region, id, f.kind.as_str()]).inc();
+            self.metrics.check_failures.with_label_values(&[region, &id, f.kind.as_str()]).inc();
         }
         let ok = outcome.is_ok();
-        if let Ok(role) = &outcome {
-            if c.role != *role && c.database {
-                info!(check = %id, role = ?role, "database member role");
-            }
-            c.role = *role;
-        }
         let reason = match &outcome {
             Ok(_) => "ok".to_owned(),
             Err(f) => f.to_string(),
         };
+        if let Ok(Some(status)) = &outcome {
+            // The worse of the member's own lag and what its upstream sees of it.
+            let (lag, bytes) = match status.role {
+                Role::Primary { .. } => (Some(0.0), Some(0)),
+                Role::Replica { lag } => {
+                    let upstream = self.upstream_view(index, status);
+                    let lag = match (lag, upstream.and_then(|u| u.lag)) {
+                        (Some(own), Some(theirs)) => Some(own.max(theirs)),
+                        (own, _) => own,
+                    };
+                    (lag, upstream.and_then(|u| u.bytes))
+                }
+            };
+            let c = &mut self.checks[index];
+            let same_role = matches!(
+                (c.status.as_ref().map(|s| s.role), status.role),
+                (Some(Role::Primary { .. }), Role::Primary { .. }) | (Some(Role::Replica { .. }), Role::Replica { .. })
+            );
+            if !same_role {
+                info!(check = %id, role = %role_text(status.role, lag), "database member role");
+            }
+            if matches!(status.role, Role::Replica { .. }) {
+                c.replica_lag = lag;
+            }
+            c.lag = lag;
+            c.bytes = bytes;
+            c.status = Some(status.clone());
+            c.status_at = Some(SystemTime::now());
+            // Freshness for each reader name of the cluster: a primary is fresh by
+            // definition; lag that cannot be known is over any `max_lag`.
+            let primary = matches!(status.role, Role::Primary { .. });
+            for (slot, h) in &mut c.fresh {
+                let (_, name) = self.readers[*slot];
+                let max_lag = match &self.config.names[name].policy {
+                    Policy::Reader { max_lag, .. } => max_lag.as_secs_f64(),
+                    _ => f64::INFINITY,
+                };
+                h.observe(primary || lag.is_some_and(|l| l <= max_lag));
+            }
+        } else if !ok {
+            // A member that does not answer is fresh for nobody.
+            for (_, h) in &mut self.checks[index].fresh {
+                h.observe(false);
+            }
+        }
+        let c = &mut self.checks[index];
         if let Some(up) = c.hysteresis.observe(ok) {
             info!(check = %id, state = if up { "up" } else { "down" }, reason = %reason, "check state changed");
-            self.metrics.check_up.with_label_values(&[region, id]).set(i64::from(up));
+            self.metrics.check_up.with_label_values(&[region, &id]).set(i64::from(up));
         }
-        let role = c.role.map(|r| match r {
-            Role::Primary { timeline } => format!("primary (timeline {timeline})"),
-            Role::Replica { lag } => format!("replica (lag {lag:.1} s)"),
-        });
+        let role = c.status.as_ref().zip(c.status_at).map(|(s, at)| (role_text(s.role, c.lag), at));
         let status = crate::recent::CheckStatus {
             region: region.clone(),
-            database: c.database,
+            database: c.member.is_some(),
             up: c.hysteresis.state(),
-            last: reason.clone(),
+            last: reason,
             role,
-            at: std::time::SystemTime::now(),
+            at: SystemTime::now(),
         };
-        self.recent.set_check(id, status);
+        self.recent.set_check(&id, status);
         c.last = Some(outcome.map(|_| ()));
+    }
+
+    /// What the member's upstream (any other member of its cluster that lists it in
+    /// `pg_stat_replication` under one unique name) last saw of it.
+    fn upstream_view(&self, index: usize, status: &DbStatus) -> Option<&writer::Standby> {
+        let (cluster, member) = self.checks[index].member?;
+        let name =
+            self.config.clusters[cluster].members[member].application_name.as_deref().or(status.name.as_deref())?;
+        let mut seen = self.members[cluster]
+            .iter()
+            .filter(|&&i| i != index && self.checks[i].hysteresis.state() == Some(true))
+            .filter_map(|&i| self.checks[i].status.as_ref())
+            .flat_map(|s| s.standbys.iter().filter(|sb| sb.name == name));
+        match (seen.next(), seen.next()) {
+            (Some(one), None) => Some(one),
+            // Nobody, or a name several standbys share: no upstream view.
+            _ => None,
+        }
     }
 
     /// Recomputes what routing sees (`verdict::step`), then the effects: logs and the
@@ -382,9 +663,18 @@ impl Supervisor {
     fn publish(&mut self, now: Instant) {
         let config = self.config.clone();
         let model = self.model.clone();
-        let inputs = Inputs { config: &config, checks: &self.checks, restored: &self.restored, started: self.started };
+        let inputs = Inputs {
+            config: &config,
+            checks: &self.checks,
+            members: &self.members,
+            readers: &self.readers,
+            restored: &self.restored,
+            started: self.started,
+        };
         let (next, view, changes) = verdict::step(&inputs, &self.memory, now);
-        let name = |w: Option<RegionId>| w.map_or("none".to_owned(), |w| model.region_name(w).to_owned());
+        let member = |c: usize, m: Option<MemberId>| {
+            m.map_or("none".to_owned(), |m| config.clusters[c].members[m as usize].name.clone())
+        };
         for change in &changes {
             match change {
                 Change::Ready { unknown: 0, elapsed } => {
@@ -404,32 +694,85 @@ impl Supervisor {
                     warn!(region = %region, reasons = %reasons.join("; "), "region down");
                     self.recent.event(format!("region {region} down: {}", reasons.join("; ")));
                 }
-                Change::Writer { from, to, why } => {
-                    warn!(from = %name(*from), to = %name(*to), reason = why, "writer changed");
-                    self.recent.event(format!("writer {} → {} ({why})", name(*from), name(*to)));
+                Change::Writer { cluster, from, to, why, rpo } => {
+                    let name = &config.clusters[*cluster].name;
+                    let (from, to) = (member(*cluster, *from), member(*cluster, *to));
+                    let lag = rpo.map_or("never seen as a replica".to_owned(), |l| format!("{l:.1} s"));
+                    warn!(cluster = %name, from = %from, to = %to, reason = why, last_lag_as_replica = %lag, "writer changed");
+                    self.recent.event(format!(
+                        "cluster {name}: writer {from} → {to} ({why}; its last lag as a replica: {lag})"
+                    ));
+                    self.metrics.writer_rpo.with_label_values(&[name]).set(rpo.unwrap_or(f64::NAN));
                 }
-                Change::SplitBrain { primaries } => {
-                    let names: Vec<&str> = primaries.iter().map(|&p| model.region_name(p)).collect();
-                    error!(primaries = %names.join(","), "split brain: more than one database member reports primary");
-                    self.recent.event(format!("split brain: {} report primary", names.join(", ")));
+                Change::SplitBrain { cluster, primaries } => {
+                    let name = &config.clusters[*cluster].name;
+                    let names: Vec<String> = primaries.iter().map(|&p| member(*cluster, Some(p))).collect();
+                    error!(cluster = %name, primaries = %names.join(","), "split brain: more than one member reports primary");
+                    self.recent.event(format!("cluster {name}: split brain: {} report primary", names.join(", ")));
                 }
-                Change::SplitBrainResolved => {
-                    info!("split brain resolved: one primary");
-                    self.recent.event("split brain resolved".to_owned());
+                Change::SplitBrainResolved { cluster } => {
+                    let name = &config.clusters[*cluster].name;
+                    info!(cluster = %name, "split brain resolved: one primary");
+                    self.recent.event(format!("cluster {name}: split brain resolved"));
+                }
+                Change::Identity { cluster, id, agree, of } => {
+                    let name = &config.clusters[*cluster].name;
+                    info!(cluster = %name, system_identifier = id, agree, of, "cluster identity learned from a majority of its members");
+                    self.recent
+                        .event(format!("cluster {name}: system identifier {id} ({agree} of {of} members agree)"));
+                }
+                Change::Foreign { cluster, member: m, theirs, ours } => {
+                    let name = &config.clusters[*cluster].name;
+                    let m = member(*cluster, Some(*m));
+                    error!(
+                        cluster = %name, member = %m, member_system_identifier = theirs, cluster_system_identifier = ours,
+                        "database member belongs to another cluster: never the writer, never read from"
+                    );
+                    self.recent.event(format!(
+                        "cluster {name}: member {m} reports system identifier {theirs}, not the cluster's {ours}: ignored"
+                    ));
+                }
+                Change::ForeignGone { cluster, member: m } => {
+                    let name = &config.clusters[*cluster].name;
+                    let m = member(*cluster, Some(*m));
+                    info!(cluster = %name, member = %m, "database member no longer reports another system identifier");
+                    self.recent.event(format!("cluster {name}: member {m} no longer foreign"));
+                }
+                Change::Fresh { slot, member: m, fresh, lag } => {
+                    let (c, name) = self.readers[*slot];
+                    let key = &config.names[name].key;
+                    let m = member(c, Some(*m));
+                    let lag = lag.map_or("unknown".to_owned(), |l| format!("{l:.1} s"));
+                    if *fresh {
+                        info!(name = %key, member = %m, lag = %lag, "replica back within max_lag");
+                        self.recent.event(format!("{key}: {m} readable again (lag {lag})"));
+                    } else {
+                        warn!(name = %key, member = %m, lag = %lag, "replica out: over max_lag or unknown");
+                        self.recent.event(format!("{key}: {m} not readable (lag {lag})"));
+                    }
                 }
             }
         }
 
         let m = &self.metrics;
-        // Database series exist only for regions with a database member, so that "no
-        // writer" can be alerted on without false alarms where there are none.
-        for (r, region) in config.regions.iter().enumerate().filter(|(_, r)| r.database.is_some()) {
-            let label = [region.name.as_str()];
-            m.writer.with_label_values(&label).set(i64::from(view.writer == Some(r as RegionId)));
-            m.database_primary.with_label_values(&label).set(i64::from(view.primaries.contains(&(r as RegionId))));
-            m.replica_lag.with_label_values(&label).set(view.db_lag[r].unwrap_or(f64::NAN));
+        // Database series exist only for configured members, so that "no writer" can be
+        // alerted on without false alarms where there are none.
+        for (c, cluster) in config.clusters.iter().enumerate() {
+            let v = &view.clusters[c];
+            m.split_brain.with_label_values(&[&cluster.name]).set(i64::from(v.primaries.len() > 1));
+            for (i, mem) in cluster.members.iter().enumerate() {
+                let region = &config.regions[mem.region].name;
+                let label = [cluster.name.as_str(), mem.name.as_str(), region.as_str()];
+                let id = i as MemberId;
+                m.writer.with_label_values(&label).set(i64::from(v.writer == Some(id)));
+                m.database_primary.with_label_values(&label).set(i64::from(v.primaries.contains(&id)));
+                m.replica_lag.with_label_values(&label).set(v.lag[i].unwrap_or(f64::NAN));
+                let bytes = self.checks[self.members[c][i]].bytes.filter(|_| v.lag[i].is_some());
+                m.replica_bytes.with_label_values(&label).set(bytes.map_or(f64::NAN, |b| b as f64));
+                let foreign = next.clusters[c].foreign.contains(&id);
+                m.identity_mismatch.with_label_values(&[&cluster.name, &mem.name]).set(i64::from(foreign));
+            }
         }
-        m.split_brain.set(i64::from(view.primaries.len() > 1));
         m.health_ready.set(i64::from(view.ready));
 
         // Regions without checks keep whatever `up` they have (always up, unless a test
@@ -441,32 +784,78 @@ impl Supervisor {
                 return true;
             }
             let up: Vec<bool> = (0..probed.len()).map(|r| if probed[r] { view.up[r] } else { h.up[r] }).collect();
-            let next = (&up, &view.recent, view.writer, view.last_writer, view.writer_unsettled);
-            let next = (next, &view.primaries, &view.db_lag, view.ready);
-            let cur = (&h.up, &h.recent, h.writer, h.last_writer, h.writer_unsettled);
-            let cur = (cur, &h.primaries, &h.db_lag, h.ready);
-            if next != cur {
+            let next = (&up, &view.recent, &view.clusters, &view.readers, view.ready);
+            if next != (&h.up, &h.recent, &h.clusters, &h.readers, h.ready) {
                 h.up = up;
                 h.recent = view.recent.clone();
-                h.writer = view.writer;
-                h.last_writer = view.last_writer;
-                h.writer_unsettled = view.writer_unsettled;
-                h.primaries = view.primaries.clone();
-                h.db_lag = view.db_lag.clone();
+                h.clusters = view.clusters.clone();
+                h.readers = view.readers.clone();
                 h.ready = view.ready;
             }
             true
         });
 
-        let saved_changed = changes.iter().any(|c| matches!(c, Change::Region { .. } | Change::Writer { .. }));
-        if saved_changed && let Some(path) = &config.health.state_file {
-            let regions = config.regions.iter().zip(&next.up).map(|(r, up)| (r.name.clone(), *up)).collect();
-            let saved = statefile::Saved { regions, writer: next.last_writer.map(|w| model.region_name(w).to_owned()) };
-            if let Err(e) = statefile::save(path, &saved) {
+        let changed = changes
+            .iter()
+            .any(|c| matches!(c, Change::Region { .. } | Change::Writer { .. } | Change::Identity { .. }));
+        let stale = self.saved_at.is_none_or(|t| now.duration_since(t) >= STATE_REFRESH)
+            && next.clusters.iter().any(|c| c.last_primary.is_some());
+        if (changed || stale)
+            && let Some(path) = &config.health.state_file
+        {
+            if let Err(e) = statefile::save(path, &self.saved(&next, now)) {
                 warn!(path = %path.display(), error = %e, "cannot write the state file");
             }
+            self.saved_at = Some(now);
         }
         self.memory = next;
+    }
+
+    /// What the state file keeps of `memory`.
+    fn saved(&self, memory: &Memory, now: Instant) -> statefile::Saved {
+        let config = &self.config;
+        let regions = config
+            .regions
+            .iter()
+            .enumerate()
+            .map(|(r, region)| {
+                let reasons = verdict::down_reasons(&self.checks, r);
+                let saved = statefile::SavedRegion {
+                    up: memory.up[r],
+                    changed_at: memory.changed_at[r].map(|t| unix_of(t, now)),
+                    reasons: if memory.up[r] { Vec::new() } else { reasons },
+                };
+                (region.name.clone(), saved)
+            })
+            .collect();
+        let clusters = config
+            .clusters
+            .iter()
+            .zip(&memory.clusters)
+            .map(|(c, k)| {
+                let name = |m: MemberId| c.members[m as usize].name.clone();
+                let saved = statefile::SavedCluster {
+                    identity: k.identity,
+                    writer: k.writer.map(name),
+                    writer_changed_at: k.writer_changed_at.map(|t| unix_of(t, now)),
+                    last_primary: k.last_primary.map(|(m, _)| name(m)),
+                    last_primary_at: k.last_primary.map(|(_, t)| unix_of(t, now)),
+                };
+                (c.name.clone(), saved)
+            })
+            .collect();
+        statefile::Saved { regions, clusters }
+    }
+}
+
+/// A member's role as the status page and logs show it.
+fn role_text(role: Role, lag: Option<f64>) -> String {
+    match role {
+        Role::Primary { timeline } => format!("primary (timeline {timeline})"),
+        Role::Replica { .. } => match lag {
+            Some(l) => format!("replica (lag {l:.1} s)"),
+            None => "replica (lag unknown)".to_owned(),
+        },
     }
 }
 
@@ -479,14 +868,14 @@ mod tests {
 
     use tokio::sync::mpsc;
 
-    use super::probe::{Failure, FailureKind};
-    use super::writer::Role;
-    use super::{HealthEngine, Observers, Report};
+    use super::probe::{Failure, FailureKind, Outcome};
+    use super::writer::{DbStatus, Role};
+    use super::{Carry, HealthEngine, Observers, Report};
     use crate::metrics::Metrics;
-    use crate::state::{HealthView, State};
+    use crate::state::{ClusterView, HealthView, State};
 
-    /// Two regions, each with a gateway check and a database member: check 0 and 1 are
-    /// a's, 2 and 3 are b's.
+    /// Two regions with a gateway check each (checks 0 and 1), and one cluster of three
+    /// members: pg-a in a (check 2), pg-b and pg-c in b (checks 3 and 4).
     const CONFIG: &str = concat!(
         include_str!("../../tests/fixtures/configs/zone.toml"),
         r#"
@@ -495,116 +884,268 @@ interval = "1s"
 rise = 1
 fall = 1
 hold_down = "2s"
-writer_grace = "10s"
 cold_start_grace = "5s"
 [regions.a]
 a = ["192.0.2.1"]
 [[regions.a.checks]]
 kind = "tcp"
 target = "127.0.0.1:9"
-[regions.a.database]
-kind = "postgres"
-dsn = "host=127.0.0.1 port=9"
 [regions.b]
 a = ["192.0.2.2"]
 [[regions.b.checks]]
 kind = "tcp"
 target = "127.0.0.1:9"
-[regions.b.database]
+[clusters.main]
+writer_grace = "10s"
+fail_open_max_age = "60s"
+[clusters.main.members.pg-a]
+region = "a"
+kind = "postgres"
+dsn = "host=127.0.0.1 port=9"
+[clusters.main.members.pg-b]
+region = "b"
 kind = "postgres"
 dsn = "host=127.0.0.1 port=10"
+rise = 2
+fall = 2
+[clusters.main.members.pg-c]
+region = "b"
+kind = "postgres"
+dsn = "host=127.0.0.1 port=11"
 [names.fo]
 policy = "failover"
 regions = ["a", "b"]
+[names.read]
+policy = "reader"
+order = "latency"
+max_lag = "5s"
+[latency]
+default = { a = 10, b = 20 }
 "#
     );
 
-    const OK: Result<Option<Role>, Failure> = Ok(None);
-    const PRIMARY: Result<Option<Role>, Failure> = Ok(Some(Role::Primary { timeline: 1 }));
-    const REPLICA: Result<Option<Role>, Failure> = Ok(Some(Role::Replica { lag: 0.0 }));
+    const ID: u64 = 7_000_000_000_000_000_001;
+    const OK: Outcome = Ok(None);
 
-    fn failed() -> Result<Option<Role>, Failure> {
+    fn primary(timeline: u32) -> Outcome {
+        Ok(Some(DbStatus { system_id: Some(ID), ..DbStatus::of(Role::Primary { timeline }) }))
+    }
+
+    fn replica(lag: f64) -> Outcome {
+        Ok(Some(DbStatus { system_id: Some(ID), ..DbStatus::of(Role::Replica { lag: Some(lag) }) }))
+    }
+
+    fn foreign_primary() -> Outcome {
+        Ok(Some(DbStatus { system_id: Some(ID + 1), ..DbStatus::of(Role::Primary { timeline: 1 }) }))
+    }
+
+    fn failed() -> Outcome {
         Err(Failure { kind: FailureKind::Refused, detail: "connection refused".into() })
     }
 
-    fn start() -> (Arc<State>, mpsc::Sender<Report>, HealthEngine) {
-        let config = crate::config::parse(CONFIG, std::path::Path::new(".")).expect("valid");
+    struct Engine {
+        state: Arc<State>,
+        metrics: Arc<Metrics>,
+        tx: mpsc::Sender<Report>,
+        engine: HealthEngine,
+    }
+
+    fn start_with(text: &str, carry: Option<Carry>) -> Engine {
+        let config = crate::config::parse(text, std::path::Path::new(".")).expect("valid");
         let loaded = crate::app::open(config).expect("no GeoIP database to open");
         let state = Arc::new(State::new(loaded.model(None), false));
         let (tx, rx) = mpsc::channel(64);
-        let observers = Observers { metrics: Metrics::new(), recent: Default::default() };
-        let engine = HealthEngine::supervise(state.clone(), loaded.config, observers, None, rx);
-        (state, tx, engine)
+        let metrics = Metrics::new();
+        let observers = Observers { metrics: metrics.clone(), recent: Default::default() };
+        let engine = HealthEngine::supervise(state.clone(), loaded.config, observers, carry, rx);
+        Engine { state, metrics, tx, engine }
     }
 
-    /// Sends reports, then lets the supervisor take them (no time passes).
-    async fn report(tx: &mpsc::Sender<Report>, reports: Vec<(usize, Result<Option<Role>, Failure>)>) {
-        for (index, outcome) in reports {
-            tx.send((index, outcome, Duration::ZERO)).await.unwrap();
+    fn start() -> Engine {
+        start_with(CONFIG, None)
+    }
+
+    impl Engine {
+        /// Sends reports, then lets the supervisor take them (no time passes).
+        async fn report(&self, reports: Vec<(usize, Outcome)>) {
+            for (index, outcome) in reports {
+                self.tx.send((index, outcome, Duration::ZERO)).await.unwrap();
+            }
+            for _ in 0..100 {
+                tokio::task::yield_now().await;
+            }
         }
-        for _ in 0..100 {
-            tokio::task::yield_now().await;
+
+        fn health(&self) -> HealthView {
+            self.state.snapshot().health.clone()
+        }
+
+        fn cluster(&self) -> ClusterView {
+            self.health().clusters[0].clone()
+        }
+
+        /// Reader `read`'s fresh members, and whether it changed recently.
+        fn fresh(&self) -> (Vec<bool>, bool) {
+            let r = &self.health().readers[0];
+            (r.fresh.clone(), r.recent)
         }
     }
 
-    fn health(state: &State) -> HealthView {
-        state.snapshot().health.clone()
+    fn all_up() -> Vec<(usize, Outcome)> {
+        vec![(0, OK), (1, OK), (2, primary(1)), (3, replica(0.5)), (4, replica(0.5))]
     }
 
     #[tokio::test(start_paused = true)]
     async fn cold_start_waits_for_every_check_or_the_grace() {
-        let (state, tx, engine) = start();
-        report(&tx, vec![(0, OK), (1, PRIMARY), (2, OK)]).await;
-        assert!(!health(&state).ready, "one check has no result yet");
+        let e = start();
+        e.report(vec![(0, OK), (1, OK), (2, primary(1)), (3, replica(0.0))]).await;
+        assert!(!e.health().ready, "one check has no result yet");
         tokio::time::sleep(Duration::from_millis(4900)).await;
-        assert!(!health(&state).ready, "4.9 s into a 5 s grace");
+        assert!(!e.health().ready, "4.9 s into a 5 s grace");
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert!(health(&state).ready, "the grace is over");
-        engine.stop().await;
+        assert!(e.health().ready, "the grace is over");
+        e.engine.stop().await;
 
-        let (state, tx, engine) = start();
-        report(&tx, vec![(0, OK), (1, PRIMARY), (2, OK), (3, REPLICA)]).await;
-        assert!(health(&state).ready, "every check has a result: ready at once");
-        engine.stop().await;
+        let e = start();
+        e.report(all_up()).await;
+        assert!(e.health().ready, "every check has a result: ready at once");
+        e.engine.stop().await;
     }
 
     #[tokio::test(start_paused = true)]
     async fn hold_down_keeps_a_change_recent_for_exactly_hold_down() {
-        let (state, tx, engine) = start();
-        report(&tx, vec![(0, OK), (1, PRIMARY), (2, OK), (3, REPLICA)]).await;
-        assert_eq!((health(&state).up, health(&state).recent), (vec![true, true], vec![false, false]));
-        report(&tx, vec![(0, failed())]).await;
-        assert_eq!((health(&state).up, health(&state).recent), (vec![false, true], vec![true, false]));
+        let e = start();
+        e.report(all_up()).await;
+        assert_eq!((e.health().up, e.health().recent), (vec![true, true], vec![false, false]));
+        e.report(vec![(0, failed())]).await;
+        assert_eq!((e.health().up, e.health().recent), (vec![false, true], vec![true, false]));
         tokio::time::sleep(Duration::from_millis(500)).await;
-        report(&tx, vec![(0, OK)]).await;
-        assert_eq!((health(&state).up, health(&state).recent), (vec![true, true], vec![true, false]));
+        e.report(vec![(0, OK)]).await;
+        assert_eq!((e.health().up, e.health().recent), (vec![true, true], vec![true, false]));
         tokio::time::sleep(Duration::from_millis(1900)).await;
-        assert!(health(&state).recent[0], "1.9 s after it came back, within a 2 s hold-down");
+        assert!(e.health().recent[0], "1.9 s after it came back, within a 2 s hold-down");
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert!(!health(&state).recent[0], "2.2 s after: settled");
-        engine.stop().await;
+        assert!(!e.health().recent[0], "2.2 s after: settled");
+        e.engine.stop().await;
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_writer_is_kept_for_the_grace_then_dropped() {
-        let (state, tx, engine) = start();
-        report(&tx, vec![(0, OK), (1, PRIMARY), (2, OK), (3, REPLICA)]).await;
-        let h = health(&state);
-        assert_eq!((h.writer, h.writer_unsettled), (Some(0), true), "a new writer: unsettled for the hold-down");
+    async fn the_writer_is_kept_for_the_grace_then_fail_open_only_to_the_last_primary() {
+        let e = start();
+        e.report(all_up()).await;
+        let c = e.cluster();
+        assert_eq!((c.writer, c.writer_unsettled), (Some(0), true), "a new writer: unsettled for the hold-down");
         tokio::time::sleep(Duration::from_millis(2100)).await;
-        assert!(!health(&state).writer_unsettled, "settled after 2 s");
-        // The primary's member stops answering: nobody reports primary.
-        report(&tx, vec![(1, failed())]).await;
-        let h = health(&state);
-        assert_eq!((h.writer, h.writer_unsettled), (Some(0), true), "kept on grace");
+        assert!(!e.cluster().writer_unsettled, "settled after 2 s");
+        // The primary stops answering: nobody reports primary.
+        e.report(vec![(2, failed())]).await;
+        let c = e.cluster();
+        assert_eq!((c.writer, c.writer_unsettled), (Some(0), true), "kept on grace");
         tokio::time::sleep(Duration::from_millis(9900)).await;
-        assert_eq!(health(&state).writer, Some(0), "9.9 s into a 10 s grace");
+        assert_eq!(e.cluster().writer, Some(0), "9.9 s into a 10 s grace");
         tokio::time::sleep(Duration::from_millis(400)).await;
-        let h = health(&state);
-        assert_eq!((h.writer, h.last_writer), (None, Some(0)), "grace over: no writer, the last one remembered");
-        // The standby is promoted: the writer follows at once.
-        report(&tx, vec![(3, Ok(Some(Role::Primary { timeline: 2 })))]).await;
-        assert_eq!(health(&state).writer, Some(1));
-        engine.stop().await;
+        let c = e.cluster();
+        assert_eq!((c.writer, c.last_primary), (None, Some(0)), "grace over: no writer; fail_open may answer pg-a");
+        // fail_open_max_age (60 s) after pg-a was last seen as primary, not even that.
+        tokio::time::sleep(Duration::from_secs(50)).await;
+        assert_eq!(e.cluster().last_primary, None, "the last primary is too old to fail open to");
+        // A standby is promoted: the writer follows at once.
+        e.report(vec![(4, primary(2))]).await;
+        assert_eq!(e.cluster().writer, Some(2));
+        e.engine.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_no_primary_ever_seen_there_is_nothing_to_fail_open_to() {
+        let e = start();
+        e.report(vec![(0, OK), (1, OK), (2, failed()), (3, replica(0.0)), (4, replica(0.0))]).await;
+        let c = e.cluster();
+        assert_eq!((c.writer, c.last_primary), (None, None), "replicas are never the writer");
+        e.engine.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_member_of_another_identity_is_never_the_writer() {
+        let e = start();
+        // pg-a is a primary of another cluster (a subscriber, a wrong DSN); the other two
+        // agree on ID, a majority of three: that is the cluster.
+        e.report(vec![(0, OK), (1, OK), (2, foreign_primary()), (3, replica(0.0)), (4, replica(0.0))]).await;
+        let c = e.cluster();
+        assert_eq!((c.writer, c.primaries.clone(), c.lag[0]), (None, vec![], None));
+        let mismatch = e.metrics.identity_mismatch.with_label_values(&["main", "pg-a"]).get();
+        assert_eq!(mismatch, 1, "the identity alarm is raised");
+        assert!(!e.fresh().0[0], "nor is it read from");
+        // A real promotion in the cluster is followed.
+        e.report(vec![(4, primary(2))]).await;
+        assert_eq!(e.cluster().writer, Some(2));
+        e.engine.stop().await;
+
+        // Only the foreign primary and one replica answer: no majority, no identity, no
+        // writer.
+        let e = start();
+        e.report(vec![(0, OK), (1, OK), (2, foreign_primary()), (3, replica(0.0)), (4, failed())]).await;
+        assert_eq!(e.cluster().writer, None);
+        e.engine.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn max_lag_has_hysteresis_and_a_hold_down() {
+        let e = start();
+        e.report(all_up()).await;
+        assert_eq!(e.fresh(), (vec![true, true, true], true));
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        assert_eq!(e.fresh(), (vec![true, true, true], false), "settled");
+        // pg-b (rise 2, fall 2) goes over max_lag (5 s) once: still in.
+        e.report(vec![(3, replica(9.0))]).await;
+        assert!(e.fresh().0[1], "one probe over max_lag is not enough");
+        e.report(vec![(3, replica(9.5))]).await;
+        assert_eq!(e.fresh(), (vec![true, false, true], true), "two in a row: out, and recent");
+        // Lag that cannot be known counts as over.
+        e.report(vec![(3, Ok(Some(DbStatus { system_id: Some(ID), ..DbStatus::of(Role::Replica { lag: None }) })))])
+            .await;
+        e.report(vec![(3, replica(1.0))]).await;
+        assert!(!e.fresh().0[1], "one probe back under is not enough");
+        e.report(vec![(3, replica(1.0))]).await;
+        assert!(e.fresh().0[1], "two in a row: back");
+        tokio::time::sleep(Duration::from_millis(1900)).await;
+        assert!(e.fresh().1, "within the hold-down: the reader answers with failover_ttl");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!e.fresh().1, "2.2 s after: settled");
+        e.engine.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_promotion_records_the_new_writers_last_lag_as_a_replica() {
+        let e = start();
+        e.report(vec![(0, OK), (1, OK), (2, primary(1)), (3, replica(0.0)), (4, replica(1.5))]).await;
+        assert!(e.metrics.writer_rpo.with_label_values(&["main"]).get().is_nan(), "the first writer lost nothing");
+        e.report(vec![(2, failed()), (4, primary(2))]).await;
+        assert_eq!(e.cluster().writer, Some(2));
+        assert_eq!(e.metrics.writer_rpo.with_label_values(&["main"]).get(), 1.5);
+        e.engine.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restart_within_the_hold_down_still_answers_with_failover_ttl() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let text = CONFIG.replace("[health]\n", &format!("[health]\nstate_file = \"{}\"\n", path.display()));
+        let e = start_with(&text, None);
+        e.report(all_up()).await;
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        e.report(vec![(1, failed()), (2, failed()), (4, primary(2))]).await;
+        assert_eq!(e.cluster().writer, Some(2));
+        e.engine.stop().await;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+
+        // A new process: no carry, only the file. Nothing probed yet.
+        let e = start_with(&text, None);
+        e.report(vec![]).await;
+        let h = e.health();
+        assert!(h.ready, "restored: answering at once");
+        assert_eq!((h.up.clone(), h.recent.clone()), (vec![true, false], vec![false, true]), "b is down, recently");
+        let c = &h.clusters[0];
+        assert_eq!((c.writer, c.writer_unsettled), (Some(2), true), "the writer changed 0.6 s ago: short TTL");
+        e.engine.stop().await;
     }
 }

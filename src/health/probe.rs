@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::net::TcpStream;
 
-use super::writer::Role;
+use super::writer::{DbStatus, Role, Standby};
 use crate::config::{CheckConfig, CheckKind, HttpCheck};
 
 /// Why a probe failed. `kind` is one of a fixed set; `detail` is for logs.
@@ -57,8 +57,8 @@ fn fail(kind: FailureKind, detail: impl Into<String>) -> Failure {
     Failure { kind, detail: detail.into() }
 }
 
-/// What a successful probe saw: nothing more for gateways, a role for databases.
-pub type Outcome = Result<Option<Role>, Failure>;
+/// What a successful probe saw: nothing more for gateways, a status for databases.
+pub type Outcome = Result<Option<DbStatus>, Failure>;
 
 /// The most body a check reads while looking for `body_contains`.
 const BODY_LIMIT: usize = 64 * 1024;
@@ -68,6 +68,9 @@ pub struct Prober {
     pub config: CheckConfig,
     http: Option<reqwest::Client>,
     replica_http: Option<reqwest::Client>,
+    /// A PostgreSQL standby's last WAL receipt time seen while streaming (the server's
+    /// clock, Unix seconds): when the receiver stops, lag grows from there.
+    last_receipt: std::sync::Mutex<Option<f64>>,
 }
 
 impl Prober {
@@ -80,7 +83,7 @@ impl Prober {
             ),
             CheckKind::Tcp { .. } | CheckKind::Postgres { .. } => (None, None),
         };
-        Ok(Prober { config, http, replica_http })
+        Ok(Prober { config, http, replica_http, last_receipt: std::sync::Mutex::new(None) })
     }
 
     /// One attempt, never longer than the timeout.
@@ -96,18 +99,20 @@ impl Prober {
         match &self.config.kind {
             CheckKind::Http(h) => http(self.http.as_ref().expect("built"), h).await.map(|_| None),
             CheckKind::Tcp { target } => tcp(target).await.map(|_| None),
-            CheckKind::Postgres { dsn } => postgres(dsn.expose()).await.map(Some),
+            CheckKind::Postgres { dsn } => postgres(dsn.expose(), &self.last_receipt).await.map(Some),
             CheckKind::HttpRole { primary, replica } => {
                 let is_primary = http(self.http.as_ref().expect("built"), primary).await;
-                match (is_primary, replica, &self.replica_http) {
-                    (Ok(()), _, _) => Ok(Some(Role::Primary { timeline: 0 })),
-                    // It answered, and not as primary.
-                    (Err(e), None, _) if e.kind == FailureKind::Status => Ok(Some(Role::Replica { lag: 0.0 })),
+                let role = match (is_primary, replica, &self.replica_http) {
+                    (Ok(()), _, _) => Role::Primary { timeline: 0 },
+                    // It answered, and not as primary; the endpoint vouches for its lag.
+                    (Err(e), None, _) if e.kind == FailureKind::Status => Role::Replica { lag: Some(0.0) },
                     (Err(e), Some(r), Some(client)) if e.kind == FailureKind::Status => {
-                        http(client, r).await.map(|_| Some(Role::Replica { lag: 0.0 }))
+                        http(client, r).await?;
+                        Role::Replica { lag: Some(0.0) }
                     }
-                    (Err(e), _, _) => Err(e),
-                }
+                    (Err(e), _, _) => return Err(e),
+                };
+                Ok(Some(DbStatus::of(role)))
             }
         }
     }
@@ -235,17 +240,31 @@ async fn tcp(target: &str) -> Result<(), Failure> {
     }
 }
 
-/// Role, timeline and lag of a PostgreSQL member. The timeline is read from the current
-/// WAL file name, which changes at promotion; `pg_control_checkpoint()` keeps the old
-/// timeline until the next checkpoint. A replica whose received WAL is all replayed
-/// has no lag, however long the primary has been idle.
-const ROLE_QUERY: &str = "SELECT pg_is_in_recovery(), \
+/// What a PostgreSQL member is: its role, the cluster's system identifier, and for a
+/// standby how far behind it is. The timeline is read from the current WAL file name,
+/// which changes at promotion (`pg_control_checkpoint()` keeps the old timeline until
+/// the next checkpoint). The standby's lag comes with the WAL receiver's state, so that
+/// a standby cut off from its upstream is never reported as current (see [`standby_lag`]).
+const STATUS_QUERY: &str = "SELECT pg_is_in_recovery(), \
+     (SELECT system_identifier FROM pg_control_system())::text, \
      CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_walfile_name(pg_current_wal_lsn()) END, \
-     CASE WHEN NOT pg_is_in_recovery() THEN 0::float8 \
-          WHEN pg_last_wal_receive_lsn() IS NOT NULL AND pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0::float8 \
-          ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8 END";
+     EXTRACT(EPOCH FROM now())::float8, \
+     CASE WHEN pg_is_in_recovery() AND pg_last_wal_receive_lsn() IS NOT NULL \
+               AND pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0::float8 \
+          WHEN pg_is_in_recovery() THEN EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8 END, \
+     EXTRACT(EPOCH FROM pg_last_xact_replay_timestamp())::float8, \
+     (SELECT status FROM pg_stat_wal_receiver LIMIT 1), \
+     (SELECT EXTRACT(EPOCH FROM last_msg_receipt_time)::float8 FROM pg_stat_wal_receiver LIMIT 1), \
+     (SELECT conninfo FROM pg_stat_wal_receiver LIMIT 1), \
+     current_setting('cluster_name')";
 
-async fn postgres(dsn: &str) -> Result<Role, Failure> {
+/// The member's own standbys as it sees them: replay lag and bytes not yet replayed.
+const STANDBYS_QUERY: &str = "SELECT application_name, EXTRACT(EPOCH FROM replay_lag)::float8, \
+     pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() ELSE pg_current_wal_lsn() END, \
+                     replay_lsn)::float8 \
+     FROM pg_stat_replication WHERE state = 'streaming'";
+
+async fn postgres(dsn: &str, last_receipt: &std::sync::Mutex<Option<f64>>) -> Result<DbStatus, Failure> {
     let (client, connection) = tokio_postgres::connect(dsn, tokio_postgres::NoTls).await.map_err(|e| {
         let text = e.to_string();
         let source = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default();
@@ -254,21 +273,126 @@ async fn postgres(dsn: &str) -> Result<Role, Failure> {
         fail(kind, format!("{text} {source}").trim().to_owned())
     })?;
     let task = tokio::spawn(connection);
-    let row = client.query_one(ROLE_QUERY, &[]).await;
+    let rows = async {
+        let status = client.query_one(STATUS_QUERY, &[]).await?;
+        let standbys = client.query(STANDBYS_QUERY, &[]).await?;
+        Ok::<_, tokio_postgres::Error>((status, standbys))
+    }
+    .await;
     drop(client);
     task.abort();
-    let row = row.map_err(|e| fail(FailureKind::Database, e.to_string()))?;
+    let (row, standby_rows) = rows.map_err(|e| fail(FailureKind::Database, e.to_string()))?;
+    let system_id: Option<String> = row.get(1);
+    let system_id = system_id.and_then(|s| s.parse::<u64>().ok());
+    let standbys = standby_rows
+        .iter()
+        .map(|r| Standby {
+            name: r.get::<_, Option<String>>(0).unwrap_or_default(),
+            lag: r.get(1),
+            bytes: r.get::<_, Option<f64>>(2).map(|b| b.max(0.0) as u64),
+        })
+        .collect();
     let in_recovery: bool = row.get(0);
-    if in_recovery {
-        let lag: Option<f64> = row.get(2);
-        // Never replayed anything: treat as far behind.
-        return Ok(Role::Replica { lag: lag.unwrap_or(f64::INFINITY).max(0.0) });
+    if !in_recovery {
+        let walfile: Option<String> = row.get(2);
+        let timeline = walfile
+            .as_deref()
+            .and_then(|w| w.get(..8))
+            .and_then(|t| u32::from_str_radix(t, 16).ok())
+            .ok_or_else(|| fail(FailureKind::Database, "cannot read the timeline"))?;
+        return Ok(DbStatus { role: Role::Primary { timeline }, system_id, name: None, standbys });
     }
-    let walfile: Option<String> = row.get(1);
-    let timeline = walfile
-        .as_deref()
-        .and_then(|w| w.get(..8))
-        .and_then(|t| u32::from_str_radix(t, 16).ok())
-        .ok_or_else(|| fail(FailureKind::Database, "cannot read the timeline"))?;
-    Ok(Role::Primary { timeline })
+    let receiver = Receiver {
+        now: row.get(3),
+        replay_lag: row.get(4),
+        replay_at: row.get(5),
+        status: row.get(6),
+        receipt: row.get(7),
+    };
+    let conninfo: Option<String> = row.get(8);
+    let cluster_name: Option<String> = row.get(9);
+    let lag = {
+        let mut remembered = last_receipt.lock().expect("not poisoned");
+        standby_lag(&receiver, &mut remembered)
+    };
+    let name = upstream_name(conninfo.as_deref(), cluster_name.as_deref());
+    Ok(DbStatus { role: Role::Replica { lag }, system_id, name: Some(name), standbys })
+}
+
+/// A standby's WAL receiver and replay, as one probe read them (the server's clock, Unix
+/// seconds).
+#[derive(Debug, Clone, Default)]
+struct Receiver {
+    now: f64,
+    /// 0 when all received WAL is replayed, else the age of the last replayed commit.
+    replay_lag: Option<f64>,
+    replay_at: Option<f64>,
+    /// `pg_stat_wal_receiver.status`; `None` when no receiver runs.
+    status: Option<String>,
+    receipt: Option<f64>,
+}
+
+/// A standby's lag in seconds; `None` when it cannot be known. Streaming: the replay lag
+/// (0 when everything received is replayed). Not streaming: the time since the last
+/// message received, as last seen (`remembered`, kept between probes) or, failing
+/// that, since the last replayed commit, which is older still. It never stays 0.
+fn standby_lag(r: &Receiver, remembered: &mut Option<f64>) -> Option<f64> {
+    if r.status.as_deref() == Some("streaming") {
+        if let Some(t) = r.receipt {
+            *remembered = Some(remembered.map_or(t, |m| m.max(t)));
+        }
+        return r.replay_lag.map(|l| l.max(0.0));
+    }
+    let last = [*remembered, r.receipt].into_iter().flatten().reduce(f64::max).or(r.replay_at)?;
+    Some((r.now - last).max(0.0))
+}
+
+/// How a standby's upstream names it in `pg_stat_replication`: the `application_name` in
+/// its receiver's connection string, else `cluster_name`, else PostgreSQL's default.
+fn upstream_name(conninfo: Option<&str>, cluster_name: Option<&str>) -> String {
+    let from_conninfo = conninfo.and_then(|c| {
+        c.split_whitespace()
+            .find_map(|kv| kv.strip_prefix("application_name="))
+            .map(|v| v.trim_matches('\'').to_owned())
+    });
+    from_conninfo
+        .or_else(|| cluster_name.filter(|c| !c.is_empty()).map(str::to_owned))
+        .unwrap_or_else(|| "walreceiver".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_standby_cut_off_ages_from_its_last_message() {
+        let mut remembered = None;
+        let streaming = |now: f64| Receiver {
+            now,
+            replay_lag: Some(0.0),
+            replay_at: Some(now - 600.0),
+            status: Some("streaming".into()),
+            receipt: Some(now - 0.1),
+        };
+        assert_eq!(standby_lag(&streaming(1000.0), &mut remembered), Some(0.0));
+        assert_eq!(remembered, Some(999.9));
+        // The receiver stops: lag grows from the last message seen, not 0.
+        let stopped = |now: f64| Receiver { now, replay_lag: Some(0.0), replay_at: Some(400.0), ..Receiver::default() };
+        let lag = standby_lag(&stopped(1010.0), &mut remembered).unwrap();
+        assert!((lag - 10.1).abs() < 1e-9, "{lag}");
+        // Nothing remembered (a restart): the last replayed commit, older still.
+        assert_eq!(standby_lag(&stopped(1010.0), &mut None), Some(610.0));
+        // Nothing at all: unknown.
+        assert_eq!(standby_lag(&Receiver { now: 5.0, ..Receiver::default() }, &mut None), None);
+        // Restarting with a receipt time in the row: the later of the two.
+        let waiting = Receiver { status: Some("waiting".into()), receipt: Some(1005.0), ..stopped(1010.0) };
+        assert_eq!(standby_lag(&waiting, &mut remembered), Some(5.0));
+    }
+
+    #[test]
+    fn upstream_names() {
+        assert_eq!(upstream_name(Some("user=r host=10.0.0.1 application_name=pg-eu port=5432"), Some("x")), "pg-eu");
+        assert_eq!(upstream_name(Some("user=r host=10.0.0.1"), Some("main")), "main");
+        assert_eq!(upstream_name(None, Some("")), "walreceiver");
+    }
 }

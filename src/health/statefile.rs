@@ -1,6 +1,9 @@
 //! The last known health, kept across restarts so that a restarted server answers
-//! honestly at once. Written atomically (temp file, fsync, rename) whenever a region
-//! or the writer changes; a missing file is normal, a corrupt one is ignored.
+//! honestly at once: region states with when and why they changed, and per database
+//! cluster its identity, writer and last observed primary, with times. Written
+//! atomically (temp file, fsync, rename); a missing file is normal, a corrupt one is
+//! ignored. Times are Unix seconds (the wall clock survives a restart; `Instant`s do not).
+//! Version 1 files (region → up, one writer) are still read.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -10,10 +13,32 @@ use serde_json::{Value, json};
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Saved {
-    /// Region name → up.
-    pub regions: HashMap<String, bool>,
-    pub writer: Option<String>,
+    pub regions: HashMap<String, SavedRegion>,
+    pub clusters: HashMap<String, SavedCluster>,
 }
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SavedRegion {
+    pub up: bool,
+    /// When it last changed.
+    pub changed_at: Option<f64>,
+    /// Why it is down (its failing checks' last failures).
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SavedCluster {
+    pub identity: Option<u64>,
+    /// Member names.
+    pub writer: Option<String>,
+    pub writer_changed_at: Option<f64>,
+    pub last_primary: Option<String>,
+    /// When `last_primary` was last seen as primary.
+    pub last_primary_at: Option<f64>,
+}
+
+/// The cluster a version 1 file's writer belongs to (the one `[regions.*.database]` makes).
+const V1_CLUSTER: &str = "default";
 
 /// Reads the state file; `Ok(None)` if there is none.
 pub fn load(path: &Path) -> Result<Option<Saved>, String> {
@@ -23,27 +48,85 @@ pub fn load(path: &Path) -> Result<Option<Saved>, String> {
         Err(e) => return Err(e.to_string()),
     };
     let v: Value = serde_json::from_str(&text).map_err(|e| format!("not valid JSON: {e}"))?;
-    if v.get("version").and_then(Value::as_u64) != Some(1) {
-        return Err("unknown state file version".into());
+    let regions = v.get("regions").and_then(Value::as_object).ok_or("no `regions` object")?;
+    match v.get("version").and_then(Value::as_u64) {
+        Some(1) => {
+            let regions = regions
+                .iter()
+                .map(|(k, up)| {
+                    let up = up.as_bool().ok_or(format!("region `{k}` is not true/false"))?;
+                    Ok((k.clone(), SavedRegion { up, ..SavedRegion::default() }))
+                })
+                .collect::<Result<_, String>>()?;
+            let writer = v.get("writer").and_then(Value::as_str).map(str::to_owned);
+            let clusters = writer
+                .map(|w| {
+                    let c = SavedCluster { writer: Some(w.clone()), last_primary: Some(w), ..SavedCluster::default() };
+                    (V1_CLUSTER.to_owned(), c)
+                })
+                .into_iter()
+                .collect();
+            Ok(Some(Saved { regions, clusters }))
+        }
+        Some(2) => {
+            let regions = regions
+                .iter()
+                .map(|(k, r)| {
+                    let up = r.get("up").and_then(Value::as_bool).ok_or(format!("region `{k}` has no `up`"))?;
+                    let reasons = r
+                        .get("reasons")
+                        .and_then(Value::as_array)
+                        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                        .unwrap_or_default();
+                    Ok((
+                        k.clone(),
+                        SavedRegion { up, changed_at: r.get("changed_at").and_then(Value::as_f64), reasons },
+                    ))
+                })
+                .collect::<Result<_, String>>()?;
+            let text = |c: &Value, k: &str| c.get(k).and_then(Value::as_str).map(str::to_owned);
+            let clusters = v
+                .get("clusters")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .map(|(k, c)| {
+                    let saved = SavedCluster {
+                        identity: text(c, "identity").and_then(|i| i.parse().ok()),
+                        writer: text(c, "writer"),
+                        writer_changed_at: c.get("writer_changed_at").and_then(Value::as_f64),
+                        last_primary: text(c, "last_primary"),
+                        last_primary_at: c.get("last_primary_at").and_then(Value::as_f64),
+                    };
+                    (k.clone(), saved)
+                })
+                .collect();
+            Ok(Some(Saved { regions, clusters }))
+        }
+        _ => Err("unknown state file version".into()),
     }
-    let regions = v
-        .get("regions")
-        .and_then(Value::as_object)
-        .ok_or("no `regions` object")?
-        .iter()
-        .map(|(k, up)| up.as_bool().map(|b| (k.clone(), b)).ok_or(format!("region `{k}` is not true/false")))
-        .collect::<Result<_, _>>()?;
-    let writer = v.get("writer").and_then(Value::as_str).map(str::to_owned);
-    Ok(Some(Saved { regions, writer }))
 }
 
 pub fn save(path: &Path, saved: &Saved) -> std::io::Result<()> {
-    let mut regions: Vec<(&String, &bool)> = saved.regions.iter().collect();
-    regions.sort();
+    let mut regions: Vec<(&String, &SavedRegion)> = saved.regions.iter().collect();
+    regions.sort_by(|a, b| a.0.cmp(b.0));
+    let mut clusters: Vec<(&String, &SavedCluster)> = saved.clusters.iter().collect();
+    clusters.sort_by(|a, b| a.0.cmp(b.0));
     let v = json!({
-        "version": 1,
-        "regions": regions.into_iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
-        "writer": saved.writer,
+        "version": 2,
+        "regions": regions.into_iter().map(|(k, r)| (k.clone(), json!({
+            "up": r.up,
+            "changed_at": r.changed_at,
+            "reasons": r.reasons,
+        }))).collect::<serde_json::Map<_, _>>(),
+        "clusters": clusters.into_iter().map(|(k, c)| (k.clone(), json!({
+            // A string: a u64 does not survive every JSON reader.
+            "identity": c.identity.map(|i| i.to_string()),
+            "writer": c.writer,
+            "writer_changed_at": c.writer_changed_at,
+            "last_primary": c.last_primary,
+            "last_primary_at": c.last_primary_at,
+        }))).collect::<serde_json::Map<_, _>>(),
     });
     let tmp = path.with_extension("tmp");
     {
@@ -68,15 +151,43 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
         assert_eq!(load(&path), Ok(None));
+        let down = SavedRegion { up: false, changed_at: Some(1_790_000_000.5), reasons: vec!["timeout: 2s".into()] };
         let saved = Saved {
-            regions: [("us-east".to_owned(), false), ("eu-west".to_owned(), true)].into_iter().collect(),
-            writer: Some("eu-west".into()),
+            regions: [
+                ("us-east".to_owned(), down),
+                ("eu-west".to_owned(), SavedRegion { up: true, ..Default::default() }),
+            ]
+            .into_iter()
+            .collect(),
+            clusters: [(
+                "orders".to_owned(),
+                SavedCluster {
+                    identity: Some(u64::MAX - 7),
+                    writer: Some("pg-eu".into()),
+                    writer_changed_at: Some(1_790_000_001.0),
+                    last_primary: Some("pg-eu".into()),
+                    last_primary_at: Some(1_790_000_009.0),
+                },
+            )]
+            .into_iter()
+            .collect(),
         };
         save(&path, &saved).unwrap();
         assert_eq!(load(&path), Ok(Some(saved)));
-        std::fs::write(&path, "{\"version\": 1, \"regions\": {\"us-east\": tru").unwrap();
+        std::fs::write(&path, "{\"version\": 2, \"regions\": {\"us-east\": tru").unwrap();
         assert!(load(&path).unwrap_err().contains("not valid JSON"));
         std::fs::write(&path, "").unwrap();
         assert!(load(&path).is_err());
+    }
+
+    #[test]
+    fn version_1_files_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        std::fs::write(&path, r#"{"version": 1, "regions": {"us-east": false}, "writer": "eu-west"}"#).unwrap();
+        let saved = load(&path).unwrap().unwrap();
+        assert!(!saved.regions["us-east"].up);
+        let c = &saved.clusters["default"];
+        assert_eq!((c.writer.as_deref(), c.last_primary_at), (Some("eu-west"), None));
     }
 }

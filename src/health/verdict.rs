@@ -8,9 +8,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::Check;
-use super::writer::{self, Role};
-use crate::config::{Config, HealthRule};
-use crate::model::RegionId;
+use super::writer::{self, DbStatus, Role};
+use crate::config::{CheckKind, ClusterConfig, Config, HealthRule};
+use crate::model::MemberId;
+use crate::state::{ClusterView, ReaderView};
 
 /// What the engine remembers from one step to the next.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,35 +21,55 @@ pub(super) struct Memory {
     /// Region states as last published, and when each last changed.
     pub up: Vec<bool>,
     pub changed_at: Vec<Option<Instant>>,
-    pub writer: Option<RegionId>,
-    pub last_writer: Option<RegionId>,
+    pub clusters: Vec<ClusterMemory>,
+    pub readers: Vec<ReaderMemory>,
+}
+
+/// What the engine remembers of one database cluster.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(super) struct ClusterMemory {
+    /// The system identifier every member must report: configured, learned from a
+    /// majority of the members, or restored.
+    pub identity: Option<u64>,
+    pub writer: Option<MemberId>,
     pub writer_changed_at: Option<Instant>,
-    /// When a database member last reported primary.
-    pub last_primary: Option<Instant>,
+    /// When a member last reported primary (the writer grace runs from here).
+    pub primary_seen_at: Option<Instant>,
+    /// The last member seen as primary and elected writer, and when it last was.
+    pub last_primary: Option<(MemberId, Instant)>,
     pub split_brain: bool,
+    /// Members reporting another system identifier.
+    pub foreign: Vec<MemberId>,
+}
+
+/// What the engine remembers of one `reader` name.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(super) struct ReaderMemory {
+    pub fresh: Vec<bool>,
+    pub changed_at: Option<Instant>,
 }
 
 /// What does not change between steps.
 pub(super) struct Inputs<'a> {
     pub config: &'a Config,
     pub checks: &'a [Check],
+    /// By cluster, by member: the index of the member's check in `checks`.
+    pub members: &'a [Vec<usize>],
+    /// By reader slot: (cluster, the name's index in `config.names`).
+    pub readers: &'a [(usize, usize)],
     /// Restored from the state file (or carried over a reload), for regions whose
     /// checks have no result yet.
     pub restored: &'a [Option<bool>],
     pub started: Instant,
 }
 
-/// The health routing sees, for the regions the engine probes.
+/// The health routing sees, for the regions and clusters the engine probes.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct View {
     pub up: Vec<bool>,
     pub recent: Vec<bool>,
-    pub writer: Option<RegionId>,
-    pub last_writer: Option<RegionId>,
-    pub writer_unsettled: bool,
-    /// Members that report primary right now (two or more: split brain).
-    pub primaries: Vec<RegionId>,
-    pub db_lag: Vec<Option<f64>>,
+    pub clusters: Vec<ClusterView>,
+    pub readers: Vec<ReaderView>,
     pub ready: bool,
 }
 
@@ -66,15 +87,46 @@ pub(super) enum Change {
         up: bool,
         reasons: Vec<String>,
     },
+    /// `rpo`: the new writer's last lag seen while it was a replica.
     Writer {
-        from: Option<RegionId>,
-        to: Option<RegionId>,
+        cluster: usize,
+        from: Option<MemberId>,
+        to: Option<MemberId>,
         why: &'static str,
+        rpo: Option<f64>,
     },
     SplitBrain {
-        primaries: Vec<RegionId>,
+        cluster: usize,
+        primaries: Vec<MemberId>,
     },
-    SplitBrainResolved,
+    SplitBrainResolved {
+        cluster: usize,
+    },
+    /// A majority of the members agree on the cluster's system identifier.
+    Identity {
+        cluster: usize,
+        id: u64,
+        agree: usize,
+        of: usize,
+    },
+    /// A member reports another system identifier than its cluster's.
+    Foreign {
+        cluster: usize,
+        member: MemberId,
+        theirs: u64,
+        ours: u64,
+    },
+    ForeignGone {
+        cluster: usize,
+        member: MemberId,
+    },
+    /// A member entered or left a reader name's `max_lag`.
+    Fresh {
+        slot: usize,
+        member: MemberId,
+        fresh: bool,
+        lag: Option<f64>,
+    },
 }
 
 /// One step at `now`.
@@ -101,72 +153,180 @@ pub(super) fn step(inputs: &Inputs<'_>, memory: &Memory, now: Instant) -> (Memor
         if up != next.up[r] {
             next.up[r] = up;
             next.changed_at[r] = Some(now);
-            let reasons = checks
-                .iter()
-                .filter(|c| c.region == r && !c.database)
-                .filter_map(|c| match &c.last {
-                    Some(Err(f)) => Some(f.to_string()),
-                    _ => None,
-                })
-                .collect();
-            changes.push(Change::Region { region: r, up, reasons });
+            changes.push(Change::Region { region: r, up, reasons: down_reasons(checks, r) });
         }
-    }
-
-    // Database members and the writer.
-    let mut db_lag = vec![None; n];
-    let mut members = Vec::new();
-    for c in checks.iter().filter(|c| c.database) {
-        if c.hysteresis.state() == Some(true)
-            && let Some(role) = c.role
-        {
-            members.push((c.region as RegionId, role));
-            db_lag[c.region] = Some(match role {
-                Role::Primary { .. } => 0.0,
-                Role::Replica { lag } => lag,
-            });
-        }
-    }
-    if members.iter().any(|(_, r)| matches!(r, Role::Primary { .. })) {
-        next.last_primary = Some(now);
-    }
-    let election = writer::elect(&members, next.writer, next.last_primary, now, settings.writer_grace);
-    if election.writer != next.writer {
-        let why = if election.split_brain() {
-            "split brain: the higher timeline wins"
-        } else if election.writer.is_none() {
-            "no database member reports primary and the writer grace is over"
-        } else {
-            "database member reports primary"
-        };
-        changes.push(Change::Writer { from: next.writer, to: election.writer, why });
-        next.writer = election.writer;
-        next.writer_changed_at = Some(now);
-    }
-    if election.writer.is_some() {
-        next.last_writer = election.writer;
-    }
-    if election.split_brain() != next.split_brain {
-        next.split_brain = election.split_brain();
-        changes.push(if next.split_brain {
-            Change::SplitBrain { primaries: election.primaries.clone() }
-        } else {
-            Change::SplitBrainResolved
-        });
     }
 
     let within_hold_down = |t: Option<Instant>| t.is_some_and(|t| now.duration_since(t) < settings.hold_down);
+    let mut clusters = Vec::new();
+    for (c, cluster) in inputs.config.clusters.iter().enumerate() {
+        let member_checks: Vec<&Check> = inputs.members[c].iter().map(|&i| &checks[i]).collect();
+        let view = step_cluster(c, cluster, &member_checks, &mut next.clusters[c], now, &mut changes);
+        let unsettled = view.writer_unsettled || within_hold_down(next.clusters[c].writer_changed_at);
+        clusters.push(ClusterView { writer_unsettled: unsettled, ..view });
+    }
+
+    let mut readers = Vec::new();
+    for (slot, &(c, _)) in inputs.readers.iter().enumerate() {
+        let members = &inputs.members[c];
+        let view = &clusters[c];
+        let fresh: Vec<bool> = members
+            .iter()
+            .enumerate()
+            .map(|(m, &i)| {
+                // Only a member of the cluster's identity that is up has a lag at all.
+                view.lag[m].is_some()
+                    && (view.primaries.contains(&(m as MemberId))
+                        || checks[i].fresh.iter().any(|(s, h)| *s == slot && h.state() == Some(true)))
+            })
+            .collect();
+        let mem = &mut next.readers[slot];
+        for (m, (&is, &was)) in fresh.iter().zip(&mem.fresh).enumerate() {
+            if is != was {
+                changes.push(Change::Fresh { slot, member: m as MemberId, fresh: is, lag: view.lag[m] });
+            }
+        }
+        if fresh != mem.fresh {
+            mem.fresh = fresh.clone();
+            mem.changed_at = Some(now);
+        }
+        readers.push(ReaderView { fresh, recent: within_hold_down(mem.changed_at) });
+    }
+
     let view = View {
         up: next.up.clone(),
         recent: next.changed_at.iter().map(|t| within_hold_down(*t)).collect(),
-        writer: next.writer,
-        last_writer: next.last_writer,
-        writer_unsettled: election.on_grace || election.split_brain() || within_hold_down(next.writer_changed_at),
-        primaries: election.primaries,
-        db_lag,
+        clusters,
+        readers,
         ready: next.ready,
     };
     (next, view, changes)
+}
+
+/// One cluster: its identity, who is foreign, the election, fail-open, and lags.
+fn step_cluster(
+    c: usize,
+    cluster: &ClusterConfig,
+    checks: &[&Check],
+    mem: &mut ClusterMemory,
+    now: Instant,
+    changes: &mut Vec<Change>,
+) -> ClusterView {
+    // Members that are up and said what they are.
+    let reachable: Vec<(MemberId, &DbStatus)> = checks
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| k.hysteresis.state() == Some(true))
+        .filter_map(|(m, k)| k.status.as_ref().map(|s| (m as MemberId, s)))
+        .collect();
+
+    if mem.identity.is_none() {
+        // Learned only from a majority of the cluster's PostgreSQL members: a lone
+        // foreign primary (a wrong DSN, a subscriber) can never define the cluster.
+        let of = cluster.members.iter().filter(|m| matches!(m.check.kind, CheckKind::Postgres { .. })).count();
+        let mut counts: Vec<(u64, usize)> = Vec::new();
+        for id in reachable.iter().filter_map(|(_, s)| s.system_id) {
+            match counts.iter_mut().find(|(k, _)| *k == id) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((id, 1)),
+            }
+        }
+        if let Some(&(id, agree)) = counts.iter().max_by_key(|(_, n)| *n)
+            && agree * 2 > of
+        {
+            mem.identity = Some(id);
+            changes.push(Change::Identity { cluster: c, id, agree, of });
+        }
+    }
+    let identity = mem.identity;
+    // A member is of the cluster if it has no identity to check (`http_role`) or the
+    // cluster's; while the cluster's is unknown, no PostgreSQL member is trusted.
+    let ours = |s: &DbStatus| match (s.system_id, identity) {
+        (None, _) => true,
+        (Some(a), Some(b)) => a == b,
+        (Some(_), None) => false,
+    };
+    let foreign: Vec<(MemberId, u64)> = reachable
+        .iter()
+        .filter_map(|(m, s)| match (s.system_id, identity) {
+            (Some(a), Some(b)) if a != b => Some((*m, a)),
+            _ => None,
+        })
+        .collect();
+    for &(m, theirs) in &foreign {
+        if !mem.foreign.contains(&m) {
+            changes.push(Change::Foreign { cluster: c, member: m, theirs, ours: identity.unwrap_or_default() });
+        }
+    }
+    for &m in &mem.foreign {
+        if !foreign.iter().any(|(f, _)| *f == m) {
+            changes.push(Change::ForeignGone { cluster: c, member: m });
+        }
+    }
+    mem.foreign = foreign.iter().map(|(m, _)| *m).collect();
+
+    let members: Vec<(MemberId, Role)> = reachable.iter().filter(|(_, s)| ours(s)).map(|(m, s)| (*m, s.role)).collect();
+    if members.iter().any(|(_, r)| matches!(r, Role::Primary { .. })) {
+        mem.primary_seen_at = Some(now);
+    }
+    let election = writer::elect(&members, mem.writer, mem.primary_seen_at, now, cluster.writer_grace);
+    if election.writer != mem.writer {
+        let why = if election.split_brain() {
+            "split brain: the higher timeline wins"
+        } else if election.writer.is_none() {
+            "no member reports primary and the writer grace is over"
+        } else {
+            "member reports primary"
+        };
+        let rpo = election.writer.and_then(|w| checks[w as usize].replica_lag);
+        changes.push(Change::Writer { cluster: c, from: mem.writer, to: election.writer, why, rpo });
+        mem.writer = election.writer;
+        mem.writer_changed_at = Some(now);
+    }
+    if let Some(w) = election.writer
+        && election.primaries.contains(&w)
+    {
+        mem.last_primary = Some((w, now));
+    }
+    if election.split_brain() != mem.split_brain {
+        mem.split_brain = election.split_brain();
+        changes.push(if mem.split_brain {
+            Change::SplitBrain { cluster: c, primaries: election.primaries.clone() }
+        } else {
+            Change::SplitBrainResolved { cluster: c }
+        });
+    }
+
+    let mut lag = vec![None; checks.len()];
+    for (m, role) in &members {
+        lag[*m as usize] = match role {
+            Role::Primary { .. } => Some(0.0),
+            Role::Replica { .. } => checks[*m as usize].lag,
+        };
+    }
+    let last_primary = mem
+        .last_primary
+        .filter(|(_, seen)| now.saturating_duration_since(*seen) <= cluster.fail_open_max_age)
+        .map(|(m, _)| m);
+    ClusterView {
+        writer: election.writer,
+        last_primary,
+        writer_unsettled: election.on_grace || election.split_brain(),
+        primaries: election.primaries,
+        lag,
+    }
+}
+
+/// Why a region is down: its failing gateway checks' last failures.
+pub(super) fn down_reasons(checks: &[Check], region: usize) -> Vec<String> {
+    checks
+        .iter()
+        .filter(|c| c.region == region && c.member.is_none())
+        .filter_map(|c| match &c.last {
+            Some(Err(f)) => Some(f.to_string()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Whether a region is up by its rule over its gateway checks' states.
@@ -176,7 +336,7 @@ fn region_up(inputs: &Inputs<'_>, r: usize) -> bool {
         return true;
     }
     let states: Vec<Option<bool>> =
-        inputs.checks.iter().filter(|c| c.region == r && !c.database).map(|c| c.hysteresis.state()).collect();
+        inputs.checks.iter().filter(|c| c.region == r && c.member.is_none()).map(|c| c.hysteresis.state()).collect();
     if states.iter().all(Option::is_none) {
         // Nothing known yet: the state file's word, else up. (In `wait` mode no GSLB
         // name is answered before `ready`; in `assume_up` mode this is the point.)

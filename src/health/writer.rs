@@ -1,6 +1,7 @@
-//! Who is the writer: election over the database members' reported roles.
+//! Who is the writer of one cluster: election over its members' reported roles.
+//! Members of another system identifier never get here (see `verdict`).
 //!
-//! Exactly one primary: its region. Two or more (a promoted standby while the old
+//! Exactly one primary: that member. Two or more (a promoted standby while the old
 //! primary still runs): the highest timeline wins; among equal timelines the current
 //! writer stays if it is one of them, else the first in config order; either way it is
 //! split brain. None: the current writer is kept for `grace` after the last time a
@@ -10,25 +11,54 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::model::RegionId;
+use crate::model::MemberId;
 
-/// What one database member reports.
+/// A database member's role.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Role {
     Primary {
         timeline: u32,
     },
-    /// Replication lag in seconds.
+    /// Replication lag in seconds; `None` when it cannot be known.
     Replica {
-        lag: f64,
+        lag: Option<f64>,
     },
+}
+
+/// What one database member reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DbStatus {
+    pub role: Role,
+    /// The PostgreSQL system identifier (`pg_control_system()`); `None` for `http_role`.
+    pub system_id: Option<u64>,
+    /// A standby: how its upstream's `pg_stat_replication` names it.
+    pub name: Option<String>,
+    /// Its own standbys, as it sees them.
+    pub standbys: Vec<Standby>,
+}
+
+impl DbStatus {
+    /// A role and nothing else (an `http_role` member).
+    pub fn of(role: Role) -> DbStatus {
+        DbStatus { role, system_id: None, name: None, standbys: Vec::new() }
+    }
+}
+
+/// One downstream standby in its upstream's `pg_stat_replication`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Standby {
+    pub name: String,
+    /// Replay lag in seconds; `None` once it has caught up and gone idle.
+    pub lag: Option<f64>,
+    /// WAL the upstream has that the standby has not replayed.
+    pub bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Election {
-    pub writer: Option<RegionId>,
+    pub writer: Option<MemberId>,
     /// Members reporting primary, in config order.
-    pub primaries: Vec<RegionId>,
+    pub primaries: Vec<MemberId>,
     /// No member reports primary; the writer is the previous one, kept on grace.
     pub on_grace: bool,
 }
@@ -39,16 +69,16 @@ impl Election {
     }
 }
 
-/// `members`: (region, role) of every reachable member. `last_primary`: when a primary
+/// `members`: (member, role) of every reachable member of the cluster. `last_primary`: when a primary
 /// was last seen.
 pub fn elect(
-    members: &[(RegionId, Role)],
-    current: Option<RegionId>,
+    members: &[(MemberId, Role)],
+    current: Option<MemberId>,
     last_primary: Option<Instant>,
     now: Instant,
     grace: Duration,
 ) -> Election {
-    let primaries: Vec<(RegionId, u32)> = members
+    let primaries: Vec<(MemberId, u32)> = members
         .iter()
         .filter_map(|(r, role)| match role {
             Role::Primary { timeline } => Some((*r, *timeline)),
@@ -64,7 +94,7 @@ pub fn elect(
         [(only, _)] => Election { writer: Some(*only), primaries: ids, on_grace: false },
         many => {
             let top = many.iter().map(|(_, t)| *t).max().unwrap_or(0);
-            let best: Vec<RegionId> = many.iter().filter(|(_, t)| *t == top).map(|(r, _)| *r).collect();
+            let best: Vec<MemberId> = many.iter().filter(|(_, t)| *t == top).map(|(r, _)| *r).collect();
             let writer = match current {
                 Some(c) if best.contains(&c) => c,
                 _ => best[0],
@@ -80,10 +110,10 @@ mod tests {
 
     const P1: Role = Role::Primary { timeline: 1 };
     const P2: Role = Role::Primary { timeline: 2 };
-    const R: Role = Role::Replica { lag: 0.0 };
+    const R: Role = Role::Replica { lag: Some(0.0) };
 
     /// (members, current writer, last primary seen) → (writer, split brain, on grace)
-    type Case = (Vec<(RegionId, Role)>, Option<RegionId>, Option<Instant>, (Option<RegionId>, bool, bool));
+    type Case = (Vec<(MemberId, Role)>, Option<MemberId>, Option<Instant>, (Option<MemberId>, bool, bool));
 
     #[test]
     fn elections() {

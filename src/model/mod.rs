@@ -22,6 +22,9 @@ use zone::Zone;
 /// Region indices; `u16` keeps candidate lists small and inline.
 pub type RegionId = u16;
 
+/// Member indices within their cluster.
+pub type MemberId = u16;
+
 /// What the DNS path reads: compiled from a validated `Config`, which itself stays on
 /// the control plane (no DSN, token or check spec is reachable from a query).
 #[derive(Debug)]
@@ -30,6 +33,10 @@ pub struct Model {
     pub names: Vec<GslbName>,
     /// Indexed by `RegionId`, in the config's order.
     pub regions: Vec<Region>,
+    /// Database clusters, indexed like `Config::clusters`.
+    pub clusters: Vec<Cluster>,
+    /// How many `reader` names there are (each has a slot in `HealthView::readers`).
+    pub readers: usize,
     pub dns: DnsSettings,
     pub geo: Option<Arc<GeoDb>>,
     /// Each region's slot in the query counters.
@@ -51,10 +58,24 @@ pub struct Region {
     pub hash: u64,
     /// Drained by the config (an operator's drain overrides it).
     pub drained: bool,
-    /// The region has a database member (the writer can only be such a region).
-    pub database: bool,
-    /// The health engine maintains the region's state (it has checks or a database member).
+    /// The health engine maintains the region's state (it has gateway checks).
     pub probed: bool,
+}
+
+/// A database cluster as the DNS path sees it: its members' endpoints.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub name: String,
+    pub members: Vec<Member>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub name: String,
+    pub region: RegionId,
+    pub a: Vec<Ipv4Addr>,
+    pub aaaa: Vec<Ipv6Addr>,
+    pub cname: Option<Name>,
 }
 
 /// The `[server]` settings a query reads.
@@ -105,19 +126,28 @@ pub enum Ranker {
     },
     Multivalue,
     Static,
-    Writer,
-    /// `order` is `Nearest` or `Latency`; `max_lag` in seconds.
+    /// The cluster's writer member.
+    Writer {
+        cluster: u16,
+        require_gateway: bool,
+    },
+    /// `order` is `Nearest` or `Latency`; `slot` indexes `HealthView::readers`, where
+    /// the engine keeps which members are within this name's `max_lag`.
     Reader {
+        cluster: u16,
         order: Box<Ranker>,
-        max_lag: f64,
+        slot: usize,
+        require_gateway: bool,
     },
 }
 
 /// What to answer when no candidate region is usable.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AllDown {
-    /// Answer as if every candidate were up.
+    /// Answer as if every candidate were up (`writer`: the last primary observed).
     FailOpen,
+    /// `reader`: the cluster's writer.
+    Writer,
     ServFail,
     /// A fixed "sorry" answer.
     Fallback {
@@ -131,6 +161,7 @@ impl From<&config::AllDown> for AllDown {
     fn from(a: &config::AllDown) -> AllDown {
         match a {
             config::AllDown::FailOpen => AllDown::FailOpen,
+            config::AllDown::Writer => AllDown::Writer,
             config::AllDown::ServFail => AllDown::ServFail,
             config::AllDown::Fallback { a, aaaa, cname } => {
                 AllDown::Fallback { a: a.clone(), aaaa: aaaa.clone(), cname: cname.clone() }
@@ -147,6 +178,7 @@ impl Model {
         let latency = std::cell::OnceCell::new();
         let latency = || latency.get_or_init(|| Arc::new(AreaTable::new(config.latency.iter().cloned()))).clone();
         let ids = |v: &[usize]| v.iter().map(|&i| i as RegionId).collect::<Vec<_>>();
+        let mut readers = 0;
         let names: Vec<GslbName> = config
             .names
             .iter()
@@ -165,18 +197,32 @@ impl Model {
                     Policy::Weighted { weights } => Ranker::Weighted { weights: weights.clone() },
                     Policy::Multivalue => Ranker::Multivalue,
                     Policy::Static => Ranker::Static,
-                    Policy::Writer => Ranker::Writer,
-                    Policy::Reader { order, max_lag } => Ranker::Reader {
-                        order: Box::new(match order {
-                            ReaderOrder::Nearest => Ranker::Nearest,
-                            ReaderOrder::Latency { tie_window } => {
-                                Ranker::Latency { table: latency(), tie_window: *tie_window }
-                            }
-                        }),
-                        max_lag: max_lag.as_secs_f64(),
-                    },
+                    Policy::Writer { cluster, require_gateway } => {
+                        Ranker::Writer { cluster: *cluster as u16, require_gateway: *require_gateway }
+                    }
+                    Policy::Reader { cluster, order, require_gateway, .. } => {
+                        readers += 1;
+                        Ranker::Reader {
+                            cluster: *cluster as u16,
+                            order: Box::new(match order {
+                                ReaderOrder::Nearest => Ranker::Nearest,
+                                ReaderOrder::Latency { tie_window } => {
+                                    Ranker::Latency { table: latency(), tie_window: *tie_window }
+                                }
+                            }),
+                            slot: readers - 1,
+                            require_gateway: *require_gateway,
+                        }
+                    }
                 };
-                let may_cname = n.regions.iter().any(|&r| config.regions[r].cname.is_some())
+                let member_cname = match &n.policy {
+                    Policy::Writer { cluster, .. } | Policy::Reader { cluster, .. } => {
+                        config.clusters[*cluster].members.iter().any(|m| m.endpoint.cname.is_some())
+                    }
+                    _ => false,
+                };
+                let may_cname = member_cname
+                    || n.regions.iter().any(|&r| config.regions[r].cname.is_some())
                     || matches!(&n.when_all_down, config::AllDown::Fallback { cname: Some(_), .. })
                     || matches!(&n.policy, Policy::Geo { map, default }
                         if map.iter().flat_map(|(_, rs)| rs).chain(default).any(|&r| config.regions[r].cname.is_some()));
@@ -208,8 +254,25 @@ impl Model {
                 bias: r.bias,
                 hash: crate::hash::hash_bytes(r.name.as_bytes()),
                 drained: r.drained,
-                database: r.database.is_some(),
-                probed: !r.checks.is_empty() || r.database.is_some(),
+                probed: !r.checks.is_empty(),
+            })
+            .collect();
+        let clusters = config
+            .clusters
+            .iter()
+            .map(|c| Cluster {
+                name: c.name.clone(),
+                members: c
+                    .members
+                    .iter()
+                    .map(|m| Member {
+                        name: m.name.clone(),
+                        region: m.region as RegionId,
+                        a: m.endpoint.a.clone(),
+                        aaaa: m.endpoint.aaaa.clone(),
+                        cname: m.endpoint.cname.clone(),
+                    })
+                    .collect(),
             })
             .collect();
         let s = &config.server;
@@ -221,7 +284,7 @@ impl Model {
             chaos_version: s.chaos_version.clone(),
             chaos_id: s.chaos_id.clone(),
         };
-        Model { zone, names, regions, dns, geo, metric_slots }
+        Model { zone, names, regions, clusters, readers, dns, geo, metric_slots }
     }
 
     pub fn region_name(&self, id: RegionId) -> &str {
@@ -238,6 +301,6 @@ impl Model {
 
     /// Whether the health engine has anything to probe.
     pub fn probed(&self) -> bool {
-        self.regions.iter().any(|r| r.probed)
+        self.regions.iter().any(|r| r.probed) || self.clusters.iter().any(|c| !c.members.is_empty())
     }
 }

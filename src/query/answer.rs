@@ -12,7 +12,7 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use super::client;
 use crate::model::AllDown;
 use crate::model::zone::{Lookup, Node, key};
-use crate::model::{Model, RegionId};
+use crate::model::{Model, Ranker, RegionId};
 use crate::routing::{self, Outcome};
 use crate::state::Snapshot;
 
@@ -213,6 +213,8 @@ pub enum Answer<'m> {
     Cname(&'m Name),
     /// The addresses of these regions, best first.
     Regions(routing::Regions),
+    /// The addresses of these members of a database cluster, best first.
+    Members { cluster: u16, members: routing::Members },
     /// The fixed all-down answer.
     Fallback { a: &'m [Ipv4Addr], aaaa: &'m [Ipv6Addr] },
 }
@@ -237,6 +239,13 @@ impl Decision<'_> {
                     one(&region.a, &region.aaaa);
                 }
             }
+            Answer::Members { cluster, members } => {
+                let cluster = &model.clusters[*cluster as usize];
+                for &m in members {
+                    let member = &cluster.members[m as usize];
+                    one(&member.a, &member.aaaa);
+                }
+            }
             Answer::Fallback { a, aaaa } => one(a, aaaa),
             Answer::ServFail | Answer::Cname(_) => {}
         }
@@ -255,14 +264,28 @@ pub fn decide<'m>(snap: &'m Snapshot, name: usize, client: &client::Client) -> D
     let located = routing::Client::new(client.addr, client.prefix, model.geo.as_deref());
     let route = routing::route(model, &snap.health, name, &located);
     let (ttl, scope, best) = (route.ttl, route.scope, route.regions.first().copied());
+    let cluster = match &n.ranker {
+        Ranker::Writer { cluster, .. } | Ranker::Reader { cluster, .. } => Some(*cluster),
+        _ => None,
+    };
     let (answer, region) = match (&route.outcome, &n.when_all_down) {
-        (Outcome::AllDownServFail, _) => (Answer::ServFail, None),
+        (Outcome::AllDownServFail | Outcome::AllDownUnknown, _) => (Answer::ServFail, None),
         (Outcome::AllDownFallback, AllDown::Fallback { cname: Some(target), .. }) => (Answer::Cname(target), None),
         (Outcome::AllDownFallback, AllDown::Fallback { a, aaaa, cname: None }) => (Answer::Fallback { a, aaaa }, None),
-        // A CNAME answer is decided once, from the best region.
-        _ => match best.and_then(|id| model.regions[id as usize].cname.as_ref()) {
-            Some(target) => (Answer::Cname(target), best),
-            None => (Answer::Regions(route.regions), best),
+        // A CNAME answer is decided once, from the best member or region.
+        _ => match cluster {
+            Some(c) => {
+                let members = &model.clusters[c as usize].members;
+                match route.members.first().and_then(|&m| members[m as usize].cname.as_ref()) {
+                    Some(target) => (Answer::Cname(target), best),
+                    None if route.members.is_empty() => (Answer::ServFail, None),
+                    None => (Answer::Members { cluster: c, members: route.members }, best),
+                }
+            }
+            None => match best.and_then(|id| model.regions[id as usize].cname.as_ref()) {
+                Some(target) => (Answer::Cname(target), best),
+                None => (Answer::Regions(route.regions), best),
+            },
         },
     };
     Decision { answer, ttl, scope, region }
@@ -288,13 +311,15 @@ fn gslb(snap: &Snapshot, name: usize, owner: &Name, qtype: RecordType, client: &
         Answer::Cname(target) => {
             r.answers.push(Record::from_rdata(owner.clone(), ttl, RData::CNAME(CNAME((*target).clone()))))
         }
-        Answer::Regions(_) | Answer::Fallback { .. } if addresses_asked => d.addresses(model, qtype, |ip| {
-            let data = match ip {
-                IpAddr::V4(v4) => RData::A(A(v4)),
-                IpAddr::V6(v6) => RData::AAAA(AAAA(v6)),
-            };
-            r.answers.push(Record::from_rdata(owner.clone(), ttl, data));
-        }),
-        Answer::Regions(_) | Answer::Fallback { .. } => {}
+        Answer::Regions(_) | Answer::Members { .. } | Answer::Fallback { .. } if addresses_asked => {
+            d.addresses(model, qtype, |ip| {
+                let data = match ip {
+                    IpAddr::V4(v4) => RData::A(A(v4)),
+                    IpAddr::V6(v6) => RData::AAAA(AAAA(v6)),
+                };
+                r.answers.push(Record::from_rdata(owner.clone(), ttl, data));
+            })
+        }
+        Answer::Regions(_) | Answer::Members { .. } | Answer::Fallback { .. } => {}
     }
 }

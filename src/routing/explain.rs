@@ -37,7 +37,7 @@ pub fn parse_client(s: &str) -> Result<(std::net::IpAddr, u8), String> {
 pub fn explain(model: &Model, health: &HealthView, name_index: usize, client: &Client<'_>) -> Explanation {
     let n = &model.names[name_index];
     let ranking = ranking_for(model, n, client, health);
-    let route = finish(n, &ranking, health, client.prefix);
+    let route = finish(model, n, &ranking, health, client.prefix);
 
     let geo = match (&model.geo, client.geo()) {
         (None, _) => "no GeoIP database".to_owned(),
@@ -90,31 +90,34 @@ pub fn explain(model: &Model, health: &HealthView, name_index: usize, client: &C
             Ranker::Weighted { weights } => {
                 format!("weight {}, score {:.3}", weights[r as usize], weighted::score(model, weights, r, sticky))
             }
-            Ranker::Writer => match (health.writer, health.primaries.len()) {
-                (Some(w), 1) if w == r => "database primary".to_owned(),
-                (Some(w), n) if w == r && n > 1 => {
-                    format!("split brain: {n} primaries, this one wins")
+            Ranker::Writer { cluster, .. } => {
+                let view = &health.clusters[*cluster as usize];
+                match view.primaries.len() {
+                    1 => "database primary".to_owned(),
+                    0 => "last writer, kept on grace (no primary seen)".to_owned(),
+                    n => format!("split brain: {n} primaries, this one wins"),
                 }
-                (Some(w), _) if w == r => "last writer, kept on grace (no primary seen)".to_owned(),
-                _ => "last known writer".to_owned(),
-            },
+            }
             Ranker::Failover | Ranker::Multivalue | Ranker::Static | Ranker::Reader { .. } => {
                 "configured order".to_owned()
             }
         };
-        if let Ranker::Reader { max_lag, .. } = &n.ranker {
-            let lag = match health.db_lag[r as usize] {
-                Some(l) if l <= *max_lag => format!(", lag {l:.1} s"),
-                Some(l) => format!(", lag {l:.1} s > max {max_lag} s"),
-                None => ", database down".to_owned(),
-            };
-            measure.push_str(&lag);
+        if let Ranker::Reader { cluster, slot, .. } = &n.ranker {
+            let c = *cluster as usize;
+            for (m, member) in model.clusters[c].members.iter().enumerate().filter(|(_, m)| m.region == r) {
+                let lag = match (health.clusters[c].lag[m], health.readers[*slot].fresh[m]) {
+                    (Some(l), true) => format!("{l:.1} s"),
+                    (Some(l), false) => format!("{l:.1} s, over max_lag"),
+                    (None, _) => "down or unknown".to_owned(),
+                };
+                let _ = write!(measure, "; {} lag {lag}", member.name);
+            }
         }
         let state = if matches!(n.ranker, Ranker::Static) {
             "static: health not consulted"
         } else if health.drained[r as usize] {
             "drained: skipped"
-        } else if !usable(n, health, r) {
+        } else if !usable(model, n, health, r) {
             if health.up[r as usize] { "not usable: skipped" } else { "down: skipped" }
         } else if route.regions.contains(&r) {
             "up: answered"
@@ -127,19 +130,32 @@ pub fn explain(model: &Model, health: &HealthView, name_index: usize, client: &C
     let mut answer = Vec::new();
     match (&route.outcome, &n.when_all_down) {
         (Outcome::AllDownServFail, _) => answer.push("SERVFAIL (when_all_down = servfail)".to_owned()),
+        (Outcome::AllDownUnknown, _) => answer.push("SERVFAIL (nothing known that may be answered)".to_owned()),
         (Outcome::AllDownFallback, AllDown::Fallback { a, aaaa, cname }) => {
             answer.extend(a.iter().map(|ip| format!("A {ip} (fallback)")));
             answer.extend(aaaa.iter().map(|ip| format!("AAAA {ip} (fallback)")));
             answer.extend(cname.iter().map(|c| format!("CNAME {c} (fallback)")));
         }
-        _ => {
-            for &r in &route.regions {
-                let region = &model.regions[r as usize];
-                answer.extend(region.a.iter().map(|ip| format!("A {ip} ({})", region.name)));
-                answer.extend(region.aaaa.iter().map(|ip| format!("AAAA {ip} ({})", region.name)));
-                answer.extend(region.cname.iter().map(|c| format!("CNAME {c} ({})", region.name)));
+        _ => match &n.ranker {
+            Ranker::Writer { cluster, .. } | Ranker::Reader { cluster, .. } => {
+                let cluster = &model.clusters[*cluster as usize];
+                for &m in &route.members {
+                    let member = &cluster.members[m as usize];
+                    let whose = format!("{}/{}", cluster.name, member.name);
+                    answer.extend(member.a.iter().map(|ip| format!("A {ip} ({whose})")));
+                    answer.extend(member.aaaa.iter().map(|ip| format!("AAAA {ip} ({whose})")));
+                    answer.extend(member.cname.iter().map(|c| format!("CNAME {c} ({whose})")));
+                }
             }
-        }
+            _ => {
+                for &r in &route.regions {
+                    let region = &model.regions[r as usize];
+                    answer.extend(region.a.iter().map(|ip| format!("A {ip} ({})", region.name)));
+                    answer.extend(region.aaaa.iter().map(|ip| format!("AAAA {ip} ({})", region.name)));
+                    answer.extend(region.cname.iter().map(|c| format!("CNAME {c} ({})", region.name)));
+                }
+            }
+        },
     }
 
     Explanation {
@@ -168,6 +184,8 @@ impl fmt::Display for Explanation {
             Outcome::AllDownFailOpen => "all down: fail open (answering as if all were up)",
             Outcome::AllDownServFail => "all down: SERVFAIL",
             Outcome::AllDownFallback => "all down: fixed fallback answer",
+            Outcome::AllDownWriter => "no member within max_lag: the cluster's writer answers",
+            Outcome::AllDownUnknown => "all down, and no writer or recently seen primary to answer: SERVFAIL",
         };
         writeln!(f, "outcome:  {outcome}")?;
         writeln!(f, "answer:")?;

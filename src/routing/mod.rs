@@ -20,13 +20,16 @@ use smallvec::SmallVec;
 use crate::geo::{GeoDb, GeoLookup};
 use crate::hash::hash64;
 use crate::model::AllDown;
-use crate::model::{GslbName, Model, Ranker, RegionId};
+use crate::model::{GslbName, MemberId, Model, Ranker, RegionId};
 use crate::state::HealthView;
 
 pub use explain::{Explanation, explain, parse_client};
 
 /// Candidate lists live inline: names rarely have more than a handful of regions.
 pub type Regions = SmallVec<[RegionId; 8]>;
+
+/// Database members to answer with, of the name's cluster.
+pub type Members = SmallVec<[MemberId; 4]>;
 
 /// The client as routing sees it: the ECS subnet if one is used, else the resolver.
 pub struct Client<'a> {
@@ -94,6 +97,11 @@ pub enum Outcome {
     AllDownServFail,
     /// No candidate was up; the fixed fallback answer applies.
     AllDownFallback,
+    /// `reader`: no member is fresh; the cluster's writer answers.
+    AllDownWriter,
+    /// A database name with nothing it may answer (no writer to fall back to, no
+    /// primary observed recently enough to fail open to): SERVFAIL.
+    AllDownUnknown,
 }
 
 /// The routing decision for one query.
@@ -101,6 +109,8 @@ pub enum Outcome {
 pub struct Route {
     /// Regions to answer with, best first (empty for the all-down outcomes but fail-open).
     pub regions: Regions,
+    /// For `writer` and `reader` names: the members to answer with (of those regions).
+    pub members: Members,
     pub ttl: u32,
     /// ECS scope prefix: the bits of the client address the answer depends on.
     pub scope: u8,
@@ -110,7 +120,7 @@ pub struct Route {
 /// Ranks a name's candidates for a client. Only `latency` looks at health, to know
 /// which regions share the best usable round-trip time.
 pub fn rank(model: &Model, name: &GslbName, client: &Client<'_>, health: &HealthView) -> Ranking {
-    rank_by(model, name, &name.ranker, client, &|r| usable(name, health, r))
+    rank_by(model, name, &name.ranker, client, &|r| usable(model, name, health, r))
 }
 
 fn rank_by(
@@ -126,40 +136,55 @@ fn rank_by(
         Ranker::Geo { table } => geomap::rank(table, client),
         Ranker::Weighted { weights } => weighted::rank(model, name, weights, client),
         Ranker::Reader { order, .. } => rank_by(model, name, order, client, usable),
-        Ranker::Writer => Ranking { order: Regions::new(), scope: 0 },
+        Ranker::Writer { .. } => Ranking { order: Regions::new(), scope: 0 },
         Ranker::Failover | Ranker::Multivalue | Ranker::Static => {
             Ranking { order: name.regions.iter().copied().collect(), scope: 0 }
         }
     }
 }
 
-/// Whether a name may answer with a region: up and not drained; for `reader`, also
-/// readable within `max_lag`; for `writer`, the writer (its gateways do not matter:
-/// writes can go nowhere else).
-pub fn usable(name: &GslbName, health: &HealthView, region: RegionId) -> bool {
+/// Whether a name may answer with a region: up and not drained. For `writer`: the
+/// writer's region (its gateways matter only with `require_gateway`); for `reader`: a
+/// region with a member within `max_lag` (gateways likewise).
+pub fn usable(model: &Model, name: &GslbName, health: &HealthView, region: RegionId) -> bool {
+    let i = region as usize;
+    let gateway = |required: bool| !health.drained[i] && (!required || health.up[i]);
     match &name.ranker {
-        Ranker::Writer => health.writer == Some(region) && !health.drained[region as usize],
-        Ranker::Reader { max_lag, .. } => health.usable(region) && health.readable(region, *max_lag),
+        Ranker::Writer { cluster, require_gateway } => {
+            let c = *cluster as usize;
+            health.clusters[c].writer.is_some_and(|w| model.clusters[c].members[w as usize].region == region)
+                && gateway(*require_gateway)
+        }
+        Ranker::Reader { cluster, slot, require_gateway, .. } => {
+            gateway(*require_gateway) && !fresh_members(model, health, *cluster, *slot, region).is_empty()
+        }
         _ => health.usable(region),
     }
 }
 
-/// The writer name's ranking: the writer, or the last known one (which `fail_open`
-/// then answers), or the first candidate with a database member.
-fn writer_ranking(model: &Model, name: &GslbName, health: &HealthView) -> Ranking {
-    let has_db = |r: &RegionId| model.regions[*r as usize].database;
-    let w = health
-        .writer
-        .or(health.last_writer)
-        .filter(|w| name.regions.contains(w))
-        .or_else(|| name.regions.iter().copied().find(has_db));
-    Ranking { order: w.into_iter().collect(), scope: 0 }
+/// The members of `cluster` in `region` that reader `slot` may answer, in config order.
+fn fresh_members(model: &Model, health: &HealthView, cluster: u16, slot: usize, region: RegionId) -> Members {
+    let fresh = &health.readers[slot].fresh;
+    model.clusters[cluster as usize]
+        .members
+        .iter()
+        .enumerate()
+        .filter(|(m, member)| member.region == region && fresh.get(*m).copied().unwrap_or(false))
+        .map(|(m, _)| m as MemberId)
+        .collect()
+}
+
+/// The writer name's ranking: the writer's region, if it is one of the name's.
+fn writer_ranking(model: &Model, name: &GslbName, cluster: u16, health: &HealthView) -> Ranking {
+    let c = cluster as usize;
+    let w = health.clusters[c].writer.map(|w| model.clusters[c].members[w as usize].region);
+    Ranking { order: w.filter(|w| name.regions.contains(w)).into_iter().collect(), scope: 0 }
 }
 
 /// The ranking `route` filters: the policy's, or the writer's.
 pub fn ranking_for(model: &Model, n: &GslbName, client: &Client<'_>, health: &HealthView) -> Ranking {
     match n.ranker {
-        Ranker::Writer => writer_ranking(model, n, health),
+        Ranker::Writer { cluster, .. } => writer_ranking(model, n, cluster, health),
         _ => rank(model, n, client, health),
     }
 }
@@ -167,37 +192,78 @@ pub fn ranking_for(model: &Model, n: &GslbName, client: &Client<'_>, health: &He
 /// Decides the answer for a GSLB name.
 pub fn route(model: &Model, health: &HealthView, name: usize, client: &Client<'_>) -> Route {
     let n = &model.names[name];
-    finish(n, &ranking_for(model, n, client, health), health, client.prefix)
+    finish(model, n, &ranking_for(model, n, client, health), health, client.prefix)
 }
 
 /// The shared tail of every policy: health filter, cut, all-down rule, TTL.
-pub fn finish(n: &GslbName, ranking: &Ranking, health: &HealthView, client_prefix: u8) -> Route {
+pub fn finish(model: &Model, n: &GslbName, ranking: &Ranking, health: &HealthView, client_prefix: u8) -> Route {
     let scope = ranking.scope.min(client_prefix);
     let ideal = || ranking.order.iter().copied().take(n.answers).collect::<Regions>();
+    let route = |regions, members, ttl, outcome| Route { regions, members, ttl, scope, outcome };
     if matches!(n.ranker, Ranker::Static) {
-        return Route { regions: ideal(), ttl: n.ttl, scope, outcome: Outcome::Preferred };
+        return route(ideal(), Members::new(), n.ttl, Outcome::Preferred);
     }
-    let chosen: Regions = ranking.order.iter().copied().filter(|&r| usable(n, health, r)).take(n.answers).collect();
+    let chosen: Regions =
+        ranking.order.iter().copied().filter(|&r| usable(model, n, health, r)).take(n.answers).collect();
     if !chosen.is_empty() {
         let preferred = ranking.order.iter().take(n.answers).eq(chosen.iter());
         let outcome = if preferred { Outcome::Preferred } else { Outcome::Fallback };
-        // Within hold-down of a change among this name's regions (or of the writer),
-        // caches are told to come back soon.
-        let settled = match n.ranker {
-            Ranker::Writer => !health.writer_unsettled,
-            _ => !n.regions.iter().any(|&r| health.recent[r as usize]),
+        // Within hold-down of a change among this name's regions (or of the writer, or
+        // of a member's freshness), caches are told to come back soon.
+        let regions_settled = || !n.regions.iter().any(|&r| health.recent[r as usize]);
+        let (members, settled) = match &n.ranker {
+            Ranker::Writer { cluster, require_gateway } => {
+                let view = &health.clusters[*cluster as usize];
+                let settled = !view.writer_unsettled && (!require_gateway || regions_settled());
+                (view.writer.into_iter().collect(), settled)
+            }
+            Ranker::Reader { cluster, slot, require_gateway, .. } => {
+                let members = chosen.iter().flat_map(|&r| fresh_members(model, health, *cluster, *slot, r)).collect();
+                (members, !health.readers[*slot].recent && (!require_gateway || regions_settled()))
+            }
+            _ => (Members::new(), regions_settled()),
         };
         let ttl = if preferred && settled { n.ttl } else { n.failover_ttl };
-        return Route { regions: chosen, ttl, scope, outcome };
+        return route(chosen, members, ttl, outcome);
     }
     // The all-down answer is the same for every client only if the candidates are:
     // keep the ranking's scope (it is /0 for client-independent policies).
-    let (regions, outcome) = match n.when_all_down {
-        AllDown::FailOpen => (ideal(), Outcome::AllDownFailOpen),
-        AllDown::ServFail => (Regions::new(), Outcome::AllDownServFail),
-        AllDown::Fallback { .. } => (Regions::new(), Outcome::AllDownFallback),
+    let members_of = |cluster: u16, m: Option<MemberId>| match m {
+        Some(m) => {
+            let region = model.clusters[cluster as usize].members[m as usize].region;
+            (std::iter::once(region).collect(), std::iter::once(m).collect())
+        }
+        None => (Regions::new(), Members::new()),
     };
-    Route { regions, ttl: n.failover_ttl, scope, outcome }
+    let (regions, members, outcome) = match (&n.when_all_down, &n.ranker) {
+        // A writer name fails open only to a primary this instance saw.
+        (AllDown::FailOpen, Ranker::Writer { cluster, .. }) => {
+            let last = health.clusters[*cluster as usize].last_primary;
+            let (regions, members) = members_of(*cluster, last);
+            (regions, members, if last.is_some() { Outcome::AllDownFailOpen } else { Outcome::AllDownUnknown })
+        }
+        // Stale reads, chosen explicitly: every member in the preferred regions.
+        (AllDown::FailOpen, Ranker::Reader { cluster, .. }) => {
+            let regions = ideal();
+            let members = model.clusters[*cluster as usize]
+                .members
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| regions.contains(&m.region))
+                .map(|(i, _)| i as MemberId)
+                .collect();
+            (regions, members, Outcome::AllDownFailOpen)
+        }
+        (AllDown::FailOpen, _) => (ideal(), Members::new(), Outcome::AllDownFailOpen),
+        (AllDown::Writer, Ranker::Reader { cluster, .. }) => {
+            let writer = health.clusters[*cluster as usize].writer;
+            let (regions, members) = members_of(*cluster, writer);
+            (regions, members, if writer.is_some() { Outcome::AllDownWriter } else { Outcome::AllDownUnknown })
+        }
+        (AllDown::Writer, _) | (AllDown::ServFail, _) => (Regions::new(), Members::new(), Outcome::AllDownServFail),
+        (AllDown::Fallback { .. }, _) => (Regions::new(), Members::new(), Outcome::AllDownFallback),
+    };
+    route(regions, members, n.failover_ttl, outcome)
 }
 
 /// The GeoIP-bound scope: a decision that used GeoIP holds for the matched network.

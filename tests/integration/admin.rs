@@ -42,7 +42,7 @@ async fn health_ready_status_and_the_page() {
     assert_eq!(names, ["us-east", "eu-west", "ap-southeast", "cdn"]);
     let (code, html) = get(&s, "/").await;
     assert_eq!(code, 200);
-    for want in ["switchyard — gslb.example.org.", "us-east", "ap-southeast", "Database writer", "Recent changes"] {
+    for want in ["switchyard — gslb.example.org.", "us-east", "ap-southeast", "Database clusters", "Recent changes"] {
         assert!(html.contains(want), "the page shows {want}");
     }
     s.stop().await;

@@ -76,7 +76,10 @@ async fn kill_9_and_restart_answers_from_the_last_known_health_within_a_second()
     g.set(Mode::Status(503));
     until(addr, "192.0.2.2").await;
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !std::fs::read_to_string(&state).is_ok_and(|s| s.contains("\"primary\": false")) {
+    let primary_down = |text: &str| {
+        serde_json::from_str::<serde_json::Value>(text).is_ok_and(|v| v["regions"]["primary"]["up"] == false)
+    };
+    while !std::fs::read_to_string(&state).is_ok_and(|s| primary_down(&s)) {
         assert!(Instant::now() < deadline, "the state file never recorded primary down");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

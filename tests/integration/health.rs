@@ -203,7 +203,9 @@ async fn a_restart_restores_the_last_known_health_from_the_state_file() {
     until(&s, BACKUP, Duration::from_secs(5)).await;
     s.stop().await;
     let saved = std::fs::read_to_string(&state).unwrap();
-    assert!(saved.contains("\"primary\": false"), "{saved}");
+    let v: serde_json::Value = serde_json::from_str(&saved).unwrap();
+    assert_eq!(v["regions"]["primary"]["up"], false, "{saved}");
+    assert!(v["regions"]["primary"]["reasons"][0].as_str().unwrap().starts_with("status"), "{saved}");
 
     // The gateway now hangs: without the state file the first round would take a while.
     g.set(Mode::Hang);

@@ -11,14 +11,15 @@ use serde_json::Value;
 use crate::support::gateway::{Gateway, Mode};
 use crate::support::{Killed, POLICIES, TestServer, repo};
 
-/// POLICIES with a gateway check on us-east (failing) and a database member on eu-west.
+/// POLICIES with a gateway check on us-east (failing) and a database cluster with a
+/// member in eu-west.
 async fn observed_server(gw: &Gateway, role: &Gateway) -> TestServer {
     gw.set(Mode::Status(503));
     let config = POLICIES.replace(
         "[regions.eu-west]\n",
         &format!(
             "[[regions.us-east.checks]]\nkind = \"http\"\nurl = \"http://{}/\"\ninterval = \"200ms\"\ntimeout = \"100ms\"\n\n\
-             [regions.eu-west.database]\nkind = \"http_role\"\nurl = \"http://{}/primary\"\ninterval = \"200ms\"\ntimeout = \"100ms\"\n\n[regions.eu-west]\n",
+             [clusters.main.members.pg-eu]\nregion = \"eu-west\"\nkind = \"http_role\"\nurl = \"http://{}/primary\"\ninterval = \"200ms\"\ntimeout = \"100ms\"\n\n[regions.eu-west]\n",
             gw.addr, role.addr
         ),
     );
@@ -33,7 +34,8 @@ async fn observed_server(gw: &Gateway, role: &Gateway) -> TestServer {
     let start = Instant::now();
     loop {
         let text = metrics(&s).await;
-        if text.contains("switchyard_check_failures_total{") && text.contains("switchyard_writer{region=\"eu-west\"} 1")
+        if text.contains("switchyard_check_failures_total{")
+            && text.contains("switchyard_writer{cluster=\"main\",member=\"pg-eu\",region=\"eu-west\"} 1")
         {
             return s;
         }

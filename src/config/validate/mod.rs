@@ -20,8 +20,9 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::raw::{self, S};
 use super::{
-    AdminConfig, AllDown, Area, CheckConfig, CheckKind, ColdStart, Config, Diagnostic, HealthRule, HealthSettings,
-    HttpCheck, NameConfig, Policy, ReaderOrder, RegionConfig, RrlConfig, ServerConfig, ZoneConfig,
+    AdminConfig, AllDown, Area, CheckConfig, CheckKind, ClusterConfig, ColdStart, Config, Diagnostic, Endpoint,
+    HealthRule, HealthSettings, HttpCheck, MemberConfig, NameConfig, Policy, ReaderOrder, RegionConfig, RrlConfig,
+    ServerConfig, ZoneConfig,
 };
 
 const POLICIES: &[&str] =
@@ -90,11 +91,13 @@ struct Sections<'a> {
     zone: Option<(Range<usize>, raw::Zone)>,
     regions: Vec<(S<String>, raw::Region)>,
     regions_span: Option<Range<usize>>,
+    clusters: Vec<(S<String>, raw::Cluster)>,
     names: Vec<(S<String>, raw::Name)>,
     latency: Option<(Range<usize>, raw::Latency)>,
     _marker: std::marker::PhantomData<&'a ()>,
 }
 
+mod clusters;
 mod names;
 mod regions;
 mod server;
@@ -171,6 +174,7 @@ impl Validator {
             zone: None,
             regions: Vec::new(),
             regions_span: None,
+            clusters: Vec::new(),
             names: Vec::new(),
             latency: None,
             _marker: std::marker::PhantomData,
@@ -190,6 +194,7 @@ impl Validator {
                     s.regions_span = Some(key.span());
                     s.regions = self.entries(value, "regions");
                 }
+                "clusters" => s.clusters = self.entries(value, "clusters"),
                 "names" => s.names = self.entries(value, "names"),
                 "latency" => s.latency = self.section(value).map(|l| (value.span(), l)),
                 other => {
@@ -228,9 +233,10 @@ impl Validator {
             Some((span, l)) => self.latency(span.clone(), l, &regions),
             None => Vec::new(),
         };
+        let clusters = self.clusters(&s, &regions, &health, &defaults, base);
         let zone = zone?;
-        let names = self.names(&s, &zone, &regions, &latency, server.geoip_db.is_some());
-        Some(Config { server, admin, rrl, health, zone, regions, names, latency })
+        let names = self.names(&s, &zone, &regions, &clusters, &latency, server.geoip_db.is_some());
+        Some(Config { server, admin, rrl, health, zone, regions, clusters, names, latency })
     }
     /// An integer setting within `range`, else an error (and `default`).
     pub(super) fn ranged<T: Copy + PartialOrd + std::fmt::Display>(

@@ -65,9 +65,10 @@ impl Validator {
         match w.get_ref() {
             raw::WhenAllDown::Keyword(k) if k == "fail_open" => Some(AllDown::FailOpen),
             raw::WhenAllDown::Keyword(k) if k == "servfail" => Some(AllDown::ServFail),
+            raw::WhenAllDown::Keyword(k) if k == "writer" => Some(AllDown::Writer),
             raw::WhenAllDown::Keyword(k) => {
                 self.err(Some(w.span()), format!("unknown when_all_down `{k}`")).hint = Some(
-                    "\"fail_open\", \"servfail\", { fallback = [\"192.0.2.99\"] } or { cname = \"sorry.example.org.\" }"
+                    "\"fail_open\", \"servfail\", \"writer\" (reader names), { fallback = [\"192.0.2.99\"] } or { cname = \"sorry.example.org.\" }"
                         .into(),
                 );
                 None
@@ -101,6 +102,7 @@ impl Validator {
         s: &Sections<'_>,
         zone: &ZoneConfig,
         regions: &[RegionConfig],
+        clusters: &[ClusterConfig],
         latency: &[(Area, Vec<Option<u32>>)],
         have_geoip: bool,
     ) -> Vec<NameConfig> {
@@ -164,6 +166,10 @@ impl Validator {
             only(self, n.weights.as_ref().map(|t| t.span()), "weights", &["weighted"]);
             only(self, n.order.as_ref().map(|t| t.span()), "order", &["reader"]);
             only(self, n.max_lag.as_ref().map(|t| t.span()), "max_lag", &["reader"]);
+            only(self, n.cluster.as_ref().map(|t| t.span()), "cluster", &["writer", "reader"]);
+            if n.require_gateway.is_some() && !["writer", "reader"].contains(&policy_name) {
+                self.err(Some(n.policy.span()), "`require_gateway` applies only to the writer and reader policies");
+            }
 
             let mut candidates: Vec<usize> = match &n.regions {
                 Some(list) => {
@@ -289,11 +295,15 @@ impl Validator {
                     Policy::Weighted { weights }
                 }
                 "writer" => {
-                    self.needs_databases(n, &candidates, regions);
-                    Policy::Writer
+                    let Some(cluster) = self.database_names_cluster(n, &mut candidates, regions, clusters) else {
+                        continue;
+                    };
+                    Policy::Writer { cluster, require_gateway: n.require_gateway.unwrap_or(false) }
                 }
                 "reader" => {
-                    self.needs_databases(n, &candidates, regions);
+                    let Some(cluster) = self.database_names_cluster(n, &mut candidates, regions, clusters) else {
+                        continue;
+                    };
                     let order = match n.order.as_ref().map(|o| (o.get_ref().as_str(), o.span())) {
                         None | Some(("nearest", _)) => {
                             self.nearest_needs(n, &candidates, regions, have_geoip);
@@ -312,7 +322,7 @@ impl Validator {
                         }
                     };
                     let max_lag = self.duration(n.max_lag.as_ref(), Duration::from_secs(30));
-                    Policy::Reader { order, max_lag }
+                    Policy::Reader { cluster, order, max_lag, require_gateway: n.require_gateway.unwrap_or(false) }
                 }
                 "multivalue" => Policy::Multivalue,
                 "static" => Policy::Static,
@@ -344,9 +354,20 @@ impl Validator {
                 let span = n.answers.as_ref().or(d.answers.as_ref()).map(|a| a.span());
                 self.err(span, "`answers` must be at least 1");
             }
-            let when_all_down = match &n.when_all_down {
-                Some(w) => self.when_all_down(w).unwrap_or(AllDown::FailOpen),
-                None => default_all_down.clone(),
+            // Database names choose their own: `[defaults]` speaks for the gateway policies.
+            let when_all_down = match (&n.when_all_down, &policy) {
+                (Some(w), _) => {
+                    let chosen = self.when_all_down(w).unwrap_or(AllDown::FailOpen);
+                    if chosen == AllDown::Writer && !matches!(policy, Policy::Reader { .. }) {
+                        self.err(Some(w.span()), "when_all_down = \"writer\" applies only to reader names").hint = Some(
+                            "a reader with no fresh replica answers the cluster's writer; other names cannot".into(),
+                        );
+                    }
+                    chosen
+                }
+                (None, Policy::Reader { .. }) => AllDown::Writer,
+                (None, Policy::Writer { .. }) => AllDown::FailOpen,
+                (None, _) => default_all_down.clone(),
             };
             out.push(NameConfig {
                 key: key.get_ref().clone(),
@@ -383,14 +404,65 @@ impl Validator {
         }
     }
 
-    pub(super) fn needs_databases(&mut self, n: &raw::Name, candidates: &[usize], regions: &[RegionConfig]) {
-        if !candidates.iter().any(|&i| regions[i].database.is_some()) {
-            self.err(
-                Some(n.policy.span()),
-                format!("the `{}` policy needs regions with a `database` member", n.policy.get_ref()),
-            )
-            .hint = Some("add `[regions.NAME.database]` with kind = \"postgres\" or \"http_role\"".into());
+    /// The cluster a `writer` or `reader` name follows; its candidates become the
+    /// regions of the cluster's members (those listed in `regions`, if it is given).
+    pub(super) fn database_names_cluster(
+        &mut self,
+        n: &raw::Name,
+        candidates: &mut Vec<usize>,
+        regions: &[RegionConfig],
+        clusters: &[ClusterConfig],
+    ) -> Option<usize> {
+        let policy = n.policy.get_ref();
+        let cluster = match &n.cluster {
+            Some(c) => match clusters.iter().position(|k| k.name == *c.get_ref()) {
+                Some(i) => i,
+                None => {
+                    let names: Vec<&str> = clusters.iter().map(|k| k.name.as_str()).collect();
+                    let hint = match suggest(c.get_ref(), &names) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None if names.is_empty() => "define it under `[clusters.NAME]`".to_owned(),
+                        None => format!("defined clusters: {}", names.join(", ")),
+                    };
+                    self.err(Some(c.span()), format!("unknown cluster `{}`", c.get_ref())).hint = Some(hint);
+                    return None;
+                }
+            },
+            None if clusters.len() == 1 => 0,
+            None if clusters.is_empty() => {
+                self.err(Some(n.policy.span()), format!("the `{policy}` policy needs a database cluster")).hint = Some(
+                    "add `[clusters.NAME]` with `[clusters.NAME.members.MEMBER]` entries (region, kind, dsn)".into(),
+                );
+                return None;
+            }
+            None => {
+                let names: Vec<&str> = clusters.iter().map(|k| k.name.as_str()).collect();
+                self.err(Some(n.policy.span()), format!("which cluster does this `{policy}` name follow?")).hint =
+                    Some(format!("add `cluster = \"...\"`: one of {}", names.join(", ")));
+                return None;
+            }
+        };
+        let mut member_regions: Vec<usize> = Vec::new();
+        for m in &clusters[cluster].members {
+            if !member_regions.contains(&m.region) {
+                member_regions.push(m.region);
+            }
         }
+        if n.regions.is_some() {
+            for &r in candidates.iter() {
+                if !member_regions.contains(&r) {
+                    let span = n.regions.as_ref().map(|l| l.span());
+                    self.err(
+                        span,
+                        format!("region `{}` has no member of cluster `{}`", regions[r].name, clusters[cluster].name),
+                    );
+                }
+            }
+            candidates.retain(|r| member_regions.contains(r));
+        } else {
+            *candidates = member_regions;
+        }
+        Some(cluster)
     }
 }
 

@@ -65,7 +65,6 @@ impl Validator {
                 drained: r.drained,
                 checks: r.checks.iter().filter_map(|c| self.check(&name, c, defaults, base, false)).collect(),
                 rule: self.rule(r.health.as_ref(), r.checks.len()),
-                database: r.database.as_ref().and_then(|c| self.check(&name, c, defaults, base, true)),
             });
         }
         out
