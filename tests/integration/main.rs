@@ -11,6 +11,8 @@ mod admin;
 mod architecture;
 /// The CLI: `explain`, `geoip lookup`, `check-config`, `serve` with the example config.
 mod cli;
+/// Database clusters on real PostgreSQL: identity, honest lag, several clusters, cascading.
+mod clusters;
 /// `check-config` on broken files: the exact error each one gets.
 mod config_errors;
 /// SIGKILL and restart: the state file answers within a second; a truncated one is ignored.

@@ -72,15 +72,22 @@ impl Pg {
         c.args(["--no-sync", "-U", "postgres", "--auth=trust", "-D"]).arg(&data);
         run(c, "initdb");
         let conf = "listen_addresses = '127.0.0.1'\nwal_level = replica\nmax_wal_senders = 10\n\
-                    hot_standby = on\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\n\
+                    hot_standby = on\nfsync = off\nsynchronous_commit = off\n\
                     unix_socket_directories = ''\n";
         append(&data.join("postgresql.conf"), conf);
         append(&data.join("pg_hba.conf"), "host replication all 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 trust\n");
         Pg::start_on_a_free_port(data, dir)
     }
 
-    /// A streaming standby of `primary`, started.
+    /// A streaming standby of `primary` (a primary or itself a standby: cascading),
+    /// started.
     pub fn standby_of(primary: &Pg) -> Pg {
+        Pg::standby_named(primary, None)
+    }
+
+    /// A standby whose upstream knows it by `name` (its `cluster_name`, which the WAL
+    /// receiver sends as its application name).
+    pub fn standby_named(primary: &Pg, name: Option<&str>) -> Pg {
         let dir = Self::make_dir();
         let data = dir.path().join("data");
         let mut c = as_postgres("pg_basebackup");
@@ -99,6 +106,9 @@ impl Pg {
         ])
         .arg(&data);
         run(c, "pg_basebackup");
+        if let Some(name) = name {
+            append(&data.join("postgresql.conf"), &format!("cluster_name = '{name}'\n"));
+        }
         Pg::start_on_a_free_port(data, dir)
     }
 
@@ -154,6 +164,37 @@ impl Pg {
         let mut c = as_postgres("pg_ctl");
         c.args(["-w", "-t", "60", "-D"]).arg(&self.data).arg("promote");
         run(c, "pg_ctl promote");
+    }
+
+    /// Runs SQL with psql over TCP (trust authentication) and returns its output.
+    pub fn sql(&self, sql: &str) -> String {
+        let out = Command::new(format!("{BIN}/psql"))
+            .args(["-X", "-A", "-t", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-p"])
+            .arg(self.port.to_string())
+            .args(["-c", sql])
+            .output()
+            .unwrap_or_else(|e| panic!("psql: cannot run ({e})"));
+        assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Stops a standby's WAL receiver (no upstream to stream from), as a partition
+    /// would; returns what `reconnect` needs to undo it.
+    pub fn cut_off(&self) -> String {
+        let conninfo = self.sql("SHOW primary_conninfo");
+        self.sql("ALTER SYSTEM SET primary_conninfo = ''");
+        self.sql("SELECT pg_reload_conf()");
+        conninfo
+    }
+
+    pub fn reconnect(&self, conninfo: &str) {
+        self.sql(&format!("ALTER SYSTEM SET primary_conninfo = '{}'", conninfo.replace('\'', "''")));
+        self.sql("SELECT pg_reload_conf()");
+    }
+
+    /// PostgreSQL's system identifier of this server's cluster.
+    pub fn system_identifier(&self) -> String {
+        self.sql("SELECT system_identifier FROM pg_control_system()")
     }
 
     pub fn dsn(&self) -> String {
