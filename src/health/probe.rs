@@ -96,7 +96,7 @@ impl Prober {
         match &self.config.kind {
             CheckKind::Http(h) => http(self.http.as_ref().expect("built"), h).await.map(|_| None),
             CheckKind::Tcp { target } => tcp(target).await.map(|_| None),
-            CheckKind::Postgres { dsn } => postgres(dsn.expose()).await.map(Some),
+            CheckKind::Postgres { dsn } => postgres(dsn.conn.expose()).await.map(Some),
             CheckKind::HttpRole { primary, replica } => {
                 let is_primary = http(self.http.as_ref().expect("built"), primary).await;
                 match (is_primary, replica, &self.replica_http) {
