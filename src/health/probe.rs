@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tokio::net::TcpStream;
 
+use super::pgconn;
 use super::writer::Role;
 use crate::config::{CheckConfig, CheckKind, HttpCheck};
 
@@ -68,6 +69,7 @@ pub struct Prober {
     pub config: CheckConfig,
     http: Option<reqwest::Client>,
     replica_http: Option<reqwest::Client>,
+    pg: Option<pgconn::Connector>,
 }
 
 impl Prober {
@@ -80,7 +82,11 @@ impl Prober {
             ),
             CheckKind::Tcp { .. } | CheckKind::Postgres { .. } => (None, None),
         };
-        Ok(Prober { config, http, replica_http })
+        let pg = match &config.kind {
+            CheckKind::Postgres { dsn } => Some(pgconn::Connector::new(dsn)),
+            _ => None,
+        };
+        Ok(Prober { config, http, replica_http, pg })
     }
 
     /// One attempt, never longer than the timeout.
@@ -96,7 +102,7 @@ impl Prober {
         match &self.config.kind {
             CheckKind::Http(h) => http(self.http.as_ref().expect("built"), h).await.map(|_| None),
             CheckKind::Tcp { target } => tcp(target).await.map(|_| None),
-            CheckKind::Postgres { dsn } => postgres(dsn.conn.expose()).await.map(Some),
+            CheckKind::Postgres { .. } => postgres(self.pg.as_ref().expect("built")).await.map(Some),
             CheckKind::HttpRole { primary, replica } => {
                 let is_primary = http(self.http.as_ref().expect("built"), primary).await;
                 match (is_primary, replica, &self.replica_http) {
@@ -245,15 +251,9 @@ const ROLE_QUERY: &str = "SELECT pg_is_in_recovery(), \
           WHEN pg_last_wal_receive_lsn() IS NOT NULL AND pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0::float8 \
           ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8 END";
 
-async fn postgres(dsn: &str) -> Result<Role, Failure> {
-    let (client, connection) = tokio_postgres::connect(dsn, tokio_postgres::NoTls).await.map_err(|e| {
-        let text = e.to_string();
-        let source = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default();
-        let kind = if source.contains("refused") { FailureKind::Refused } else { FailureKind::Connect };
-        // Connection errors never include the password; the DSN is not printed.
-        fail(kind, format!("{text} {source}").trim().to_owned())
-    })?;
-    let task = tokio::spawn(connection);
+async fn postgres(pg: &pgconn::Connector) -> Result<Role, Failure> {
+    // Connection errors never include the password; the DSN is not printed.
+    let (client, task) = pg.connect().await?;
     let row = client.query_one(ROLE_QUERY, &[]).await;
     drop(client);
     task.abort();
