@@ -6,6 +6,7 @@
 //! hot-path tables. `check-config`, start-up and reload all run this same pipeline.
 //! This module does no I/O beyond reading the one file, and never touches sockets.
 
+pub mod dsn;
 mod raw;
 mod validate;
 
@@ -180,9 +181,9 @@ pub enum CheckKind {
     Tcp {
         target: String,
     },
-    /// A libpq connection string: never logged, never shown.
+    /// A libpq connection string, its TLS settings read: never logged, never shown.
     Postgres {
-        dsn: Secret,
+        dsn: dsn::PgDsn,
     },
     /// 200 from `url` means primary; 200 from `replica_url` a healthy replica.
     HttpRole {
@@ -562,7 +563,8 @@ mod tests {
 
     #[test]
     fn secrets_do_not_debug_print() {
-        let kind = CheckKind::Postgres { dsn: Secret::new("host=db password=hunter2") };
+        let dsn = dsn::parse("host=db password=hunter2", Path::new(".")).unwrap();
+        let kind = CheckKind::Postgres { dsn };
         let shown = format!("{kind:?} {:?}", Secret::new("tok-123"));
         assert!(!shown.contains("hunter2") && !shown.contains("tok-123"), "{shown}");
     }

@@ -13,6 +13,7 @@
 //! last known health, in which case answers are honest at once.
 
 pub mod hysteresis;
+pub mod pgconn;
 pub mod probe;
 pub mod statefile;
 mod verdict;

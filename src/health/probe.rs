@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tokio::net::TcpStream;
 
+use super::pgconn;
 use super::writer::{DbStatus, Role, Standby};
 use crate::config::{CheckConfig, CheckKind, HttpCheck};
 
@@ -68,6 +69,7 @@ pub struct Prober {
     pub config: CheckConfig,
     http: Option<reqwest::Client>,
     replica_http: Option<reqwest::Client>,
+    pg: Option<pgconn::Connector>,
     /// A PostgreSQL standby's last WAL receipt time seen while streaming (the server's
     /// clock, Unix seconds): when the receiver stops, lag grows from there.
     last_receipt: std::sync::Mutex<Option<f64>>,
@@ -83,7 +85,11 @@ impl Prober {
             ),
             CheckKind::Tcp { .. } | CheckKind::Postgres { .. } => (None, None),
         };
-        Ok(Prober { config, http, replica_http, last_receipt: std::sync::Mutex::new(None) })
+        let pg = match &config.kind {
+            CheckKind::Postgres { dsn } => Some(pgconn::Connector::new(dsn)),
+            _ => None,
+        };
+        Ok(Prober { config, http, replica_http, pg, last_receipt: std::sync::Mutex::new(None) })
     }
 
     /// One attempt, never longer than the timeout.
@@ -99,7 +105,9 @@ impl Prober {
         match &self.config.kind {
             CheckKind::Http(h) => http(self.http.as_ref().expect("built"), h).await.map(|_| None),
             CheckKind::Tcp { target } => tcp(target).await.map(|_| None),
-            CheckKind::Postgres { dsn } => postgres(dsn.expose(), &self.last_receipt).await.map(Some),
+            CheckKind::Postgres { .. } => {
+                postgres(self.pg.as_ref().expect("built"), &self.last_receipt).await.map(Some)
+            }
             CheckKind::HttpRole { primary, replica } => {
                 let is_primary = http(self.http.as_ref().expect("built"), primary).await;
                 let role = match (is_primary, replica, &self.replica_http) {
@@ -264,15 +272,9 @@ const STANDBYS_QUERY: &str = "SELECT application_name, EXTRACT(EPOCH FROM replay
                      replay_lsn)::float8 \
      FROM pg_stat_replication WHERE state = 'streaming'";
 
-async fn postgres(dsn: &str, last_receipt: &std::sync::Mutex<Option<f64>>) -> Result<DbStatus, Failure> {
-    let (client, connection) = tokio_postgres::connect(dsn, tokio_postgres::NoTls).await.map_err(|e| {
-        let text = e.to_string();
-        let source = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default();
-        let kind = if source.contains("refused") { FailureKind::Refused } else { FailureKind::Connect };
-        // Connection errors never include the password; the DSN is not printed.
-        fail(kind, format!("{text} {source}").trim().to_owned())
-    })?;
-    let task = tokio::spawn(connection);
+async fn postgres(pg: &pgconn::Connector, last_receipt: &std::sync::Mutex<Option<f64>>) -> Result<DbStatus, Failure> {
+    // Connection errors never include the password; the DSN is not printed.
+    let (client, task) = pg.connect().await?;
     let rows = async {
         let status = client.query_one(STATUS_QUERY, &[]).await?;
         let standbys = client.query(STANDBYS_QUERY, &[]).await?;

@@ -305,6 +305,29 @@ fn each_broken_config_gets_its_located_error() {
         .and("unknown field `wieght`, expected one of", Some("wieght"))
         .and("unknown policy `nearst`", Some("\"nearst\""))
         .hint("4 errors in"),
+        case(
+            "verify-full without sslrootcert",
+            with(
+                "a = [\"192.0.2.2\"]",
+                "a = [\"192.0.2.2\"]\n[regions.eu-west.database]\nkind = \"postgres\"\n\
+                 dsn = \"host=db.example.org user=switchyard sslmode=verify-full\"",
+            ),
+            "sslmode=verify-full needs the CA certificates to verify the server with: add sslrootcert=/path/ca.pem, \
+             or sslrootcert=system for the system's trust store",
+            Some("\"host=db.example.org"),
+        )
+        .hint("hint: e.g. \"host=db.example.org port=5432"),
+        case(
+            "a missing sslrootcert file",
+            with(
+                "a = [\"192.0.2.2\"]",
+                "a = [\"192.0.2.2\"]\n[regions.eu-west.database]\nkind = \"postgres\"\n\
+                 dsn = \"postgres://switchyard@db.example.org/postgres?sslmode=verify-ca&sslrootcert=no-ca.pem\"",
+            ),
+            "sslrootcert file `",
+            Some("\"postgres://"),
+        )
+        .hint("no-ca.pem` not found (a relative path is taken from the config file's directory)"),
     ];
     for c in cases {
         let o = load(&c.text);

@@ -34,6 +34,8 @@ mod health;
 mod hostile;
 /// deploy/: dashboard and rules against /metrics, promtool, a real Prometheus, the k8s config.
 mod observability;
+/// TLS to a real PostgreSQL: each sslmode against the right and wrong name and CA.
+mod pg_tls;
 /// Every routing policy, with clients on five continents by ECS, IPv4 and IPv6.
 mod policies;
 /// DNS protocol behaviour over UDP and TCP (RFC 1034/1035, 2308, 6891, 7766, 8482).

@@ -245,13 +245,22 @@ impl Validator {
                 (CheckKind::Tcp { target: t.clone() }, format!("tcp:{t}"))
             }
             "postgres" => {
-                let dsn = need(self, &c.dsn, "dsn")?;
-                if dsn.get_ref().parse::<tokio_postgres::Config>().is_err() {
-                    self.err(Some(dsn.span()), "the dsn is not a valid PostgreSQL connection string").hint =
-                        Some("e.g. \"host=db.example.org port=5432 user=switchyard dbname=postgres\"".into());
-                }
-                let shown = format!("postgres:{}", crate::config::redact_dsn(dsn.get_ref()));
-                (CheckKind::Postgres { dsn: crate::config::Secret::new(dsn.get_ref().clone()) }, shown)
+                let raw_dsn = need(self, &c.dsn, "dsn")?;
+                let dsn = crate::config::dsn::parse(raw_dsn.get_ref(), base).unwrap_or_else(|e| {
+                    self.err(Some(raw_dsn.span()), e).hint = Some(
+                        "e.g. \"host=db.example.org port=5432 user=switchyard dbname=postgres \
+                         sslmode=verify-full sslrootcert=ca.pem\""
+                            .into(),
+                    );
+                    // Read on, for the check's other errors; the config is rejected.
+                    crate::config::dsn::PgDsn {
+                        conn: crate::config::Secret::new(""),
+                        sslmode: crate::config::dsn::SslMode::Disable,
+                        root_certs: crate::config::dsn::RootCerts::None,
+                    }
+                });
+                let shown = format!("postgres:{}", crate::config::redact_dsn(raw_dsn.get_ref()));
+                (CheckKind::Postgres { dsn }, shown)
             }
             _ => {
                 let url = need(self, &c.url, "url")?;

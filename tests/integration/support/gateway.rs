@@ -230,6 +230,14 @@ impl Pki {
         Pki { ca_pem: cert.pem(), ca: rcgen::Issuer::new(params, key) }
     }
 
+    /// A certificate for `dns_name` (its SAN) signed by this CA, and its key: both PEM.
+    pub fn server_cert(&self, dns_name: &str) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec![dns_name.to_owned()]).unwrap();
+        let cert = params.signed_by(&key, &self.ca).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
     /// A TLS acceptor with a certificate for `dns_name`, signed by this CA.
     pub fn acceptor(&self, dns_name: &str) -> tokio_rustls::TlsAcceptor {
         let key = rcgen::KeyPair::generate().unwrap();

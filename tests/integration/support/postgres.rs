@@ -66,6 +66,34 @@ impl Pg {
 
     /// A new primary, started.
     pub fn primary() -> Pg {
+        let (dir, data) = Self::init();
+        append(&data.join("pg_hba.conf"), "host replication all 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 trust\n");
+        Pg::start_on_a_free_port(data, dir)
+    }
+
+    /// A new primary that takes TLS connections only (`hostssl` in pg_hba.conf), with
+    /// this certificate and key (PEM), started.
+    pub fn primary_with_tls(cert_pem: &str, key_pem: &str) -> Pg {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, data) = Self::init();
+        let (cert, key) = (data.join("server.crt"), data.join("server.key"));
+        std::fs::write(&cert, cert_pem).unwrap();
+        std::fs::write(&key, key_pem).unwrap();
+        // PostgreSQL refuses a key that others can read, or that it does not own.
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        if is_root() {
+            let mut c = Command::new("chown");
+            c.arg("postgres:postgres").arg(&cert).arg(&key);
+            run(c, "chown");
+        }
+        append(&data.join("postgresql.conf"), "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        // initdb's own lines take plain TCP too: replaced, not appended to.
+        std::fs::write(data.join("pg_hba.conf"), "hostssl all all 127.0.0.1/32 trust\n").unwrap();
+        Pg::start_on_a_free_port(data, dir)
+    }
+
+    /// A new data directory, initialised and configured for tests, not started.
+    fn init() -> (tempfile::TempDir, PathBuf) {
         let dir = Self::make_dir();
         let data = dir.path().join("data");
         let mut c = as_postgres("initdb");
@@ -75,8 +103,7 @@ impl Pg {
                     hot_standby = on\nfsync = off\nsynchronous_commit = off\n\
                     unix_socket_directories = ''\n";
         append(&data.join("postgresql.conf"), conf);
-        append(&data.join("pg_hba.conf"), "host replication all 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 trust\n");
-        Pg::start_on_a_free_port(data, dir)
+        (dir, data)
     }
 
     /// A streaming standby of `primary` (a primary or itself a standby: cascading),
