@@ -30,6 +30,10 @@ regions = ["us-east", "eu-west"]
 "#
 );
 
+/// Two clusters, one member each.
+const TWO_CLUSTERS: &str = "[clusters.orders.members.pg-1]\nregion = \"us-east\"\nkind = \"postgres\"\ndsn = \"host=db1\"\n\
+                            [clusters.billing.members.pg-2]\nregion = \"eu-west\"\nkind = \"postgres\"\ndsn = \"host=db2\"\n";
+
 struct Outcome {
     code: i32,
     stderr: String,
@@ -328,6 +332,52 @@ fn each_broken_config_gets_its_located_error() {
             Some("\"postgres://"),
         )
         .hint("no-ca.pem` not found (a relative path is taken from the config file's directory)"),
+        case(
+            "a writer name with two clusters to choose from",
+            records(&format!("{TWO_CLUSTERS}[names.db]\npolicy = \"writer\"\n")),
+            "which cluster does this `writer` name follow?",
+            Some("\"writer\""),
+        )
+        .hint("add `cluster = \"...\"`: one of orders, billing"),
+        case(
+            "an unknown cluster",
+            records(&format!(
+                "{TWO_CLUSTERS}[names.db]\npolicy = \"reader\"\ncluster = \"order\"\norder = \"latency\"\n"
+            )),
+            "unknown cluster `order`",
+            Some("\"order\""),
+        )
+        .hint("did you mean `orders`?"),
+        case(
+            "when_all_down = writer on a writer name",
+            records(&format!(
+                "{TWO_CLUSTERS}[names.db]\npolicy = \"writer\"\ncluster = \"orders\"\nwhen_all_down = \"writer\"\n"
+            )),
+            "when_all_down = \"writer\" applies only to reader names",
+            Some("\"writer\""),
+        ),
+        case(
+            "a member in a region that does not exist",
+            records("[clusters.orders.members.pg-1]\nregion = \"us-est\"\nkind = \"postgres\"\ndsn = \"host=db\"\n"),
+            "unknown region `us-est`",
+            Some("\"us-est\""),
+        )
+        .hint("did you mean `us-east`?"),
+        case(
+            "a member probed like a gateway",
+            records("[clusters.orders.members.pg-1]\nregion = \"us-east\"\nkind = \"tcp\"\n"),
+            "`tcp` is not a kind of a database member",
+            Some("\"tcp\""),
+        ),
+        case(
+            "a system identifier that is not one",
+            records(&format!(
+                "[clusters.orders]\nsystem_identifier = \"0x7f\"\n{}",
+                &TWO_CLUSTERS[TWO_CLUSTERS.find("[clusters.orders.members").unwrap()..]
+            )),
+            "`0x7f` is not a PostgreSQL system identifier",
+            Some("\"0x7f\""),
+        ),
     ];
     for c in cases {
         let o = load(&c.text);

@@ -19,8 +19,12 @@ impl Validator {
         let mut out = Vec::new();
         let legacy: Vec<(&S<String>, &S<raw::Check>)> =
             s.regions.iter().filter_map(|(name, r)| r.database.as_ref().map(|db| (name, db))).collect();
+        // `[clusters.default]` may hold the settings (no members) of the older form's cluster.
+        let legacy_settings = s.clusters.iter().find(|(k, _)| k.get_ref() == LEGACY_CLUSTER);
         if !legacy.is_empty() {
-            if let Some((key, _)) = s.clusters.iter().find(|(k, _)| k.get_ref() == LEGACY_CLUSTER) {
+            if let Some((key, c)) = legacy_settings
+                && c.members.is_some()
+            {
                 self.err(
                     Some(key.span()),
                     format!("cluster `{LEGACY_CLUSTER}` is also made of `[regions.*.database]` members"),
@@ -30,7 +34,7 @@ impl Validator {
                 ));
             }
             let mut members = Vec::new();
-            for (region_key, db) in legacy {
+            for &(region_key, db) in &legacy {
                 let Some(region) = regions.iter().position(|r| r.name == *region_key.get_ref()) else {
                     continue;
                 };
@@ -45,11 +49,14 @@ impl Validator {
                     check,
                 });
             }
+            let settings = legacy_settings.map(|(_, c)| self.cluster_settings(c, health));
+            let (system_identifier, writer_grace, fail_open_max_age) =
+                settings.unwrap_or((None, health.writer_grace, DEFAULT_FAIL_OPEN_MAX_AGE));
             out.push(ClusterConfig {
                 name: LEGACY_CLUSTER.to_owned(),
-                system_identifier: None,
-                writer_grace: health.writer_grace,
-                fail_open_max_age: DEFAULT_FAIL_OPEN_MAX_AGE,
+                system_identifier,
+                writer_grace,
+                fail_open_max_age,
                 members,
             });
         }
@@ -59,19 +66,10 @@ impl Validator {
                 self.err(Some(key.span()), format!("cluster name `{name}` is not valid")).hint =
                     Some("use lower-case letters, digits, `-` and `_`, e.g. `orders`".into());
             }
-            let system_identifier = c.system_identifier.as_ref().and_then(|id| match id.get_ref().parse::<u64>() {
-                Ok(v) if v != 0 => Some(v),
-                _ => {
-                    self.err(Some(id.span()), format!("`{}` is not a PostgreSQL system identifier", id.get_ref()))
-                        .hint = Some(
-                        "the decimal number `SELECT system_identifier FROM pg_control_system()` shows, in quotes"
-                            .into(),
-                    );
-                    None
-                }
-            });
-            let writer_grace = self.duration(c.writer_grace.as_ref(), health.writer_grace);
-            let fail_open_max_age = self.duration(c.fail_open_max_age.as_ref(), DEFAULT_FAIL_OPEN_MAX_AGE);
+            if name == LEGACY_CLUSTER && !legacy.is_empty() {
+                continue;
+            }
+            let (system_identifier, writer_grace, fail_open_max_age) = self.cluster_settings(c, health);
             let mut members = Vec::new();
             match &c.members {
                 Some(m) if !m.get_ref().is_empty() => {
@@ -93,6 +91,24 @@ impl Validator {
             out.push(ClusterConfig { name, system_identifier, writer_grace, fail_open_max_age, members });
         }
         out
+    }
+
+    /// A cluster's identity, writer grace and fail-open age.
+    fn cluster_settings(&mut self, c: &raw::Cluster, health: &HealthSettings) -> (Option<u64>, Duration, Duration) {
+        let system_identifier = c.system_identifier.as_ref().and_then(|id| match id.get_ref().parse::<u64>() {
+            Ok(v) if v != 0 => Some(v),
+            _ => {
+                self.err(Some(id.span()), format!("`{}` is not a PostgreSQL system identifier", id.get_ref())).hint =
+                    Some(
+                        "the decimal number `SELECT system_identifier FROM pg_control_system()` shows, in quotes"
+                            .into(),
+                    );
+                None
+            }
+        });
+        let writer_grace = self.duration(c.writer_grace.as_ref(), health.writer_grace);
+        let fail_open_max_age = self.duration(c.fail_open_max_age.as_ref(), DEFAULT_FAIL_OPEN_MAX_AGE);
+        (system_identifier, writer_grace, fail_open_max_age)
     }
 
     fn member(
