@@ -172,5 +172,30 @@ policy = "writer"
     for x in &v[writer_from..] {
         assert_eq!(x.writer_ttl, vec![FAILOVER_TTL], "writer answer {} during the transition", x.writer);
     }
+
+    // The RPO seen: eu-west's last lag as a replica before it became the writer, on the
+    // metrics and in the status page's log, for the postmortem.
+    let metrics = reqwest::get(format!("http://{}/metrics", s.admin)).await.unwrap().text().await.unwrap();
+    let rpo: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("switchyard_writer_change_lag_seconds{cluster=\"default\"} "))
+        .expect("the writer change's lag is exported")
+        .parse()
+        .unwrap();
+    let text = reqwest::get(format!("http://{}/status", s.admin)).await.unwrap().text().await.unwrap();
+    let status: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let event = status["recent_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["what"].as_str())
+        .find(|w| w.contains("writer us-east → eu-west"))
+        .expect("the writer change is on the status page")
+        .to_owned();
+    eprintln!("DR drill: RPO seen {rpo:.2} s ({event})");
+    // The primary was killed before the promotion: eu-west lost its stream then, and
+    // its lag grew from its last message until it was promoted.
+    assert!(rpo.is_finite() && rpo >= 0.0, "a number, seen as a replica: {rpo}");
+    assert!(event.contains("its last lag as a replica: "), "{event}");
     s.stop().await;
 }
