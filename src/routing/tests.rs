@@ -214,3 +214,96 @@ fn weighted_with_three_regions_moves_only_the_failed_regions_clients() {
     let to_a = moved_to[0] as f64 / (moved_to[0] + moved_to[2]) as f64;
     assert!((0.48..0.72).contains(&to_a), "b's clients split 3:2, got {moved_to:?}");
 }
+
+/// A cluster with one member per region (pg-a, pg-b, pg-c) and database names over it.
+const DATABASE: &str = r#"
+[clusters.main.members.pg-a]
+region = "a"
+kind = "postgres"
+dsn = "host=a"
+a = ["10.9.0.1"]
+[clusters.main.members.pg-b]
+region = "b"
+kind = "postgres"
+dsn = "host=b"
+a = ["10.9.0.2"]
+[clusters.main.members.pg-c]
+region = "c"
+kind = "postgres"
+dsn = "host=c"
+a = ["10.9.0.3"]
+[names.db]
+policy = "writer"
+[names.db-gw]
+policy = "writer"
+require_gateway = true
+when_all_down = "servfail"
+[names.ro]
+policy = "reader"
+order = "latency"
+[names.ro-gw]
+policy = "reader"
+order = "latency"
+require_gateway = true
+[names.ro-stale]
+policy = "reader"
+order = "latency"
+when_all_down = "fail_open"
+"#;
+
+#[test]
+fn database_names_answer_members_by_writer_freshness_and_gateways() {
+    let cfg = config::parse(&format!("{BASE}{DATABASE}"), Path::new(".")).unwrap_or_else(|e| panic!("{e:?}"));
+    let m = Model::new(&cfg, None, vec![0; cfg.regions.len()]);
+    let index = |name: &str| m.names.iter().position(|n| n.key == name).unwrap();
+    // pg-b is the writer; pg-a and pg-c are replicas; every reader slot sees a and b fresh.
+    let mut health = HealthView::initial(&m);
+    health.clusters[0].writer = Some(1);
+    health.clusters[0].last_primary = Some(1);
+    health.clusters[0].lag = vec![Some(0.5), Some(0.0), Some(90.0)];
+    for r in &mut health.readers {
+        r.fresh = vec![true, true, false];
+    }
+    let client = Client::new("192.0.2.1".parse().unwrap(), 32, None);
+    let go = |h: &HealthView, name: &str| {
+        let r = route(&m, h, index(name), &client);
+        let members: Vec<&str> = r.members.iter().map(|&i| m.clusters[0].members[i as usize].name.as_str()).collect();
+        (members.join(","), r.ttl, r.outcome)
+    };
+    use Outcome::*;
+    assert_eq!(go(&health, "db"), ("pg-b".into(), 60, Preferred));
+    // The default row ranks a (50 ms) first: its replica is fresh.
+    assert_eq!(go(&health, "ro"), ("pg-a".into(), 60, Preferred));
+
+    // a's gateways down: only the coupled names care.
+    let mut gw = health.clone();
+    gw.up[0] = false;
+    gw.up[1] = false;
+    assert_eq!(go(&gw, "ro"), ("pg-a".into(), 60, Preferred));
+    assert_eq!(go(&gw, "ro-gw"), ("pg-b".into(), 10, AllDownWriter), "no usable fresh member: the writer");
+    assert_eq!(go(&gw, "db"), ("pg-b".into(), 60, Preferred));
+    assert_eq!(go(&gw, "db-gw"), ("".into(), 10, AllDownServFail));
+
+    // Nothing fresh: the writer by default, stale replicas only when asked for.
+    let mut stale = health.clone();
+    for r in &mut stale.readers {
+        r.fresh = vec![false, false, false];
+    }
+    assert_eq!(go(&stale, "ro"), ("pg-b".into(), 10, AllDownWriter));
+    assert_eq!(go(&stale, "ro-stale"), ("pg-a".into(), 10, AllDownFailOpen));
+
+    // No writer: fail_open answers the last primary seen, and without one, nothing.
+    let mut none = stale.clone();
+    none.clusters[0].writer = None;
+    assert_eq!(go(&none, "db"), ("pg-b".into(), 10, AllDownFailOpen));
+    assert_eq!(go(&none, "ro"), ("".into(), 10, AllDownUnknown));
+    none.clusters[0].last_primary = None;
+    assert_eq!(go(&none, "db"), ("".into(), 10, AllDownUnknown), "never a replica");
+
+    // A freshness change within the hold-down: the short TTL.
+    let mut recent = health.clone();
+    for r in &mut recent.readers {
+        r.recent = true;
+    }
+    assert_eq!(go(&recent, "ro"), ("pg-a".into(), 10, Preferred));
+}
