@@ -33,6 +33,9 @@ pub struct HealthView {
 /// One database cluster's truth, indexed by member.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ClusterView {
+    /// The system identifier its members must report: configured, learned or restored;
+    /// `None` while not settled (then no PostgreSQL member is trusted).
+    pub identity: Option<u64>,
     /// The member that reports primary, if one does (or is kept on grace).
     pub writer: Option<MemberId>,
     /// The last member this instance saw as primary, while that was at most the

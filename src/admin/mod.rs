@@ -173,7 +173,9 @@ pub fn status_json(c: &Control) -> Value {
                 .collect();
             json!({
                 "name": cluster.name,
-                "system_identifier": spec.and_then(|k| k.system_identifier).map(|i| i.to_string()),
+                // Configured, learned from a majority, or restored; null while not settled.
+                "system_identifier": v.identity.map(|i| i.to_string()),
+                "system_identifier_pinned": spec.is_some_and(|k| k.system_identifier.is_some()),
                 "writer": name(v.writer),
                 "fail_open_to": name(v.last_primary),
                 "writer_unsettled": v.writer_unsettled,

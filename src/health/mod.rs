@@ -697,13 +697,16 @@ impl Supervisor {
                 }
                 Change::Writer { cluster, from, to, why, rpo } => {
                     let name = &config.clusters[*cluster].name;
-                    let (from, to) = (member(*cluster, *from), member(*cluster, *to));
+                    let (from, to_name) = (member(*cluster, *from), member(*cluster, *to));
                     let lag = rpo.map_or("never seen as a replica".to_owned(), |l| format!("{l:.1} s"));
-                    warn!(cluster = %name, from = %from, to = %to, reason = why, last_lag_as_replica = %lag, "writer changed");
+                    warn!(cluster = %name, from = %from, to = %to_name, reason = why, last_lag_as_replica = %lag, "writer changed");
                     self.recent.event(format!(
-                        "cluster {name}: writer {from} → {to} ({why}; its last lag as a replica: {lag})"
+                        "cluster {name}: writer {from} → {to_name} ({why}; its last lag as a replica: {lag})"
                     ));
-                    self.metrics.writer_rpo.with_label_values(&[name]).set(rpo.unwrap_or(f64::NAN));
+                    if to.is_some() {
+                        // The last promotion's figure stays until the next one.
+                        self.metrics.writer_rpo.with_label_values(&[name]).set(rpo.unwrap_or(f64::NAN));
+                    }
                 }
                 Change::SplitBrain { cluster, primaries } => {
                     let name = &config.clusters[*cluster].name;

@@ -264,7 +264,8 @@ const STATUS_QUERY: &str = "SELECT pg_is_in_recovery(), \
      (SELECT status FROM pg_stat_wal_receiver LIMIT 1), \
      (SELECT EXTRACT(EPOCH FROM last_msg_receipt_time)::float8 FROM pg_stat_wal_receiver LIMIT 1), \
      (SELECT conninfo FROM pg_stat_wal_receiver LIMIT 1), \
-     current_setting('cluster_name')";
+     current_setting('cluster_name'), \
+     pg_has_role(current_user, 'pg_read_all_stats', 'MEMBER')";
 
 /// The member's own standbys as it sees them: replay lag and bytes not yet replayed.
 const STANDBYS_QUERY: &str = "SELECT application_name, EXTRACT(EPOCH FROM replay_lag)::float8, \
@@ -295,6 +296,15 @@ async fn postgres(pg: &pgconn::Connector, last_receipt: &std::sync::Mutex<Option
         })
         .collect();
     let in_recovery: bool = row.get(0);
+    let can_read_stats: bool = row.get(10);
+    if !can_read_stats {
+        // Without it, the replication views read as NULL, with no error: a streaming
+        // standby would look cut off, and a primary would not see its standbys.
+        return Err(fail(
+            FailureKind::Database,
+            "the probe's role cannot read replication state: GRANT pg_monitor (or pg_read_all_stats) to it",
+        ));
+    }
     if !in_recovery {
         let walfile: Option<String> = row.get(2);
         let timeline = walfile

@@ -309,6 +309,7 @@ fn step_cluster(
         .filter(|(_, seen)| now.saturating_duration_since(*seen) <= cluster.fail_open_max_age)
         .map(|(m, _)| m);
     ClusterView {
+        identity,
         writer: election.writer,
         last_primary,
         writer_unsettled: election.on_grace || election.split_brain(),

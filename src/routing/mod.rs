@@ -242,17 +242,20 @@ pub fn finish(model: &Model, n: &GslbName, ranking: &Ranking, health: &HealthVie
             let (regions, members) = members_of(*cluster, last);
             (regions, members, if last.is_some() { Outcome::AllDownFailOpen } else { Outcome::AllDownUnknown })
         }
-        // Stale reads, chosen explicitly: every member in the preferred regions.
+        // Stale reads, chosen explicitly: the members in the preferred regions that
+        // answer with a known lag (never one down or of another cluster).
         (AllDown::FailOpen, Ranker::Reader { cluster, .. }) => {
             let regions = ideal();
-            let members = model.clusters[*cluster as usize]
+            let lag = &health.clusters[*cluster as usize].lag;
+            let members: Members = model.clusters[*cluster as usize]
                 .members
                 .iter()
                 .enumerate()
-                .filter(|(_, m)| regions.contains(&m.region))
+                .filter(|(i, m)| regions.contains(&m.region) && lag[*i].is_some())
                 .map(|(i, _)| i as MemberId)
                 .collect();
-            (regions, members, Outcome::AllDownFailOpen)
+            let outcome = if members.is_empty() { Outcome::AllDownUnknown } else { Outcome::AllDownFailOpen };
+            (regions, members, outcome)
         }
         (AllDown::FailOpen, _) => (ideal(), Members::new(), Outcome::AllDownFailOpen),
         (AllDown::Writer, Ranker::Reader { cluster, .. }) => {

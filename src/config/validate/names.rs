@@ -112,7 +112,14 @@ impl Validator {
         let default_failover_ttl = d.failover_ttl.as_ref().map(|t| *t.get_ref());
         let default_answers = d.answers.as_ref().map_or(1, |a| *a.get_ref());
         let default_all_down = match &d.when_all_down {
-            Some(w) => self.when_all_down(w).unwrap_or(AllDown::FailOpen),
+            Some(w) => match self.when_all_down(w) {
+                Some(AllDown::Writer) => {
+                    self.err(Some(w.span()), "when_all_down = \"writer\" applies only to reader names").hint =
+                        Some("set it on the reader names; `[defaults]` speaks for the gateway policies".into());
+                    AllDown::FailOpen
+                }
+                other => other.unwrap_or(AllDown::FailOpen),
+            },
             None => AllDown::FailOpen,
         };
         let static_names: HashSet<&Name> = zone.records.iter().map(|r| &r.name).collect();
