@@ -584,11 +584,19 @@ impl Supervisor {
                 Role::Primary { .. } => (Some(0.0), Some(0)),
                 Role::Replica { lag } => {
                     let upstream = self.upstream_view(index, status);
-                    let lag = match (lag, upstream.and_then(|u| u.lag)) {
+                    let lag = match (lag, upstream.and_then(|(_, u)| u.lag)) {
                         (Some(own), Some(theirs)) => Some(own.max(theirs)),
                         (own, _) => own,
                     };
-                    (lag, upstream.and_then(|u| u.bytes))
+                    // A cascading standby is at least as far behind as the standby it
+                    // streams from: lags add up along the chain (unknown stays unknown).
+                    let lag = match upstream.map(|(i, _)| &self.checks[i]) {
+                        Some(up) if matches!(up.status.as_ref().map(|s| s.role), Some(Role::Replica { .. })) => {
+                            lag.zip(up.lag).map(|(own, theirs)| own.max(theirs))
+                        }
+                        _ => lag,
+                    };
+                    (lag, upstream.and_then(|(_, u)| u.bytes))
                 }
             };
             let c = &mut self.checks[index];
@@ -642,16 +650,17 @@ impl Supervisor {
     }
 
     /// What the member's upstream (any other member of its cluster that lists it in
-    /// `pg_stat_replication` under one unique name) last saw of it.
-    fn upstream_view(&self, index: usize, status: &DbStatus) -> Option<&writer::Standby> {
+    /// `pg_stat_replication` under one unique name) last saw of it, and the upstream's
+    /// check.
+    fn upstream_view(&self, index: usize, status: &DbStatus) -> Option<(usize, &writer::Standby)> {
         let (cluster, member) = self.checks[index].member?;
         let name =
             self.config.clusters[cluster].members[member].application_name.as_deref().or(status.name.as_deref())?;
         let mut seen = self.members[cluster]
             .iter()
             .filter(|&&i| i != index && self.checks[i].hysteresis.state() == Some(true))
-            .filter_map(|&i| self.checks[i].status.as_ref())
-            .flat_map(|s| s.standbys.iter().filter(|sb| sb.name == name));
+            .filter_map(|&i| self.checks[i].status.as_ref().map(|s| (i, s)))
+            .flat_map(|(i, s)| s.standbys.iter().filter(|sb| sb.name == name).map(move |sb| (i, sb)));
         match (seen.next(), seen.next()) {
             (Some(one), None) => Some(one),
             // Nobody, or a name several standbys share: no upstream view.
@@ -1115,6 +1124,51 @@ default = { a = 10, b = 20 }
         assert!(e.fresh().1, "within the hold-down: the reader answers with failover_ttl");
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(!e.fresh().1, "2.2 s after: settled");
+        e.engine.stop().await;
+    }
+
+    /// A status with downstream standbys, as `pg_stat_replication` lists them.
+    fn with_standbys(outcome: Outcome, name: Option<&str>, standbys: &[(&str, f64)]) -> Outcome {
+        let mut status = outcome.unwrap().unwrap();
+        status.name = name.map(str::to_owned);
+        status.standbys = standbys
+            .iter()
+            .map(|(n, lag)| super::writer::Standby { name: (*n).to_owned(), lag: Some(*lag), bytes: Some(4096) })
+            .collect();
+        Ok(Some(status))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_upstreams_view_and_the_chain_make_lag_worse_never_better() {
+        let e = start();
+        // pg-b says it is current; its primary sees it 8 s behind: 8 s it is.
+        let b = with_standbys(replica(0.0), Some("b"), &[("c", 0.0)]);
+        e.report(vec![(0, OK), (1, OK), (2, with_standbys(primary(1), None, &[("b", 8.0)])), (3, b)]).await;
+        // pg-c streams from pg-b and is current with it: as far behind as pg-b.
+        e.report(vec![(4, with_standbys(replica(0.0), Some("c"), &[]))]).await;
+        assert_eq!(e.cluster().lag, vec![Some(0.0), Some(8.0), Some(8.0)]);
+        let bytes = e.metrics.replica_bytes.with_label_values(&["main", "pg-b", "b"]).get();
+        assert_eq!(bytes, 4096.0, "the upstream's bytes behind are exported");
+        e.engine.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reload_carries_each_clusters_truth_by_name() {
+        let e = start();
+        e.report(all_up()).await;
+        e.report(vec![(3, replica(9.0)), (3, replica(9.0))]).await;
+        let (cluster, fresh) = (e.cluster(), e.fresh().0);
+        assert_eq!((cluster.writer, fresh.clone()), (Some(0), vec![true, false, true]));
+        let carry = e.engine.stop().await;
+        // The same config again, with pg-a listed last: state follows names, not places.
+        let a = "[clusters.main.members.pg-a]\nregion = \"a\"\nkind = \"postgres\"\ndsn = \"host=127.0.0.1 port=9\"\n";
+        assert!(CONFIG.contains(a));
+        let moved = CONFIG.replace(a, "").replace("[names.fo]", &format!("{a}[names.fo]"));
+        let e = start_with(&moved, Some(carry));
+        e.report(vec![]).await;
+        let h = e.health();
+        assert_eq!(h.clusters[0].writer, Some(2), "pg-a, now third, is still the writer");
+        assert_eq!(h.readers[0].fresh, vec![fresh[1], fresh[2], fresh[0]], "nothing flips by itself");
         e.engine.stop().await;
     }
 
