@@ -179,7 +179,74 @@ fn check_config(path: PathBuf) -> Result<()> {
         config.zone.records.len(),
         loaded.geo.as_ref().map(|g| format!(", GeoIP {}", g.database_type())).unwrap_or_default()
     )?;
+    for line in database_summary(config) {
+        writeln!(out, "  {line}")?;
+    }
     Ok(())
+}
+
+/// A duration as the config would write it: `15m`, `10s`, `500ms`.
+fn human(d: std::time::Duration) -> String {
+    match (d.as_secs(), d.subsec_millis()) {
+        (s, 0) if s > 0 && s % 3600 == 0 => format!("{}h", s / 3600),
+        (s, 0) if s > 0 && s % 60 == 0 => format!("{}m", s / 60),
+        (s, 0) => format!("{s}s"),
+        _ => format!("{}ms", d.as_millis()),
+    }
+}
+
+/// What each database cluster and name will do, in words: how the identity is known,
+/// and what a writer or reader name answers when it has nothing fresh to answer.
+fn database_summary(config: &crate::config::Config) -> Vec<String> {
+    use crate::config::{AllDown, CheckKind, Policy};
+    let mut lines = Vec::new();
+    for c in &config.clusters {
+        let pg = c.members.iter().filter(|m| matches!(m.check.kind, CheckKind::Postgres { .. })).count();
+        let identity = match (c.system_identifier, pg) {
+            (Some(id), _) => format!("system identifier {id} (pinned)"),
+            (None, 0) => "no postgres members (no identity to check)".to_owned(),
+            (None, n) => format!("system identifier learned once {} of {n} postgres members agree", n / 2 + 1),
+        };
+        lines.push(format!("cluster {}: {} members; {identity}", c.name, c.members.len()));
+    }
+    let fallback = |w: &AllDown| match w {
+        AllDown::Fallback { a, aaaa, cname } => {
+            let mut parts: Vec<String> = a.iter().map(|ip| ip.to_string()).collect();
+            parts.extend(aaaa.iter().map(|ip| ip.to_string()));
+            parts.extend(cname.iter().map(|c| c.to_string()));
+            format!("the fallback {}", parts.join(", "))
+        }
+        _ => String::new(),
+    };
+    for n in &config.names {
+        let line = match &n.policy {
+            Policy::Writer { cluster, .. } => {
+                let c = &config.clusters[*cluster];
+                let when = match &n.when_all_down {
+                    AllDown::FailOpen => format!(
+                        "the last member this instance saw as primary, if within {}; else SERVFAIL",
+                        human(c.fail_open_max_age)
+                    ),
+                    AllDown::ServFail | AllDown::Writer => "SERVFAIL".to_owned(),
+                    other => fallback(other),
+                };
+                format!("{} (writer of {}): no writer after a {} grace → {when}", n.key, c.name, human(c.writer_grace))
+            }
+            Policy::Reader { cluster, max_lag, .. } => {
+                let when = match &n.when_all_down {
+                    AllDown::Writer => "the writer; no writer → SERVFAIL".to_owned(),
+                    AllDown::FailOpen => "stale reads: the nearest members that answer, whatever their lag".to_owned(),
+                    AllDown::ServFail => "SERVFAIL".to_owned(),
+                    other => fallback(other),
+                };
+                let cluster = &config.clusters[*cluster].name;
+                format!("{} (reader of {cluster}): none within {} → {when}", n.key, human(*max_lag))
+            }
+            _ => continue,
+        };
+        lines.push(line);
+    }
+    lines
 }
 
 fn explain(path: PathBuf, name: String, client: String, down: Vec<String>, drain: Vec<String>) -> Result<()> {

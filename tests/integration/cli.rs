@@ -88,6 +88,40 @@ fn the_example_config_and_bundled_database_check_out() {
     assert!(out.contains("config/example.toml: ok (zone gslb.example.org."), "{out}");
 }
 
+/// check-config says, per cluster and database name, what happens when there is nothing
+/// fresh to answer: the all-down choices are explicit.
+#[test]
+fn check_config_says_what_database_names_answer_when_nothing_is_fresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}\n[regions.us-east]\na = [\"192.0.2.1\"]\n[regions.eu-west]\na = [\"192.0.2.2\"]\n\
+         [clusters.orders]\nfail_open_max_age = \"5m\"\n\
+         [clusters.orders.members.pg-1]\nregion = \"us-east\"\nkind = \"postgres\"\ndsn = \"host=db1\"\n\
+         [clusters.orders.members.pg-2]\nregion = \"eu-west\"\nkind = \"postgres\"\ndsn = \"host=db2\"\n\
+         [clusters.billing]\nsystem_identifier = \"7312345678901234567\"\n\
+         [clusters.billing.members.pg-3]\nregion = \"eu-west\"\nkind = \"postgres\"\ndsn = \"host=db3\"\n\
+         [names.db]\npolicy = \"writer\"\ncluster = \"orders\"\n\
+         [names.bill]\npolicy = \"writer\"\ncluster = \"billing\"\nwhen_all_down = \"servfail\"\n\
+         [names.ro]\npolicy = \"reader\"\ncluster = \"orders\"\norder = \"latency\"\nmax_lag = \"10s\"\n\
+         [names.stale]\npolicy = \"reader\"\ncluster = \"orders\"\norder = \"latency\"\nwhen_all_down = \"fail_open\"\n\
+         [latency]\ndefault = {{ us-east = 10, eu-west = 20 }}\n",
+        include_str!("../fixtures/configs/zone.toml")
+    );
+    let path = write_config(dir.path(), &text);
+    let (code, out, err) = run(&["check-config", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    for want in [
+        "cluster orders: 2 members; system identifier learned once 2 of 2 postgres members agree",
+        "cluster billing: 1 members; system identifier 7312345678901234567 (pinned)",
+        "db (writer of orders): no writer after a 10s grace → the last member this instance saw as primary, if within 5m; else SERVFAIL",
+        "bill (writer of billing): no writer after a 10s grace → SERVFAIL",
+        "ro (reader of orders): none within 10s → the writer; no writer → SERVFAIL",
+        "stale (reader of orders): none within 30s → stale reads",
+    ] {
+        assert!(out.contains(want), "missing `{want}` in:\n{out}");
+    }
+}
+
 /// Runs `switchyard demo` as the README does (the example config, with DNS, control and
 /// the three gateways moved to free ports so that another run or a running demo does not
 /// collide), reads its stable "listening for TCP on" line, asks with dig, stops
