@@ -353,3 +353,37 @@ async fn a_cascading_standby_is_a_replica_and_there_is_exactly_one_writer() {
     assert_eq!(writers, 1, "{text}");
     s.stop().await;
 }
+
+/// A reload with the members listed in another order (and one more name) keeps the
+/// writer and the readers' freshness by name: no answer flips, no cold start.
+#[tokio::test]
+async fn a_reload_keeps_each_clusters_writer_and_freshness() {
+    use crate::support::gateway::{Gateway, Mode};
+    let (a, b) = (Gateway::http("127.0.0.41").await, Gateway::http("127.0.0.42").await);
+    b.set(Mode::Status(503));
+    let member = |name: &str, region: &str, g: &Gateway, ip: &str| {
+        format!(
+            "[clusters.main.members.{name}]\nregion = \"{region}\"\nkind = \"http_role\"\n\
+             url = \"http://{}/primary\"\na = [\"{ip}\"]\n",
+            g.addr
+        )
+    };
+    let (ma, mb) = (member("pg-a", "us-east", &a, "10.0.1.1"), member("pg-b", "eu-west", &b, "10.0.2.1"));
+    let names = "[names.db]\npolicy = \"writer\"\n[names.db-ro]\npolicy = \"reader\"\norder = \"latency\"\n";
+    let s = TestServer::start(&config(&format!("{ma}{mb}"), names)).await;
+    until(&s, "db", "10.0.1.1", Duration::from_secs(5)).await;
+    until(&s, "db-ro", "10.0.2.1", Duration::from_secs(5)).await;
+
+    // Reordered, with a new name; probes of the gateways now hang, so only what the
+    // reload carries over can answer right away.
+    a.set(Mode::Hang);
+    b.set(Mode::Hang);
+    let text = config(&format!("{mb}{ma}"), &format!("{names}[names.db2]\npolicy = \"writer\"\n"));
+    crate::support::write_config(s.dir.path(), &format!("[admin]\nlisten = \"127.0.0.1:0\"\n{text}"));
+    s.control.reload().await.expect("the reload succeeds");
+    for name in ["db", "db2"] {
+        assert_eq!(first(&ask(&s, name).await), "10.0.1.1", "{name} right after the reload");
+    }
+    assert_eq!(first(&ask(&s, "db-ro").await), "10.0.2.1", "the reader right after the reload");
+    s.stop().await;
+}

@@ -94,6 +94,9 @@ async fn kill_9_and_restart_answers_from_the_last_known_health_within_a_second()
     eprintln!("kill -9, restart: first answer {answer} {took:?} after exec (state file restored)");
     assert_eq!(answer, "192.0.2.2", "the first answer after the restart is the last known health");
     assert!(took < Duration::from_secs(1), "answered {took:?} after the restart");
+    // The restored state says why, not only what.
+    let line = second_run.until(Duration::from_secs(5), |l| l.contains("restored region down"));
+    assert!(line.contains("region=primary") && line.contains("status 503"), "{line}");
     second_run.kill();
 
     // A state file cut short (a crash mid-copy on another filesystem, a full disk): a
