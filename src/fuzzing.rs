@@ -24,8 +24,8 @@ use crate::query::handler::Handler;
 use crate::query::handler::general;
 use crate::state::State;
 
-/// The zone the harness serves: every policy, static records of each type, a
-/// delegation, a CNAME chain, on the bundled GeoIP database.
+/// The zone the harness serves: every policy (with a database cluster), static records
+/// of each type, a delegation, a CNAME chain, on the bundled GeoIP database.
 pub const CONFIG: &str = include_str!("../tests/fixtures/configs/fuzz.toml");
 
 /// A server's request path without sockets.
@@ -50,8 +50,17 @@ impl Harness {
         let loaded = crate::app::open(config).expect("the bundled GeoIP database opens");
         let rrl = crate::app::rrl_settings(&loaded.config.rrl).map(rrl::Rrl::new);
         let state = Arc::new(State::new(loaded.model(None), true));
-        // One region down, so that fallbacks are exercised too.
+        // One region down, so that fallbacks are exercised too; the cluster has a writer
+        // (an address member) and a fresh CNAME member, so that member answers are too.
         state.set_region_up("eu-west", false);
+        state.update_health(|_, h| {
+            let cluster = &mut h.clusters[0];
+            (cluster.writer, cluster.last_primary, cluster.lag) = (Some(0), Some(0), vec![Some(0.0), Some(1.0)]);
+            for reader in &mut h.readers {
+                reader.fresh = vec![true, true];
+            }
+            true
+        });
         let handler = Handler::new(state.clone(), Metrics::new());
         let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a runtime");
         Harness { state, handler, rrl, runtime, scratch: Default::default() }
@@ -214,5 +223,17 @@ mod tests {
         assert_eq!((answers[1][1], answers[1][3] & 0x0f), (3, 3), "NXDOMAIN");
         assert!(super::config(super::CONFIG));
         assert!(!super::config("[zone]\norigin = 7"));
+    }
+
+    #[test]
+    fn database_names_answer_their_members() {
+        let h = super::Harness::new();
+        let src = "81.2.69.160".parse().unwrap();
+        let parse = |a: Vec<u8>| hickory_proto::op::Message::from_vec(&a).unwrap();
+        let db = parse(h.udp(&query(1, "db.gslb.example.org"), src).expect("an answer"));
+        assert_eq!(db.answers[0].data.to_string(), "10.0.0.1", "the writer member's own address");
+        // A client in Europe (81.2.69.160 is in GB) reads from eu-west's member: a CNAME.
+        let ro = parse(h.udp(&query(2, "db-ro.gslb.example.org"), src).expect("an answer"));
+        assert_eq!(ro.answers[0].data.to_string(), "pg-eu.example.net.");
     }
 }
