@@ -198,6 +198,7 @@ impl State {
                     let name = &cur.model.clusters[o].members[m as usize].name;
                     cluster.members.iter().position(|k| k.name == *name).map(|i| i as MemberId)
                 };
+                view.identity = was.identity;
                 view.writer = was.writer.and_then(map);
                 view.last_primary = was.last_primary.and_then(map);
                 view.writer_unsettled = was.writer_unsettled;

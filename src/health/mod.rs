@@ -110,6 +110,7 @@ struct CarriedCluster {
     writer_changed_at: Option<Instant>,
     primary_seen_at: Option<Instant>,
     last_primary: Option<(String, Instant)>,
+    last_writer: Option<String>,
     split_brain: bool,
     foreign: Vec<String>,
 }
@@ -157,6 +158,7 @@ impl HealthEngine {
         reports: mpsc::Receiver<Report>,
     ) -> HealthEngine {
         let stop = CancellationToken::new();
+        let carried = carry.is_some();
         let mut carry = carry.unwrap_or_default();
         let model = state.snapshot().model.clone();
         assert_eq!(model.regions.len(), config.regions.len(), "the model of this config");
@@ -216,7 +218,7 @@ impl HealthEngine {
                 }
             })
             .collect();
-        let supervisor = Supervisor::new(state, observers, config, model, checks, readers, carry);
+        let supervisor = Supervisor::new(state, observers, config, model, checks, readers, carried.then_some(carry));
         let task = tokio::spawn(supervisor.run(reports, stop.clone()));
         HealthEngine { stop, task }
     }
@@ -338,6 +340,10 @@ struct Supervisor {
     restored: Vec<Option<bool>>,
     memory: Memory,
     saved_at: Option<Instant>,
+    /// State file saves: the newest started, the newest written, the last in flight.
+    save_generation: u64,
+    written: Arc<std::sync::Mutex<u64>>,
+    pending_save: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Supervisor {
@@ -348,9 +354,10 @@ impl Supervisor {
         model: Arc<Model>,
         checks: Vec<Check>,
         readers: Vec<(usize, usize)>,
-        mut carry: Carry,
+        carry: Option<Carry>,
     ) -> Supervisor {
         let Observers { metrics, recent } = observers;
+        forget_old_members(&metrics, &config);
         let n = config.regions.len();
         let settings = &config.health;
         let mut members: Vec<Vec<usize>> = config.clusters.iter().map(|c| vec![0; c.members.len()]).collect();
@@ -389,12 +396,15 @@ impl Supervisor {
             },
             readers,
             saved_at: None,
+            save_generation: 0,
+            written: Arc::default(),
+            pending_save: None,
         };
-        if s.checks.is_empty() || carry.ready {
+        if s.checks.is_empty() || carry.as_ref().is_some_and(|c| c.ready) {
             s.memory.ready = true;
         }
         let member_index = |c: usize, name: &str| config.clusters[c].members.iter().position(|m| m.name == name);
-        if carry.ready {
+        if let Some(mut carry) = carry {
             // A reload: start from what the previous engine knew, not from the file.
             let snap = s.state.snapshot();
             for (i, region) in config.regions.iter().enumerate() {
@@ -412,6 +422,7 @@ impl Supervisor {
                 mem.writer_changed_at = k.writer_changed_at;
                 mem.primary_seen_at = k.primary_seen_at;
                 mem.last_primary = k.last_primary.and_then(|(n, t)| member_index(c, &n).map(|m| (m as MemberId, t)));
+                mem.last_writer = by_name(&k.last_writer);
                 mem.split_brain = k.split_brain;
                 mem.foreign = k.foreign.iter().filter_map(|n| member_index(c, n)).map(|m| m as MemberId).collect();
             }
@@ -481,6 +492,7 @@ impl Supervisor {
             let seen = k.last_primary_at.map_or(Some(now), |t| instant_of(t, now));
             mem.primary_seen_at = mem.writer.and(seen);
             mem.last_primary = member(&k.last_primary).zip(k.last_primary_at.and_then(|t| instant_of(t, now)));
+            mem.last_writer = mem.writer.or(member(&k.last_primary));
             let name = |m: Option<MemberId>| m.map_or("none", |m| cluster.members[m as usize].name.as_str());
             info!(cluster = %cluster.name, writer = name(mem.writer), last_primary = name(mem.last_primary.map(|l| l.0)), "restored cluster");
         }
@@ -495,13 +507,21 @@ impl Supervisor {
             tokio::select! {
                 msg = rx.recv() => match msg {
                     Some((index, outcome, took)) => self.observe(index, outcome, took),
-                    None => return self.carry(),
+                    None => return self.finish().await,
                 },
                 _ = tick.tick() => {}
-                _ = stop.cancelled() => return self.carry(),
+                _ = stop.cancelled() => return self.finish().await,
             }
             self.publish(Instant::now());
         }
+    }
+
+    /// Waits for the state file to be written, then hands over what the engine knew.
+    async fn finish(mut self) -> Carry {
+        if let Some(save) = self.pending_save.take() {
+            let _ = save.await;
+        }
+        self.carry()
     }
 
     fn carry(self) -> Carry {
@@ -520,6 +540,7 @@ impl Supervisor {
                     writer_changed_at: k.writer_changed_at,
                     primary_seen_at: k.primary_seen_at,
                     last_primary: k.last_primary.map(|(m, t)| (name(m), t)),
+                    last_writer: k.last_writer.map(name),
                     split_brain: k.split_brain,
                     foreign: k.foreign.into_iter().map(name).collect(),
                 };
@@ -704,15 +725,19 @@ impl Supervisor {
                     warn!(region = %region, reasons = %reasons.join("; "), "region down");
                     self.recent.event(format!("region {region} down: {}", reasons.join("; ")));
                 }
-                Change::Writer { cluster, from, to, why, rpo } => {
+                Change::Writer { cluster, from, to, why, promotion, rpo } => {
                     let name = &config.clusters[*cluster].name;
                     let (from, to_name) = (member(*cluster, *from), member(*cluster, *to));
-                    let lag = rpo.map_or("never seen as a replica".to_owned(), |l| format!("{l:.1} s"));
+                    let lag = match (promotion, rpo) {
+                        (false, _) => "not a promotion".to_owned(),
+                        (true, None) => "never seen as a replica".to_owned(),
+                        (true, Some(l)) => format!("{l:.1} s"),
+                    };
                     warn!(cluster = %name, from = %from, to = %to_name, reason = why, last_lag_as_replica = %lag, "writer changed");
                     self.recent.event(format!(
                         "cluster {name}: writer {from} → {to_name} ({why}; its last lag as a replica: {lag})"
                     ));
-                    if to.is_some() {
+                    if *promotion {
                         // The last promotion's figure stays until the next one.
                         self.metrics.writer_rpo.with_label_values(&[name]).set(rpo.unwrap_or(f64::NAN));
                     }
@@ -816,9 +841,20 @@ impl Supervisor {
         if (changed || stale)
             && let Some(path) = &config.health.state_file
         {
-            if let Err(e) = statefile::save(path, &self.saved(&next, now)) {
-                warn!(path = %path.display(), error = %e, "cannot write the state file");
-            }
+            // Off the supervisor (two fsyncs); a save that finds a newer one written
+            // stands down, so the file never goes back in time.
+            self.save_generation += 1;
+            let (generation, written, path) = (self.save_generation, self.written.clone(), path.clone());
+            let saved = self.saved(&next, now);
+            self.pending_save = Some(tokio::task::spawn_blocking(move || {
+                let mut last = written.lock().expect("not poisoned");
+                if *last < generation {
+                    if let Err(e) = statefile::save(&path, &saved) {
+                        warn!(path = %path.display(), error = %e, "cannot write the state file");
+                    }
+                    *last = generation;
+                }
+            }));
             self.saved_at = Some(now);
         }
         self.memory = next;
@@ -858,6 +894,43 @@ impl Supervisor {
             })
             .collect();
         statefile::Saved { regions, clusters }
+    }
+}
+
+/// Drops the database series of a previous config (the first publish sets this one's):
+/// a removed or renamed member must not keep reporting "writer" and mask an alert. The
+/// last promotion's lag stays for the clusters that remain; a new cluster's is NaN.
+fn forget_old_members(m: &Metrics, config: &Config) {
+    use prometheus::core::Collector;
+    m.writer.reset();
+    m.database_primary.reset();
+    m.identity_mismatch.reset();
+    m.replica_lag.reset();
+    m.replica_bytes.reset();
+    m.split_brain.reset();
+    let gone: Vec<String> = m
+        .writer_rpo
+        .collect()
+        .iter()
+        .flat_map(|family| family.get_metric())
+        .flat_map(|metric| metric.get_label())
+        .filter(|l| l.name() == "cluster" && !config.clusters.iter().any(|c| c.name == l.value()))
+        .map(|l| l.value().to_owned())
+        .collect();
+    for cluster in gone {
+        let _ = m.writer_rpo.remove_label_values(&[&cluster]);
+    }
+    // NaN until a promotion is seen.
+    let have: Vec<String> = m
+        .writer_rpo
+        .collect()
+        .iter()
+        .flat_map(|family| family.get_metric())
+        .flat_map(|metric| metric.get_label())
+        .map(|l| l.value().to_owned())
+        .collect();
+    for c in config.clusters.iter().filter(|c| !have.contains(&c.name)) {
+        m.writer_rpo.with_label_values(&[&c.name]).set(f64::NAN);
     }
 }
 
@@ -1173,10 +1246,46 @@ default = { a = 10, b = 20 }
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_writer_that_turns_replica_or_foreign_is_dropped_at_once() {
+        // A switchover that demotes first (CloudNativePG, Patroni): no grace for a
+        // replica, nothing to fail open to.
+        let e = start();
+        e.report(all_up()).await;
+        e.report(vec![(2, replica(0.0))]).await;
+        let c = e.cluster();
+        assert_eq!((c.writer, c.last_primary), (None, None));
+        e.report(vec![(3, primary(2))]).await;
+        assert_eq!(e.cluster().writer, Some(1));
+        e.engine.stop().await;
+
+        // The writer's address now leads to another cluster's primary.
+        let e = start();
+        e.report(all_up()).await;
+        e.report(vec![(2, foreign_primary())]).await;
+        let c = e.cluster();
+        assert_eq!((c.writer, c.last_primary, c.lag[0]), (None, None, None));
+        e.engine.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_split_brains_loser_is_read_from_by_nobody() {
+        let e = start();
+        e.report(all_up()).await;
+        // pg-c is promoted while pg-a still runs: pg-c (timeline 2) wins.
+        e.report(vec![(4, primary(2))]).await;
+        let c = e.cluster();
+        assert_eq!((c.writer, c.primaries.clone()), (Some(2), vec![0, 2]));
+        assert_eq!(c.lag, vec![None, Some(0.5), Some(0.0)], "the loser has diverged: no lag to speak of");
+        assert!(!e.fresh().0[0], "and it is not read from");
+        e.engine.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_promotion_records_the_new_writers_last_lag_as_a_replica() {
         let e = start();
         e.report(vec![(0, OK), (1, OK), (2, primary(1)), (3, replica(0.0)), (4, replica(1.5))]).await;
-        assert!(e.metrics.writer_rpo.with_label_values(&["main"]).get().is_nan(), "the first writer lost nothing");
+        let rpo = e.metrics.writer_rpo.with_label_values(&["main"]).get();
+        assert!(rpo.is_nan(), "the first writer is no promotion: nothing to report");
         e.report(vec![(2, failed()), (4, primary(2))]).await;
         assert_eq!(e.cluster().writer, Some(2));
         assert_eq!(e.metrics.writer_rpo.with_label_values(&["main"]).get(), 1.5);

@@ -54,12 +54,6 @@ impl Connector {
     }
 }
 
-/// Connects once (the TLS configuration is built for this one connection); see
-/// [`Connector`] to build it once.
-pub async fn connect(dsn: &PgDsn) -> Result<(tokio_postgres::Client, JoinHandle<()>), Failure> {
-    Connector::new(dsn).connect().await
-}
-
 fn failure(kind: FailureKind, detail: impl Into<String>) -> Failure {
     Failure { kind, detail: detail.into() }
 }

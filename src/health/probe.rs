@@ -258,14 +258,14 @@ const STATUS_QUERY: &str = "SELECT pg_is_in_recovery(), \
      CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_walfile_name(pg_current_wal_lsn()) END, \
      EXTRACT(EPOCH FROM now())::float8, \
      CASE WHEN pg_is_in_recovery() AND pg_last_wal_receive_lsn() IS NOT NULL \
-               AND pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0::float8 \
+               AND pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() THEN 0::float8 \
           WHEN pg_is_in_recovery() THEN EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8 END, \
      EXTRACT(EPOCH FROM pg_last_xact_replay_timestamp())::float8, \
      (SELECT status FROM pg_stat_wal_receiver LIMIT 1), \
      (SELECT EXTRACT(EPOCH FROM last_msg_receipt_time)::float8 FROM pg_stat_wal_receiver LIMIT 1), \
      (SELECT conninfo FROM pg_stat_wal_receiver LIMIT 1), \
      current_setting('cluster_name'), \
-     pg_has_role(current_user, 'pg_read_all_stats', 'MEMBER')";
+     pg_has_role(current_user, 'pg_read_all_stats', 'USAGE')";
 
 /// The member's own standbys as it sees them: replay lag and bytes not yet replayed.
 const STANDBYS_QUERY: &str = "SELECT application_name, EXTRACT(EPOCH FROM replay_lag)::float8, \
@@ -286,7 +286,11 @@ async fn postgres(pg: &pgconn::Connector, last_receipt: &std::sync::Mutex<Option
     task.abort();
     let (row, standby_rows) = rows.map_err(|e| fail(FailureKind::Database, e.to_string()))?;
     let system_id: Option<String> = row.get(1);
-    let system_id = system_id.and_then(|s| s.parse::<u64>().ok());
+    // Without it the member could not be told from another cluster's: not trusted.
+    let system_id = system_id
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(|| fail(FailureKind::Database, "cannot read the system identifier (pg_control_system())"))?;
+    let system_id = Some(system_id);
     let standbys = standby_rows
         .iter()
         .map(|r| Standby {

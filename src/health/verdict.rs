@@ -37,6 +37,9 @@ pub(super) struct ClusterMemory {
     pub primary_seen_at: Option<Instant>,
     /// The last member seen as primary and elected writer, and when it last was.
     pub last_primary: Option<(MemberId, Instant)>,
+    /// The last member that was the writer (a new one is a promotion: its lag is the
+    /// RPO seen).
+    pub last_writer: Option<MemberId>,
     pub split_brain: bool,
     /// Members reporting another system identifier.
     pub foreign: Vec<MemberId>,
@@ -87,12 +90,14 @@ pub(super) enum Change {
         up: bool,
         reasons: Vec<String>,
     },
-    /// `rpo`: the new writer's last lag seen while it was a replica.
+    /// `promotion`: a member other than the last writer became the writer; `rpo` is its
+    /// last lag seen while it was a replica.
     Writer {
         cluster: usize,
         from: Option<MemberId>,
         to: Option<MemberId>,
         why: &'static str,
+        promotion: bool,
         rpo: Option<f64>,
     },
     SplitBrain {
@@ -176,7 +181,7 @@ pub(super) fn step(inputs: &Inputs<'_>, memory: &Memory, now: Instant) -> (Memor
             .map(|(m, &i)| {
                 // Only a member of the cluster's identity that is up has a lag at all.
                 view.lag[m].is_some()
-                    && (view.primaries.contains(&(m as MemberId))
+                    && ((view.writer == Some(m as MemberId) && view.primaries.contains(&(m as MemberId)))
                         || checks[i].fresh.iter().any(|(s, h)| *s == slot && h.state() == Some(true)))
             })
             .collect();
@@ -269,19 +274,34 @@ fn step_cluster(
     if members.iter().any(|(_, r)| matches!(r, Role::Primary { .. })) {
         mem.primary_seen_at = Some(now);
     }
-    let election = writer::elect(&members, mem.writer, mem.primary_seen_at, now, cluster.writer_grace);
+    // A writer that now reports replica (demoted in a switchover) or another identity
+    // is not kept on grace, and is nothing to fail open to.
+    let disowned = |m: MemberId| {
+        mem.foreign.contains(&m) || members.iter().any(|(k, r)| *k == m && matches!(r, Role::Replica { .. }))
+    };
+    let current = mem.writer.filter(|w| !disowned(*w));
+    if mem.last_primary.is_some_and(|(m, _)| disowned(m)) {
+        mem.last_primary = None;
+    }
+    let election = writer::elect(&members, current, mem.primary_seen_at, now, cluster.writer_grace);
     if election.writer != mem.writer {
         let why = if election.split_brain() {
             "split brain: the higher timeline wins"
+        } else if election.writer.is_none() && current.is_none() && mem.writer.is_some() {
+            "the writer reports replica or another system identifier"
         } else if election.writer.is_none() {
             "no member reports primary and the writer grace is over"
         } else {
             "member reports primary"
         };
-        let rpo = election.writer.and_then(|w| checks[w as usize].replica_lag);
-        changes.push(Change::Writer { cluster: c, from: mem.writer, to: election.writer, why, rpo });
+        let promotion = election.writer.is_some() && mem.last_writer.is_some() && election.writer != mem.last_writer;
+        let rpo = election.writer.filter(|_| promotion).and_then(|w| checks[w as usize].replica_lag);
+        changes.push(Change::Writer { cluster: c, from: mem.writer, to: election.writer, why, promotion, rpo });
         mem.writer = election.writer;
         mem.writer_changed_at = Some(now);
+        if election.writer.is_some() {
+            mem.last_writer = election.writer;
+        }
     }
     if let Some(w) = election.writer
         && election.primaries.contains(&w)
@@ -297,10 +317,13 @@ fn step_cluster(
         });
     }
 
+    // Lag is known only for members of the cluster that answer; of the primaries, only
+    // the elected writer is current (a split brain's loser has diverged).
     let mut lag = vec![None; checks.len()];
     for (m, role) in &members {
         lag[*m as usize] = match role {
-            Role::Primary { .. } => Some(0.0),
+            Role::Primary { .. } if election.writer == Some(*m) => Some(0.0),
+            Role::Primary { .. } => None,
             Role::Replica { .. } => checks[*m as usize].lag,
         };
     }

@@ -247,12 +247,14 @@ pub fn finish(model: &Model, n: &GslbName, ranking: &Ranking, health: &HealthVie
         (AllDown::FailOpen, Ranker::Reader { cluster, .. }) => {
             let regions = ideal();
             let lag = &health.clusters[*cluster as usize].lag;
-            let members: Members = model.clusters[*cluster as usize]
-                .members
+            let all = &model.clusters[*cluster as usize].members;
+            // In the client's order of regions, so that the first is the nearest.
+            let members: Members = regions
                 .iter()
-                .enumerate()
-                .filter(|(i, m)| regions.contains(&m.region) && lag[*i].is_some())
-                .map(|(i, _)| i as MemberId)
+                .flat_map(|&r| {
+                    all.iter().enumerate().filter(move |(i, m)| m.region == r && lag[*i].is_some()).map(|(i, _)| i)
+                })
+                .map(|i| i as MemberId)
                 .collect();
             let outcome = if members.is_empty() { Outcome::AllDownUnknown } else { Outcome::AllDownFailOpen };
             (regions, members, outcome)
