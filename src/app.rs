@@ -97,12 +97,14 @@ pub struct Control {
     pub(crate) rrl: Arc<rrl::Slot>,
     pub(crate) health: tokio::sync::Mutex<Option<HealthEngine>>,
     pub(crate) reloading: tokio::sync::Mutex<()>,
+    /// The connection to the other instances (`[fleet]`), kept across reloads.
+    pub fleet: Option<Arc<crate::fleet::Fleet>>,
 }
 
 impl Control {
     /// What the health engine reports to.
     pub fn observers(&self) -> Observers {
-        Observers { metrics: self.metrics.clone(), recent: self.recent.clone() }
+        Observers { metrics: self.metrics.clone(), recent: self.recent.clone(), fleet: self.fleet.clone() }
     }
 }
 
@@ -158,6 +160,7 @@ impl App {
             rrl: rrl.clone(),
             health: tokio::sync::Mutex::new(None),
             reloading: tokio::sync::Mutex::new(()),
+            fleet: config.fleet.clone().map(|f| Arc::new(crate::fleet::Fleet::start(f))),
         });
         metrics.reload_last_ok.set(1);
         metrics.reload_last_success.set(unix_now());

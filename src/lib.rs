@@ -19,6 +19,8 @@
 //! The control plane:
 //! - `config`: the TOML file, validated with every error located.
 //! - `health`: probes, hysteresis, region aggregation, writer election, state file.
+//! - `fleet`: the NATS JetStream bucket the instances share observations and operator
+//!   actions through.
 //! - `reload`: SIGHUP, `POST /reload` and file watching, all through one reload path.
 //! - `admin`: the HTTP admin server (metrics, status, explain, drain, reload); `recent`:
 //!   the status page's log of check results and state changes.
@@ -46,6 +48,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod fleet;
 pub mod fuzzing;
 pub mod health;
 pub mod recent;

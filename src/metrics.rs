@@ -30,6 +30,9 @@ pub const REPLICA_LAG: &str = "switchyard_replica_lag_seconds";
 pub const REPLICA_BYTES: &str = "switchyard_replica_lag_bytes";
 pub const IDENTITY_MISMATCH: &str = "switchyard_database_identity_mismatch";
 pub const WRITER_RPO: &str = "switchyard_writer_change_lag_seconds";
+pub const FLEET_CONNECTED: &str = "switchyard_fleet_connected";
+pub const FLEET_VANTAGES: &str = "switchyard_fleet_vantages";
+pub const FLEET_CHECK_UP: &str = "switchyard_fleet_check_up";
 pub const HEALTH_READY: &str = "switchyard_health_ready";
 pub const RELOADS_TOTAL: &str = "switchyard_config_reloads_total";
 pub const RELOAD_LAST_SUCCESS: &str = "switchyard_config_last_reload_success_timestamp_seconds";
@@ -194,6 +197,9 @@ pub struct Metrics {
     pub replica_bytes: GaugeVec,
     pub identity_mismatch: IntGaugeVec,
     pub writer_rpo: GaugeVec,
+    pub fleet_connected: IntGauge,
+    pub fleet_vantages: IntGauge,
+    pub fleet_check_up: IntGaugeVec,
     pub health_ready: IntGauge,
     pub reloads: IntCounterVec,
     pub reload_last_success: Gauge,
@@ -309,6 +315,20 @@ impl Metrics {
                 WRITER_RPO,
                 "The lag the current writer last showed as a replica before it became the writer (NaN: none seen).",
                 &["cluster"]
+            ),
+            fleet_connected: gauge(
+                FLEET_CONNECTED,
+                "1 while this instance reaches the fleet's NATS servers and buckets.",
+            ),
+            fleet_vantages: gauge(
+                FLEET_VANTAGES,
+                "Vantages this instance decides with, itself included (1: deciding alone).",
+            ),
+            fleet_check_up: vec_of!(
+                IntGaugeVec,
+                FLEET_CHECK_UP,
+                "Each vantage's verdict on each check (1 up, 0 down), as shared through the fleet.",
+                &["vantage", "region", "check"]
             ),
             health_ready: gauge(HEALTH_READY, "1 once the first round of health checks completed."),
             reloads: vec_of!(IntCounterVec, RELOADS_TOTAL, "Config reloads, by result.", &["result"]),

@@ -63,6 +63,12 @@ impl Control {
         if config.admin != old.admin {
             warn!("`[admin]` changed: the new settings take effect on restart");
         }
+        let connection = |f: &Option<crate::config::FleetConfig>| {
+            f.as_ref().map(|f| (f.name.clone(), f.servers.clone(), f.bucket.clone(), f.observation_ttl))
+        };
+        if connection(&config.fleet) != connection(&old.fleet) {
+            warn!("`[fleet]` name, servers, bucket or observation_ttl changed: they take effect on restart");
+        }
         // Health first stops, handing over what it knew; the new model goes in with one
         // swap; the new engine starts from the carried states.
         let mut health = self.health.lock().await;

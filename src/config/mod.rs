@@ -26,6 +26,8 @@ pub struct Config {
     pub admin: AdminConfig,
     pub rrl: RrlConfig,
     pub health: HealthSettings,
+    /// Shared health with the other instances; `None`: this instance decides alone.
+    pub fleet: Option<FleetConfig>,
     pub zone: ZoneConfig,
     pub regions: Vec<RegionConfig>,
     /// Database clusters, for `writer` and `reader` names.
@@ -78,6 +80,45 @@ impl Default for RrlConfig {
             ipv6_prefix: 56,
             exempt: Vec::new(),
         }
+    }
+}
+
+/// `[fleet]`: the instances serving one zone share observations and operator actions
+/// through a NATS JetStream key-value bucket, and decide from the same merged view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetConfig {
+    /// This instance's name as a vantage point (a key token: letters, digits, `-`, `_`).
+    pub name: String,
+    pub servers: Vec<String>,
+    /// Observations go to this bucket (entries expire after `observation_ttl`);
+    /// operator actions to `BUCKET-ops` (kept).
+    pub bucket: String,
+    pub credentials_file: Option<PathBuf>,
+    pub token_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    pub quorum: Quorum,
+    pub observation_ttl: Duration,
+    pub shared_grace: Duration,
+}
+
+/// How many fresh vantages it takes to call a region down.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Quorum {
+    Majority,
+    Count(u32),
+    /// At least this share of the voters (0 < f <= 1).
+    Fraction(f64),
+}
+
+impl Quorum {
+    /// Votes needed out of `voters` (at least 1, at most `voters`).
+    pub fn needed(self, voters: usize) -> usize {
+        let n = match self {
+            Quorum::Majority => voters / 2 + 1,
+            Quorum::Count(c) => c as usize,
+            Quorum::Fraction(f) => (f * voters as f64).ceil() as usize,
+        };
+        n.clamp(1, voters.max(1))
     }
 }
 
@@ -173,6 +214,9 @@ pub struct CheckConfig {
     pub rise: u32,
     /// Failures in a row to go down.
     pub fall: u32,
+    /// The local address probes are sent from (not part of `id`: instances that probe
+    /// the same target from different addresses share the check).
+    pub source: Option<std::net::IpAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

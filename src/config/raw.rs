@@ -14,7 +14,7 @@ pub type S<T> = Spanned<T>;
 /// The top-level sections. Each one is deserialized on its own (see `super::load`), so
 /// that a type error in one region does not hide the errors in the next.
 pub const SECTIONS: &[&str] =
-    &["server", "admin", "rrl", "defaults", "health", "zone", "regions", "clusters", "names", "latency"];
+    &["server", "admin", "rrl", "defaults", "health", "fleet", "zone", "regions", "clusters", "names", "latency"];
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -75,6 +75,41 @@ pub struct Rrl {
     pub ipv4_prefix: Option<S<u8>>,
     pub ipv6_prefix: Option<S<u8>>,
     pub exempt: Option<Vec<S<String>>>,
+}
+
+/// `[fleet]`: the switchyard instances that serve one zone share what they see, and
+/// decide together, through a NATS JetStream key-value bucket.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Fleet {
+    /// This instance's name among the vantage points; default: the host name.
+    pub name: Option<S<String>>,
+    /// NATS server URLs.
+    pub servers: Option<S<Vec<S<String>>>>,
+    /// The key-value bucket (operator actions go to `BUCKET-ops`).
+    pub bucket: Option<S<String>>,
+    /// A NATS credentials file (JWT and NKey seed).
+    pub credentials_file: Option<S<String>>,
+    /// A file holding a NATS token.
+    pub token_file: Option<S<String>>,
+    /// PEM CA certificates to verify the NATS servers' TLS with (and require TLS).
+    pub ca_file: Option<S<String>>,
+    /// How many fresh vantages must see a region down: `"majority"`, a number, or a
+    /// fraction such as 0.5.
+    pub quorum: Option<S<Quorum>>,
+    /// How long a vantage's observations count without being refreshed.
+    pub observation_ttl: Option<S<Dur>>,
+    /// How long to serve the last shared verdict when NATS or the quorum is lost,
+    /// before deciding on this instance's own observations.
+    pub shared_grace: Option<S<Dur>>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+pub enum Quorum {
+    Keyword(String),
+    Count(i64),
+    Fraction(f64),
 }
 
 /// Defaults for every `[names.*]` entry.
@@ -214,6 +249,7 @@ pub struct Member {
     pub sni: Option<S<String>>,
     pub ca_file: Option<S<String>>,
     pub insecure: Option<bool>,
+    pub source: Option<S<String>>,
     pub interval: Option<S<Dur>>,
     pub timeout: Option<S<Dur>>,
     pub jitter: Option<S<Dur>>,
@@ -237,6 +273,7 @@ impl Member {
             sni: self.sni.clone(),
             ca_file: self.ca_file.clone(),
             insecure: self.insecure,
+            source: self.source.clone(),
             interval: self.interval.clone(),
             timeout: self.timeout.clone(),
             jitter: self.jitter.clone(),
@@ -286,6 +323,8 @@ pub struct Check {
     pub ca_file: Option<S<String>>,
     /// https: accept any certificate.
     pub insecure: Option<bool>,
+    /// The local address probes are sent from.
+    pub source: Option<S<String>>,
     pub interval: Option<S<Dur>>,
     pub timeout: Option<S<Dur>>,
     pub jitter: Option<S<Dur>>,

@@ -30,7 +30,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::config::{CheckConfig, ColdStart, Config, Policy};
+use crate::config::{CheckConfig, ColdStart, Config, FleetConfig, Policy};
+use crate::fleet::{Fleet, MemberSeen, Observation};
 use crate::hash::hash64;
 use crate::metrics::Metrics;
 use crate::model::{MemberId, Model};
@@ -38,7 +39,7 @@ use crate::recent::Recent;
 use crate::state::State;
 use hysteresis::Hysteresis;
 use probe::{Failure, Prober};
-use verdict::{Change, ClusterMemory, Inputs, Memory, ReaderMemory};
+use verdict::{Change, ClusterMemory, Inputs, MemberInput, Memory, ReaderMemory};
 use writer::{DbStatus, Role};
 
 /// What the engine knows of one check.
@@ -115,11 +116,13 @@ struct CarriedCluster {
     foreign: Vec<String>,
 }
 
-/// Where the engine reports what it sees: the metrics, and the status page's log.
+/// Where the engine reports what it sees: the metrics, the status page's log, and the
+/// fleet (which also brings the other instances' observations back).
 #[derive(Clone)]
 pub struct Observers {
     pub metrics: Arc<Metrics>,
     pub recent: Arc<Recent>,
+    pub fleet: Option<Arc<Fleet>>,
 }
 
 /// One probe's result, and how long it took.
@@ -340,6 +343,10 @@ struct Supervisor {
     restored: Vec<Option<bool>>,
     memory: Memory,
     saved_at: Option<Instant>,
+    /// The fleet, when `[fleet]` is configured and connected to.
+    fleet: Option<FleetLink>,
+    /// By cluster, by member: its last lag while the vantages saw it as a replica.
+    replica_lags: Vec<Vec<Option<f64>>>,
     /// State file saves: the newest started, the newest written, the last in flight.
     save_generation: u64,
     written: Arc<std::sync::Mutex<u64>>,
@@ -356,7 +363,14 @@ impl Supervisor {
         readers: Vec<(usize, usize)>,
         carry: Option<Carry>,
     ) -> Supervisor {
-        let Observers { metrics, recent } = observers;
+        let Observers { metrics, recent, fleet } = observers;
+        let fleet = fleet.zip(config.fleet.clone()).map(|(fleet, settings)| FleetLink {
+            fleet,
+            settings,
+            held: None,
+            mode: FleetMode::Alone,
+            seen: Default::default(),
+        });
         forget_old_members(&metrics, &config);
         let n = config.regions.len();
         let settings = &config.health;
@@ -396,6 +410,8 @@ impl Supervisor {
             },
             readers,
             saved_at: None,
+            fleet,
+            replica_lags: config.clusters.iter().map(|c| vec![None; c.members.len()]).collect(),
             save_generation: 0,
             written: Arc::default(),
             pending_save: None,
@@ -694,10 +710,16 @@ impl Supervisor {
     fn publish(&mut self, now: Instant) {
         let config = self.config.clone();
         let model = self.model.clone();
+        let others = self.fleet_others(now);
+        let members = self.member_inputs(&others);
+        let others: Vec<&Observation> = others.iter().map(|(_, o)| o).collect();
+        let quorum = config.fleet.as_ref().map_or(crate::config::Quorum::Majority, |f| f.quorum);
         let inputs = Inputs {
             config: &config,
             checks: &self.checks,
-            members: &self.members,
+            members: &members,
+            others: &others,
+            quorum,
             readers: &self.readers,
             restored: &self.restored,
             started: self.started,
@@ -858,6 +880,177 @@ impl Supervisor {
             self.saved_at = Some(now);
         }
         self.memory = next;
+        self.share_own();
+    }
+
+    /// The other vantages to decide with: those the fleet heard from within the TTL;
+    /// while NATS is lost, the last such set for `shared_grace`; then none (this
+    /// instance decides alone). Each change of mode is logged once.
+    fn fleet_others(&mut self, now: Instant) -> Vantages {
+        let Some(link) = &mut self.fleet else { return Vec::new() };
+        let shared = link.fleet.shared.borrow().clone();
+        let ttl = link.settings.observation_ttl;
+        let (mode, others) = if shared.connected {
+            let fresh: Vantages = shared
+                .vantages
+                .into_iter()
+                .filter(|(_, (_, at))| now.saturating_duration_since(*at) <= ttl)
+                .map(|(name, (o, _))| (name, o))
+                .collect();
+            link.held = Some((fresh.clone(), None));
+            (FleetMode::Shared, fresh)
+        } else {
+            // The grace runs from when this engine first found the fleet gone.
+            if let Some((_, lost)) = &mut link.held {
+                lost.get_or_insert(now);
+            }
+            match &link.held {
+                Some((held, Some(lost))) if now.saturating_duration_since(*lost) <= link.settings.shared_grace => {
+                    (FleetMode::Held, held.clone())
+                }
+                _ => (FleetMode::Alone, Vec::new()),
+            }
+        };
+        if mode != link.mode {
+            match mode {
+                FleetMode::Shared => info!(vantages = others.len() + 1, "fleet: deciding with the shared observations"),
+                FleetMode::Held => warn!(
+                    grace = ?link.settings.shared_grace,
+                    "fleet: NATS lost; holding the last shared observations"
+                ),
+                FleetMode::Alone => warn!("fleet: no shared observations; deciding on this instance's own"),
+            }
+            self.recent.event(format!("fleet: {}", mode.as_str()));
+            link.mode = mode;
+        }
+        self.metrics.fleet_connected.set(i64::from(shared.connected));
+        // Who sees what: this instance and each vantage it decides with.
+        let mut seen = link.seen.clone();
+        link.seen.clear();
+        let local: Vec<(String, bool)> =
+            self.checks.iter().filter_map(|c| c.hysteresis.state().map(|up| (c.id.clone(), up))).collect();
+        let views = std::iter::once((link.settings.name.clone(), local)).chain(others.iter().map(|(name, o)| {
+            (name.clone(), o.checks.iter().filter_map(|(id, c)| c.up.map(|up| (id.clone(), up))).collect())
+        }));
+        for (vantage, states) in views {
+            for (id, up) in states {
+                let Some(check) =
+                    self.config.regions.iter().find_map(|r| r.checks.iter().find(|c| c.id == id).map(|_| r))
+                else {
+                    continue;
+                };
+                let labels = [vantage.clone(), check.name.clone(), id];
+                self.metrics.fleet_check_up.with_label_values(&labels).set(i64::from(up));
+                seen.remove(&labels);
+                link.seen.insert(labels);
+            }
+        }
+        for gone in seen {
+            let _ = self.metrics.fleet_check_up.remove_label_values(&[&gone[0], &gone[1], &gone[2]]);
+        }
+        self.metrics.fleet_vantages.set(if mode == FleetMode::Alone { 1 } else { others.len() as i64 + 1 });
+        others
+    }
+
+    /// Each database member as this instance and the other vantages see it, merged.
+    fn member_inputs(&mut self, others: &Vantages) -> Vec<Vec<MemberInput>> {
+        let config = self.config.clone();
+        let mut out = Vec::new();
+        for (c, cluster) in config.clusters.iter().enumerate() {
+            let mut inputs = Vec::new();
+            for (m, member) in cluster.members.iter().enumerate() {
+                let k = &self.checks[self.members[c][m]];
+                let local = k.status.as_ref().filter(|_| k.hysteresis.state() == Some(true));
+                let key = format!("{}/{}", cluster.name, member.name);
+                let seen: Vec<&MemberSeen> = others.iter().filter_map(|(_, o)| o.members.get(&key)).collect();
+                let lag = local
+                    .map(|_| k.lag)
+                    .into_iter()
+                    .chain(seen.iter().map(|s| s.lag))
+                    .reduce(|a, b| a.zip(b).map(|(a, b)| a.max(b)).or(a.or(b)));
+                let lag = lag.flatten();
+                let primary = local
+                    .and_then(|s| match s.role {
+                        Role::Primary { timeline } => Some(timeline),
+                        Role::Replica { .. } => None,
+                    })
+                    .into_iter()
+                    .chain(seen.iter().filter(|s| s.primary).map(|s| s.timeline))
+                    .max();
+                let status = match (local, seen.first()) {
+                    (None, None) => None,
+                    (local, first) => {
+                        let role = match primary {
+                            Some(timeline) => Role::Primary { timeline },
+                            None => Role::Replica { lag },
+                        };
+                        let system_id = local.and_then(|s| s.system_id).or_else(|| first.and_then(|s| s.system_id));
+                        let (name, standbys) = local.map(|s| (s.name.clone(), s.standbys.clone())).unwrap_or_default();
+                        Some(DbStatus { role, system_id, name, standbys })
+                    }
+                };
+                if matches!(status.as_ref().map(|s| s.role), Some(Role::Replica { .. })) && lag.is_some() {
+                    self.replica_lags[c][m] = lag;
+                }
+                // Fresh for a reader name when most of the vantages that reach it say so.
+                let fresh = k
+                    .fresh
+                    .iter()
+                    .map(|(slot, h)| {
+                        let reader = &config.names[self.readers[*slot].1].key;
+                        let votes: Vec<bool> = local
+                            .map(|_| h.state() == Some(true))
+                            .into_iter()
+                            .chain(seen.iter().filter_map(|s| s.fresh.get(reader).copied()))
+                            .collect();
+                        let yes = votes.iter().filter(|v| **v).count();
+                        (*slot, !votes.is_empty() && yes * 2 > votes.len())
+                    })
+                    .collect();
+                let replica_lag = self.replica_lags[c][m].or(k.replica_lag);
+                inputs.push(MemberInput { status, lag, replica_lag, fresh });
+            }
+            out.push(inputs);
+        }
+        out
+    }
+
+    /// Hands this instance's observation to the fleet (which publishes it when it
+    /// changes, and as a heartbeat).
+    fn share_own(&self) {
+        let Some(link) = &self.fleet else { return };
+        let config = &self.config;
+        let mut o = Observation::default();
+        for c in &self.checks {
+            let reason = match &c.last {
+                Some(Ok(())) => "ok".to_owned(),
+                Some(Err(f)) => f.to_string(),
+                None => String::new(),
+            };
+            o.checks.insert(c.id.clone(), crate::fleet::CheckSeen { up: c.hysteresis.state(), reason });
+            let Some((cluster, member)) = c.member else { continue };
+            let Some(status) = c.status.as_ref().filter(|_| c.hysteresis.state() == Some(true)) else { continue };
+            let (primary, timeline) = match status.role {
+                Role::Primary { timeline } => (true, timeline),
+                Role::Replica { .. } => (false, 0),
+            };
+            let fresh = c
+                .fresh
+                .iter()
+                .map(|(slot, h)| (config.names[self.readers[*slot].1].key.clone(), h.state() == Some(true)))
+                .collect();
+            let cluster = &config.clusters[cluster];
+            let key = format!("{}/{}", cluster.name, cluster.members[member].name);
+            o.members.insert(key, MemberSeen { primary, timeline, system_id: status.system_id, lag: c.lag, fresh });
+        }
+        link.fleet.own.send_if_modified(|cur| {
+            if cur.as_ref() == Some(&o) {
+                false
+            } else {
+                *cur = Some(o);
+                true
+            }
+        });
     }
 
     /// What the state file keeps of `memory`.
@@ -931,6 +1124,41 @@ fn forget_old_members(m: &Metrics, config: &Config) {
         .collect();
     for c in config.clusters.iter().filter(|c| !have.contains(&c.name)) {
         m.writer_rpo.with_label_values(&[&c.name]).set(f64::NAN);
+    }
+}
+
+/// Other vantages by name, with what each sees.
+type Vantages = Vec<(String, Observation)>;
+
+/// The health engine's end of the fleet.
+struct FleetLink {
+    fleet: Arc<Fleet>,
+    settings: FleetConfig,
+    /// The other vantages' observations as of when the fleet was last connected, and
+    /// when it was found gone.
+    held: Option<(Vantages, Option<Instant>)>,
+    mode: FleetMode,
+    /// The (vantage, region, check) series of `switchyard_fleet_check_up` last set.
+    seen: std::collections::BTreeSet<[String; 3]>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FleetMode {
+    /// Deciding with the other vantages' fresh observations.
+    Shared,
+    /// NATS is lost: the last shared observations, for `shared_grace`.
+    Held,
+    /// This instance's own observations only.
+    Alone,
+}
+
+impl FleetMode {
+    fn as_str(self) -> &'static str {
+        match self {
+            FleetMode::Shared => "deciding with the shared observations",
+            FleetMode::Held => "NATS lost: holding the last shared observations",
+            FleetMode::Alone => "deciding on this instance's own observations",
+        }
     }
 }
 
@@ -1042,7 +1270,7 @@ default = { a = 10, b = 20 }
         let state = Arc::new(State::new(loaded.model(None), false));
         let (tx, rx) = mpsc::channel(64);
         let metrics = Metrics::new();
-        let observers = Observers { metrics: metrics.clone(), recent: Default::default() };
+        let observers = Observers { metrics: metrics.clone(), recent: Default::default(), fleet: None };
         let engine = HealthEngine::supervise(state.clone(), loaded.config, observers, carry, rx);
         Engine { state, metrics, tx, engine }
     }

@@ -78,10 +78,10 @@ pub struct Prober {
 impl Prober {
     pub fn new(config: CheckConfig) -> Result<Prober, String> {
         let (http, replica_http) = match &config.kind {
-            CheckKind::Http(h) => (Some(client(h, config.timeout)?), None),
+            CheckKind::Http(h) => (Some(client(h, config.timeout, config.source)?), None),
             CheckKind::HttpRole { primary, replica } => (
-                Some(client(primary, config.timeout)?),
-                replica.as_ref().map(|r| client(r, config.timeout)).transpose()?,
+                Some(client(primary, config.timeout, config.source)?),
+                replica.as_ref().map(|r| client(r, config.timeout, config.source)).transpose()?,
             ),
             CheckKind::Tcp { .. } | CheckKind::Postgres { .. } => (None, None),
         };
@@ -104,7 +104,7 @@ impl Prober {
     async fn attempt(&self) -> Outcome {
         match &self.config.kind {
             CheckKind::Http(h) => http(self.http.as_ref().expect("built"), h).await.map(|_| None),
-            CheckKind::Tcp { target } => tcp(target).await.map(|_| None),
+            CheckKind::Tcp { target } => tcp(target, self.config.source).await.map(|_| None),
             CheckKind::Postgres { .. } => {
                 postgres(self.pg.as_ref().expect("built"), &self.last_receipt).await.map(Some)
             }
@@ -126,8 +126,9 @@ impl Prober {
     }
 }
 
-fn client(h: &HttpCheck, timeout: Duration) -> Result<reqwest::Client, String> {
+fn client(h: &HttpCheck, timeout: Duration, source: Option<std::net::IpAddr>) -> Result<reqwest::Client, String> {
     let mut b = reqwest::Client::builder()
+        .local_address(source)
         .timeout(timeout)
         .connect_timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
@@ -240,12 +241,27 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
 }
 
-async fn tcp(target: &str) -> Result<(), Failure> {
-    match TcpStream::connect(target).await {
+async fn tcp(target: &str, source: Option<std::net::IpAddr>) -> Result<(), Failure> {
+    let connected = match source {
+        None => TcpStream::connect(target).await,
+        Some(ip) => from_source(target, ip).await,
+    };
+    match connected {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Err(fail(FailureKind::Refused, e.to_string())),
         Err(e) => Err(fail(FailureKind::Connect, e.to_string())),
     }
+}
+
+/// Connects to `target` (host:port) from the local address `source`.
+async fn from_source(target: &str, source: std::net::IpAddr) -> std::io::Result<TcpStream> {
+    let addr = tokio::net::lookup_host(target)
+        .await?
+        .find(|a| a.is_ipv4() == source.is_ipv4())
+        .ok_or_else(|| std::io::Error::other(format!("`{target}` has no address of the family of {source}")))?;
+    let socket = if source.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.bind(SocketAddr::new(source, 0))?;
+    socket.connect(addr).await
 }
 
 /// What a PostgreSQL member is: its role, the cluster's system identifier, and for a

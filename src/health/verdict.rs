@@ -9,7 +9,8 @@ use tokio::time::Instant;
 
 use super::Check;
 use super::writer::{self, DbStatus, Role};
-use crate::config::{CheckKind, ClusterConfig, Config, HealthRule};
+use crate::config::{CheckKind, ClusterConfig, Config, HealthRule, Quorum};
+use crate::fleet::Observation;
 use crate::model::MemberId;
 use crate::state::{ClusterView, ReaderView};
 
@@ -56,14 +57,32 @@ pub(super) struct ReaderMemory {
 pub(super) struct Inputs<'a> {
     pub config: &'a Config,
     pub checks: &'a [Check],
-    /// By cluster, by member: the index of the member's check in `checks`.
-    pub members: &'a [Vec<usize>],
+    /// By cluster, by member: what the vantages see of it, merged.
+    pub members: &'a [Vec<MemberInput>],
+    /// The other vantages' fresh observations (none without a fleet): each votes on
+    /// every region, as this instance does.
+    pub others: &'a [&'a Observation],
+    /// Down votes it takes to call a region down.
+    pub quorum: Quorum,
     /// By reader slot: (cluster, the name's index in `config.names`).
     pub readers: &'a [(usize, usize)],
     /// Restored from the state file (or carried over a reload), for regions whose
     /// checks have no result yet.
     pub restored: &'a [Option<bool>],
     pub started: Instant,
+}
+
+/// A database member as the vantages see it, merged: reached by any (`status`), a
+/// primary if any sees one, the worst lag any measures, fresh for a reader name if most
+/// of those that reach it say so.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(super) struct MemberInput {
+    pub status: Option<DbStatus>,
+    pub lag: Option<f64>,
+    /// Its last lag while it was a replica (what a promotion may lose).
+    pub replica_lag: Option<f64>,
+    /// By reader slot.
+    pub fresh: Vec<(usize, bool)>,
 }
 
 /// The health routing sees, for the regions and clusters the engine probes.
@@ -165,8 +184,7 @@ pub(super) fn step(inputs: &Inputs<'_>, memory: &Memory, now: Instant) -> (Memor
     let within_hold_down = |t: Option<Instant>| t.is_some_and(|t| now.duration_since(t) < settings.hold_down);
     let mut clusters = Vec::new();
     for (c, cluster) in inputs.config.clusters.iter().enumerate() {
-        let member_checks: Vec<&Check> = inputs.members[c].iter().map(|&i| &checks[i]).collect();
-        let view = step_cluster(c, cluster, &member_checks, &mut next.clusters[c], now, &mut changes);
+        let view = step_cluster(c, cluster, &inputs.members[c], &mut next.clusters[c], now, &mut changes);
         let unsettled = view.writer_unsettled || within_hold_down(next.clusters[c].writer_changed_at);
         clusters.push(ClusterView { writer_unsettled: unsettled, ..view });
     }
@@ -178,11 +196,11 @@ pub(super) fn step(inputs: &Inputs<'_>, memory: &Memory, now: Instant) -> (Memor
         let fresh: Vec<bool> = members
             .iter()
             .enumerate()
-            .map(|(m, &i)| {
-                // Only a member of the cluster's identity that is up has a lag at all.
+            .map(|(m, k)| {
+                // Only a member of the cluster's identity that answers has a lag at all.
                 view.lag[m].is_some()
                     && ((view.writer == Some(m as MemberId) && view.primaries.contains(&(m as MemberId)))
-                        || checks[i].fresh.iter().any(|(s, h)| *s == slot && h.state() == Some(true)))
+                        || k.fresh.iter().any(|(s, f)| *s == slot && *f))
             })
             .collect();
         let mem = &mut next.readers[slot];
@@ -212,18 +230,14 @@ pub(super) fn step(inputs: &Inputs<'_>, memory: &Memory, now: Instant) -> (Memor
 fn step_cluster(
     c: usize,
     cluster: &ClusterConfig,
-    checks: &[&Check],
+    checks: &[MemberInput],
     mem: &mut ClusterMemory,
     now: Instant,
     changes: &mut Vec<Change>,
 ) -> ClusterView {
     // Members that are up and said what they are.
-    let reachable: Vec<(MemberId, &DbStatus)> = checks
-        .iter()
-        .enumerate()
-        .filter(|(_, k)| k.hysteresis.state() == Some(true))
-        .filter_map(|(m, k)| k.status.as_ref().map(|s| (m as MemberId, s)))
-        .collect();
+    let reachable: Vec<(MemberId, &DbStatus)> =
+        checks.iter().enumerate().filter_map(|(m, k)| k.status.as_ref().map(|s| (m as MemberId, s))).collect();
 
     if mem.identity.is_none() {
         // Learned only from a majority of the cluster's PostgreSQL members: a lone
@@ -353,25 +367,44 @@ pub(super) fn down_reasons(checks: &[Check], region: usize) -> Vec<String> {
         .collect()
 }
 
-/// Whether a region is up by its rule over its gateway checks' states.
+/// Whether a region is up: each vantage (this one, and the fleet's others) votes by the
+/// region's rule over its gateway checks' states as it sees them; it is down when the
+/// quorum of the voters says so. Alone, this instance's vote decides, as it always has.
 fn region_up(inputs: &Inputs<'_>, r: usize) -> bool {
     let region = &inputs.config.regions[r];
     if region.checks.is_empty() {
         return true;
     }
-    let states: Vec<Option<bool>> =
+    let own: Vec<Option<bool>> =
         inputs.checks.iter().filter(|c| c.region == r && c.member.is_none()).map(|c| c.hysteresis.state()).collect();
-    if states.iter().all(Option::is_none) {
+    let votes: Vec<bool> = std::iter::once(vote(region.rule, &own))
+        .chain(inputs.others.iter().map(|o| {
+            let states: Vec<Option<bool>> =
+                region.checks.iter().map(|c| o.checks.get(&c.id).and_then(|seen| seen.up)).collect();
+            vote(region.rule, &states)
+        }))
+        .flatten()
+        .collect();
+    if votes.is_empty() {
         // Nothing known yet: the state file's word, else up. (In `wait` mode no GSLB
         // name is answered before `ready`; in `assume_up` mode this is the point.)
         return inputs.restored[r].unwrap_or(true);
     }
-    // Checks with no result yet have no vote.
+    let down = votes.iter().filter(|up| !**up).count();
+    down < inputs.quorum.needed(votes.len())
+}
+
+/// One vantage's vote on a region by its rule; `None` when it knows nothing yet. Checks
+/// with no result have no say.
+fn vote(rule: HealthRule, states: &[Option<bool>]) -> Option<bool> {
+    if states.iter().all(Option::is_none) {
+        return None;
+    }
     let ups = states.iter().filter(|s| **s == Some(true)).count() as u32;
     let known = states.iter().filter(|s| s.is_some()).count() as u32;
-    match region.rule {
+    Some(match rule {
         HealthRule::All => ups == known,
         HealthRule::Any => ups > 0,
         HealthRule::Quorum(q) => ups >= q,
-    }
+    })
 }

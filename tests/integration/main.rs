@@ -23,6 +23,8 @@ mod drill;
 mod ecs;
 /// The UDP fast path against the general path: byte-identical answers.
 mod fastpath;
+/// Several instances, one verdict: shared observations through a real nats-server.
+mod fleet;
 /// Every kept fuzz input (seeds and regressions) through the fuzz targets' code.
 mod fuzz_regressions;
 /// GeoIP schemas: MaxMind's own test databases and the flat `country_code` schema.

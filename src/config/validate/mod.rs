@@ -21,8 +21,8 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use super::raw::{self, S};
 use super::{
     AdminConfig, AllDown, Area, CheckConfig, CheckKind, ClusterConfig, ColdStart, Config, Diagnostic, Endpoint,
-    HealthRule, HealthSettings, HttpCheck, MemberConfig, NameConfig, Policy, ReaderOrder, RegionConfig, RrlConfig,
-    ServerConfig, ZoneConfig,
+    FleetConfig, HealthRule, HealthSettings, HttpCheck, MemberConfig, NameConfig, Policy, Quorum, ReaderOrder,
+    RegionConfig, RrlConfig, ServerConfig, ZoneConfig,
 };
 
 const POLICIES: &[&str] =
@@ -56,6 +56,9 @@ fn toml_diagnostic(e: &toml::de::Error) -> Diagnostic {
     } else if message.contains("untagged enum HealthRule") {
         return Diagnostic::new(e.span(), "health is not one of the forms it takes")
             .hint("\"all\", \"any\" or { quorum = N }");
+    } else if message.contains("untagged enum Quorum") {
+        return Diagnostic::new(e.span(), "quorum is not one of the forms it takes")
+            .hint("\"majority\" (default), a number of vantages such as 2, or a share such as 0.5");
     } else if message.contains("untagged enum Dur") {
         return Diagnostic::new(e.span(), "not a duration")
             .hint("a number of seconds, or text such as \"500ms\", \"2s\", \"1m\"");
@@ -88,6 +91,7 @@ struct Sections<'a> {
     rrl: raw::Rrl,
     defaults: raw::Defaults,
     health: raw::Health,
+    fleet: Option<(Range<usize>, raw::Fleet)>,
     zone: Option<(Range<usize>, raw::Zone)>,
     regions: Vec<(S<String>, raw::Region)>,
     regions_span: Option<Range<usize>>,
@@ -98,6 +102,7 @@ struct Sections<'a> {
 }
 
 mod clusters;
+mod fleet;
 mod names;
 mod regions;
 mod server;
@@ -171,6 +176,7 @@ impl Validator {
             rrl: raw::Rrl::default(),
             defaults: raw::Defaults::default(),
             health: raw::Health::default(),
+            fleet: None,
             zone: None,
             regions: Vec::new(),
             regions_span: None,
@@ -186,6 +192,7 @@ impl Validator {
                 "admin" => s.admin = self.section(value).unwrap_or_default(),
                 "rrl" => s.rrl = self.section(value).unwrap_or_default(),
                 "health" => s.health = self.section(value).unwrap_or_default(),
+                "fleet" => s.fleet = self.section(value).map(|f| (value.span(), f)),
                 "zone" => {
                     self.zone_present = true;
                     s.zone = self.section(value).map(|z| (value.span(), z));
@@ -224,6 +231,7 @@ impl Validator {
             }
         };
         let (health, defaults) = self.health(&s.health, base);
+        let fleet = self.fleet(s.fleet.as_ref(), &defaults, base);
         let regions = self.regions(&s.regions, &defaults, base);
         if regions.is_empty() && !s.names.is_empty() {
             self.err(s.regions_span.clone(), "no regions are defined, but names refer to regions").hint =
@@ -236,7 +244,7 @@ impl Validator {
         let clusters = self.clusters(&s, &regions, &health, &defaults, base);
         let zone = zone?;
         let names = self.names(&s, &zone, &regions, &clusters, &latency, server.geoip_db.is_some());
-        Some(Config { server, admin, rrl, health, zone, regions, clusters, names, latency })
+        Some(Config { server, admin, rrl, health, fleet, zone, regions, clusters, names, latency })
     }
     /// An integer setting within `range`, else an error (and `default`).
     pub(super) fn ranged<T: Copy + PartialOrd + std::fmt::Display>(

@@ -284,7 +284,13 @@ impl Validator {
         if rise == 0 || fall == 0 {
             self.err(Some(raw.span()), "rise and fall must be at least 1");
         }
+        let source = c.source.as_ref().and_then(|s| self.parse::<std::net::IpAddr>(s, "IP address"));
+        if let (Some(s), CheckKind::Postgres { .. }) = (&c.source, &kind) {
+            self.err(Some(s.span()), "`source` is not supported for postgres members yet").hint =
+                Some("it applies to http, https, tcp and http_role probes".into());
+        }
         Some(CheckConfig {
+            source,
             id: format!("{region}/{shown}"),
             kind,
             interval,

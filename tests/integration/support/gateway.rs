@@ -37,6 +37,9 @@ pub struct Gateway {
     /// Body bytes written in `HugeBody` mode.
     sent: Arc<AtomicU64>,
     tls: Arc<Mutex<Option<tokio_rustls::TlsAcceptor>>>,
+    /// Connections from these source addresses are closed at once, whatever the mode:
+    /// one vantage's view, not everyone's.
+    refused: Arc<Mutex<Vec<std::net::IpAddr>>>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -59,6 +62,7 @@ impl Gateway {
             accepted: Arc::new(AtomicU64::new(0)),
             sent: Arc::new(AtomicU64::new(0)),
             tls: Arc::new(Mutex::new(tls)),
+            refused: Arc::default(),
             task: Mutex::new(None),
         };
         g.serve(listener);
@@ -66,14 +70,18 @@ impl Gateway {
     }
 
     fn serve(&self, listener: TcpListener) {
-        let (mode, accepted, tls, sent) =
-            (self.mode.clone(), self.accepted.clone(), self.tls.clone(), self.sent.clone());
+        let (mode, accepted, tls, sent, refused) =
+            (self.mode.clone(), self.accepted.clone(), self.tls.clone(), self.sent.clone(), self.refused.clone());
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else {
+                let Ok((stream, peer)) = listener.accept().await else {
                     continue;
                 };
                 accepted.fetch_add(1, Ordering::SeqCst);
+                if refused.lock().unwrap().contains(&peer.ip()) {
+                    drop(stream);
+                    continue;
+                }
                 let m = *mode.lock().unwrap();
                 let tls = tls.lock().unwrap().clone();
                 let sent = sent.clone();
@@ -99,6 +107,12 @@ impl Gateway {
 
     pub fn set(&self, mode: Mode) {
         *self.mode.lock().unwrap() = mode;
+    }
+
+    /// Connections from these source addresses are closed from now on (as a network
+    /// between them and the gateway would).
+    pub fn refuse(&self, sources: &[&str]) {
+        *self.refused.lock().unwrap() = sources.iter().map(|s| s.parse().unwrap()).collect();
     }
 
     /// Body bytes the client took in `HugeBody` mode, so far.

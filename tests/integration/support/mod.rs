@@ -5,6 +5,7 @@
 pub mod dns;
 pub mod gateway;
 pub mod geoip;
+pub mod nats;
 pub mod postgres;
 
 use std::net::SocketAddr;
