@@ -140,7 +140,8 @@ impl App {
         };
         let admin_token = admin_token.map(Secret::new);
         let model = loaded.model(Some(&metrics));
-        let start_engine = model.probed();
+        // The engine also keeps the state file (drains too) and talks to the fleet.
+        let start_engine = model.probed() || config.health.state_file.is_some() || config.fleet.is_some();
         let state = Arc::new(State::new(model, !start_engine || config.health.cold_start == ColdStart::AssumeUp));
         let rrl = Arc::new(rrl::Slot::empty());
         rrl::install(&rrl, rrl_settings(&config.rrl));

@@ -77,7 +77,8 @@ impl Control {
             // No engine before: start from the view now serving, not from a cold start.
             None => crate::health::Carry::warm(self.state.snapshot().health.ready),
         };
-        let start_engine = model.probed();
+        // The engine also keeps the state file (drains too) and talks to the fleet.
+        let start_engine = model.probed() || config.health.state_file.is_some() || config.fleet.is_some();
         self.state.replace_model(model);
         self.config.store(config.clone());
         // A limiter with unchanged settings keeps its counts.

@@ -91,6 +91,16 @@ impl HealthView {
     }
 }
 
+/// An operator's drain or undrain of a region: who (the name they gave), when (Unix
+/// seconds) and why. Kept across reloads, in the state file, and by a fleet in its bucket.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Drain {
+    pub drained: bool,
+    pub by: String,
+    pub at: f64,
+    pub why: String,
+}
+
 #[derive(Debug)]
 pub struct Snapshot {
     pub model: Arc<Model>,
@@ -103,7 +113,7 @@ pub struct State {
     current: ArcSwap<Snapshot>,
     /// Drains and undrains by an operator (admin API), by region name. They outlive
     /// reloads; the config's `drained` applies where there is none. Control plane only.
-    drain_overrides: std::sync::Mutex<std::collections::HashMap<String, bool>>,
+    drain_overrides: std::sync::Mutex<std::collections::HashMap<String, Drain>>,
 }
 
 impl State {
@@ -152,12 +162,18 @@ impl State {
 
     /// Drains or undrains a region by name.
     pub fn set_drained(&self, region: &str, drained: bool) -> bool {
+        self.set_drain(region, Drain { drained, ..Drain::default() })
+    }
+
+    /// Drains or undrains a region by name, saying who, when and why.
+    pub fn set_drain(&self, region: &str, drain: Drain) -> bool {
         if self.snapshot().model.region_index(region).is_none() {
             return false;
         }
+        let drained = drain.drained;
         // Held across the swap so that a reload cannot slip in between and lose it.
         let mut overrides = self.drain_overrides.lock().expect("not poisoned");
-        overrides.insert(region.to_owned(), drained);
+        overrides.insert(region.to_owned(), drain);
         self.update_health(|model, h| match model.region_index(region) {
             Some(i) => {
                 h.drained[i as usize] = drained;
@@ -165,6 +181,11 @@ impl State {
             }
             None => false,
         })
+    }
+
+    /// The operators' drains and undrains so far, by region name.
+    pub fn drains(&self) -> std::collections::BTreeMap<String, Drain> {
+        self.drain_overrides.lock().expect("not poisoned").iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
     /// Installs a new model, carrying health over by name: region states, each
@@ -186,8 +207,8 @@ impl State {
                     health.up[i] = old.up[o];
                     health.recent[i] = old.recent[o];
                 }
-                if let Some(&d) = overrides.get(&r.name) {
-                    health.drained[i] = d;
+                if let Some(d) = overrides.get(&r.name) {
+                    health.drained[i] = d.drained;
                 }
             }
             for (c, cluster) in model.clusters.iter().enumerate() {

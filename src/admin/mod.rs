@@ -257,26 +257,46 @@ fn refused(c: &Control, headers: &HeaderMap) -> Option<Response> {
     }
 }
 
-async fn set_drain(c: &Control, headers: &HeaderMap, region: &str, drained: bool) -> Response {
+/// `?by=NAME&reason=TEXT`: who asks and why, kept with the drain.
+type Params = Query<std::collections::HashMap<String, String>>;
+
+async fn set_drain(c: &Control, headers: &HeaderMap, region: &str, drained: bool, q: &Params) -> Response {
     if let Some(r) = refused(c, headers) {
         return r;
     }
-    if c.state.set_drained(region, drained) {
-        let what = if drained { "drained" } else { "undrained" };
-        info!(region, "region {what} by an operator");
-        c.recent.event(format!("region {region} {what} by an operator"));
-        (StatusCode::OK, format!("{region} {what}\n")).into_response()
-    } else {
-        (StatusCode::NOT_FOUND, format!("no region `{region}`\n")).into_response()
+    if c.state.snapshot().model.region_index(region).is_none() {
+        return (StatusCode::NOT_FOUND, format!("no region `{region}`\n")).into_response();
     }
+    let note = crate::state::Drain {
+        drained,
+        by: q.get("by").cloned().unwrap_or_else(|| "admin".to_owned()),
+        at: crate::reload::unix_now(),
+        why: q.get("reason").cloned().unwrap_or_default(),
+    };
+    // With a fleet, the bucket is where every instance (and a restart) finds it: if it
+    // cannot be stored there, nothing is changed here either.
+    if let Some(fleet) = &c.fleet
+        && let Err(e) = fleet.set_override(region, note.clone()).await
+    {
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response();
+    }
+    let what = if drained { "drained" } else { "undrained" };
+    let (by, why) = (note.by.clone(), note.why.clone());
+    c.state.set_drain(region, note);
+    info!(region, by = %by, reason = %why, "region {what} by an operator");
+    c.recent.event(format!(
+        "region {region} {what} by {by}{}",
+        if why.is_empty() { String::new() } else { format!(": {why}") }
+    ));
+    (StatusCode::OK, format!("{region} {what}\n")).into_response()
 }
 
-async fn drain(AxState(c): Ctl, Path(region): Path<String>, headers: HeaderMap) -> Response {
-    set_drain(&c, &headers, &region, true).await
+async fn drain(AxState(c): Ctl, Path(region): Path<String>, q: Params, headers: HeaderMap) -> Response {
+    set_drain(&c, &headers, &region, true, &q).await
 }
 
-async fn undrain(AxState(c): Ctl, Path(region): Path<String>, headers: HeaderMap) -> Response {
-    set_drain(&c, &headers, &region, false).await
+async fn undrain(AxState(c): Ctl, Path(region): Path<String>, q: Params, headers: HeaderMap) -> Response {
+    set_drain(&c, &headers, &region, false, &q).await
 }
 
 async fn reload(AxState(c): Ctl, headers: HeaderMap) -> Response {

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::FleetConfig;
-pub use observation::{CheckSeen, MemberSeen, Observation, Override};
+pub use observation::{CheckSeen, MemberSeen, Observation, Override, override_from_json, override_to_json};
 
 /// What the fleet knows, as of the last change.
 #[derive(Debug, Clone, Default)]
@@ -154,8 +154,8 @@ async fn session(
     js.set_timeout(Duration::from_secs(1));
     let observations = bucket(&js, &config.bucket, config.observation_ttl).await?;
     let overrides = bucket(&js, &format!("{}-ops", config.bucket), Duration::ZERO).await?;
-    let mut seen = observations.watch_all().await.map_err(|e| format!("watch: {e}"))?;
-    let mut ops_seen = overrides.watch_all().await.map_err(|e| format!("watch: {e}"))?;
+    let mut seen = observations.watch_with_history(">").await.map_err(|e| format!("watch: {e}"))?;
+    let mut ops_seen = overrides.watch_with_history(">").await.map_err(|e| format!("watch: {e}"))?;
     if *logged_down {
         info!(servers = %config.servers.join(","), "fleet: NATS reachable again");
     } else {
@@ -217,7 +217,7 @@ async fn session(
                 let Some(region) = entry.key.strip_prefix("drain.") else { continue };
                 let region = region.to_owned();
                 let o = match entry.operation {
-                    kv::Operation::Put => Override::from_json(&entry.value),
+                    kv::Operation::Put => override_from_json(&entry.value),
                     kv::Operation::Delete | kv::Operation::Purge => None,
                 };
                 shared.send_modify(|s| match o {
@@ -231,7 +231,7 @@ async fn session(
             }
             op = ops.recv() => {
                 let Some((region, o)) = op else { return Ok(()) };
-                overrides.put(format!("drain.{region}"), o.to_json().into()).await.map_err(|e| format!("put: {e}"))?;
+                overrides.put(format!("drain.{region}"), override_to_json(&o).into()).await.map_err(|e| format!("put: {e}"))?;
             }
             _ = stop.cancelled() => return Ok(()),
         }

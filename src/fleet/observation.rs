@@ -101,30 +101,21 @@ impl Observation {
 }
 
 /// An operator's override of one region, shared by every instance.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Override {
-    pub drained: bool,
-    /// Who asked (the admin token's name), when (Unix seconds), and why.
-    pub by: String,
-    pub at: f64,
-    pub why: String,
+pub type Override = crate::state::Drain;
+
+/// An override as the operators' bucket keeps it.
+pub fn override_to_json(o: &Override) -> Vec<u8> {
+    serde_json::to_vec(&json!({"drained": o.drained, "by": o.by, "at": o.at, "why": o.why})).unwrap_or_default()
 }
 
-impl Override {
-    pub fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(&json!({"drained": self.drained, "by": self.by, "at": self.at, "why": self.why}))
-            .unwrap_or_default()
-    }
-
-    pub fn from_json(bytes: &[u8]) -> Option<Override> {
-        let v: Value = serde_json::from_slice(bytes).ok()?;
-        Some(Override {
-            drained: v.get("drained")?.as_bool()?,
-            by: v.get("by").and_then(Value::as_str).unwrap_or("").to_owned(),
-            at: v.get("at").and_then(Value::as_f64).unwrap_or(0.0),
-            why: v.get("why").and_then(Value::as_str).unwrap_or("").to_owned(),
-        })
-    }
+pub fn override_from_json(bytes: &[u8]) -> Option<Override> {
+    let v: Value = serde_json::from_slice(bytes).ok()?;
+    Some(Override {
+        drained: v.get("drained")?.as_bool()?,
+        by: v.get("by").and_then(Value::as_str).unwrap_or("").to_owned(),
+        at: v.get("at").and_then(Value::as_f64).unwrap_or(0.0),
+        why: v.get("why").and_then(Value::as_str).unwrap_or("").to_owned(),
+    })
 }
 
 #[cfg(test)]
@@ -143,7 +134,7 @@ mod tests {
         assert_eq!(Observation::from_json(b"{\"version\": 9}"), None);
         assert_eq!(Observation::from_json(b"\xff"), None);
         let d = Override { drained: true, by: "admin".into(), at: 1.5, why: "maintenance".into() };
-        assert_eq!(Override::from_json(&d.to_json()), Some(d));
-        assert_eq!(Override::from_json(b"{}"), None);
+        assert_eq!(override_from_json(&override_to_json(&d)), Some(d));
+        assert_eq!(override_from_json(b"{}"), None);
     }
 }

@@ -347,6 +347,8 @@ struct Supervisor {
     fleet: Option<FleetLink>,
     /// By cluster, by member: its last lag while the vantages saw it as a replica.
     replica_lags: Vec<Vec<Option<f64>>>,
+    /// The drains the state file last got.
+    saved_drains: std::collections::BTreeMap<String, crate::state::Drain>,
     /// State file saves: the newest started, the newest written, the last in flight.
     save_generation: u64,
     written: Arc<std::sync::Mutex<u64>>,
@@ -412,6 +414,7 @@ impl Supervisor {
             saved_at: None,
             fleet,
             replica_lags: config.clusters.iter().map(|c| vec![None; c.members.len()]).collect(),
+            saved_drains: Default::default(),
             save_generation: 0,
             written: Arc::default(),
             pending_save: None,
@@ -512,6 +515,13 @@ impl Supervisor {
             let name = |m: Option<MemberId>| m.map_or("none", |m| cluster.members[m as usize].name.as_str());
             info!(cluster = %cluster.name, writer = name(mem.writer), last_primary = name(mem.last_primary.map(|l| l.0)), "restored cluster");
         }
+        for (region, drain) in &saved.drains {
+            if self.state.set_drain(region, drain.clone()) {
+                let what = if drain.drained { "drained" } else { "undrained" };
+                info!(region = %region, by = %drain.by, reason = %drain.why, "restored: region {what} by an operator");
+            }
+        }
+        self.saved_drains = saved.drains.clone();
         self.memory.ready = true;
     }
 
@@ -519,11 +529,14 @@ impl Supervisor {
         self.publish(Instant::now());
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // No probe left to report (or none at all: an engine that only keeps the state
+        // file and talks to the fleet): it keeps publishing on its tick until stopped.
+        let mut probes = true;
         loop {
             tokio::select! {
-                msg = rx.recv() => match msg {
+                msg = rx.recv(), if probes => match msg {
                     Some((index, outcome, took)) => self.observe(index, outcome, took),
-                    None => return self.finish().await,
+                    None => probes = false,
                 },
                 _ = tick.tick() => {}
                 _ = stop.cancelled() => return self.finish().await,
@@ -855,9 +868,11 @@ impl Supervisor {
             true
         });
 
+        let drains = self.state.drains();
         let changed = changes
             .iter()
-            .any(|c| matches!(c, Change::Region { .. } | Change::Writer { .. } | Change::Identity { .. }));
+            .any(|c| matches!(c, Change::Region { .. } | Change::Writer { .. } | Change::Identity { .. }))
+            || drains != self.saved_drains;
         let stale = self.saved_at.is_none_or(|t| now.duration_since(t) >= STATE_REFRESH)
             && next.clusters.iter().any(|c| c.last_primary.is_some());
         if (changed || stale)
@@ -867,7 +882,9 @@ impl Supervisor {
             // stands down, so the file never goes back in time.
             self.save_generation += 1;
             let (generation, written, path) = (self.save_generation, self.written.clone(), path.clone());
-            let saved = self.saved(&next, now);
+            let mut saved = self.saved(&next, now);
+            saved.drains = drains.clone();
+            self.saved_drains = drains;
             self.pending_save = Some(tokio::task::spawn_blocking(move || {
                 let mut last = written.lock().expect("not poisoned");
                 if *last < generation {
@@ -924,6 +941,16 @@ impl Supervisor {
             link.mode = mode;
         }
         self.metrics.fleet_connected.set(i64::from(shared.connected));
+        // Operators' drains, sent to any instance: applied here too, once each.
+        let current = self.state.drains();
+        for (region, o) in &shared.overrides {
+            if current.get(region) != Some(o) && self.state.set_drain(region, o.clone()) {
+                let what = if o.drained { "drained" } else { "undrained" };
+                let why = if o.why.is_empty() { String::new() } else { format!(": {}", o.why) };
+                info!(region = %region, by = %o.by, reason = %o.why, "region {what} by an operator (shared)");
+                self.recent.event(format!("region {region} {what} by {}{why} (shared)", o.by));
+            }
+        }
         // Who sees what: this instance and each vantage it decides with.
         let mut seen = link.seen.clone();
         link.seen.clear();
@@ -1086,7 +1113,7 @@ impl Supervisor {
                 (c.name.clone(), saved)
             })
             .collect();
-        statefile::Saved { regions, clusters }
+        statefile::Saved { regions, clusters, drains: Default::default() }
     }
 }
 

@@ -5,16 +5,20 @@
 //! ignored. Times are Unix seconds (the wall clock survives a restart; `Instant`s do not).
 //! Version 1 files (region → up, one writer) are still read.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::Path;
 
 use serde_json::{Value, json};
 
+use crate::state::Drain;
+
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Saved {
     pub regions: HashMap<String, SavedRegion>,
     pub clusters: HashMap<String, SavedCluster>,
+    /// Operators' drains and undrains by region.
+    pub drains: BTreeMap<String, Drain>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -66,7 +70,7 @@ pub fn load(path: &Path) -> Result<Option<Saved>, String> {
                 })
                 .into_iter()
                 .collect();
-            Ok(Some(Saved { regions, clusters }))
+            Ok(Some(Saved { regions, clusters, drains: BTreeMap::new() }))
         }
         Some(2) => {
             let regions = regions
@@ -101,7 +105,22 @@ pub fn load(path: &Path) -> Result<Option<Saved>, String> {
                     (k.clone(), saved)
                 })
                 .collect();
-            Ok(Some(Saved { regions, clusters }))
+            let drains = v
+                .get("drains")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, d)| {
+                    let drain = Drain {
+                        drained: d.get("drained")?.as_bool()?,
+                        by: text(d, "by").unwrap_or_default(),
+                        at: d.get("at").and_then(Value::as_f64).unwrap_or(0.0),
+                        why: text(d, "why").unwrap_or_default(),
+                    };
+                    Some((k.clone(), drain))
+                })
+                .collect();
+            Ok(Some(Saved { regions, clusters, drains }))
         }
         _ => Err("unknown state file version".into()),
     }
@@ -126,6 +145,9 @@ pub fn save(path: &Path, saved: &Saved) -> std::io::Result<()> {
             "writer_changed_at": c.writer_changed_at,
             "last_primary": c.last_primary,
             "last_primary_at": c.last_primary_at,
+        }))).collect::<serde_json::Map<_, _>>(),
+        "drains": saved.drains.iter().map(|(k, d)| (k.clone(), json!({
+            "drained": d.drained, "by": d.by, "at": d.at, "why": d.why,
         }))).collect::<serde_json::Map<_, _>>(),
     });
     let tmp = path.with_extension("tmp");
@@ -168,6 +190,12 @@ mod tests {
                     last_primary: Some("pg-eu".into()),
                     last_primary_at: Some(1_790_000_009.0),
                 },
+            )]
+            .into_iter()
+            .collect(),
+            drains: [(
+                "us-east".to_owned(),
+                Drain { drained: true, by: "alice".into(), at: 3.5, why: "upgrade".into() },
             )]
             .into_iter()
             .collect(),

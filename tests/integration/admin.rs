@@ -155,3 +155,30 @@ async fn readyz_waits_for_the_first_health_round() {
     }
     s.stop().await;
 }
+
+/// Without a fleet, an operator's drain is kept in the state file: a restart keeps it.
+#[tokio::test]
+async fn a_drain_outlives_a_restart_through_the_state_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let config =
+        with_token(POLICIES).replace("[zone]", &format!("[health]\nstate_file = \"{}\"\n\n[zone]", state.display()));
+    let s = TestServer::start(&config).await;
+    let (code, body) = post(&s, "/regions/eu-west/drain?by=bob&reason=maintenance", Some(ADMIN_TOKEN)).await;
+    assert_eq!(code, 200, "{body}");
+    let start = std::time::Instant::now();
+    while !std::fs::read_to_string(&state).is_ok_and(|t| t.contains("maintenance")) {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "the drain never reached the state file: {:?}",
+            std::fs::read_to_string(&state)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    s.stop().await;
+    let s = TestServer::start(&config).await;
+    let eu = s.state.snapshot().model.region_index("eu-west").unwrap() as usize;
+    assert!(s.state.snapshot().health.drained[eu], "still drained after the restart");
+    assert_eq!(s.state.drains()["eu-west"].by, "bob");
+    s.stop().await;
+}

@@ -24,6 +24,9 @@ fn config(i: usize, nats: &Nats, bucket: &str, us: &Gateway, eu: &Gateway, extra
         r#"
 [server]
 listen = ["127.0.0.1:0"]
+[admin]
+listen = "127.0.0.1:0"
+token_file = "admin-token"
 [health]
 interval = "250ms"
 timeout = "200ms"
@@ -260,6 +263,53 @@ async fn without_nats_every_instance_keeps_answering_then_decides_alone_and_conv
     })
     .await;
     eprintln!("fleet: NATS back: every instance on the shared verdict {took:?} later");
+    for s in servers {
+        s.stop().await;
+    }
+}
+
+async fn drain(s: &TestServer, region: &str, reason: &str) -> (u16, String) {
+    let url = format!("http://{}/regions/{region}/drain?by=alice&reason={reason}", s.admin);
+    let r = reqwest::Client::new().post(url).bearer_auth(crate::support::ADMIN_TOKEN).send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_drain_sent_to_one_instance_applies_to_all_and_outlives_a_restart_of_all() {
+    let nats = Nats::start();
+    let (us, eu) = (Gateway::http("127.0.0.69").await, Gateway::http("127.0.0.70").await);
+    let servers = start_three(&nats, "drains", &us, &eu, "").await;
+    until_three_vantages(&servers).await;
+    assert_eq!(drain(&servers[1], "us-east", "upgrade").await.0, 200);
+    until_all(&servers, Duration::from_secs(5), "drained everywhere", |i| {
+        let s = &servers[i];
+        async move { answer(s, "app").await == "192.0.2.2" }
+    })
+    .await;
+    // Who, when and why travel with it.
+    let text = reqwest::get(format!("http://{}/status", servers[2].admin)).await.unwrap().text().await.unwrap();
+    assert!(text.contains("region us-east drained by alice: upgrade (shared)"), "{text}");
+    for s in servers {
+        s.stop().await;
+    }
+
+    // All three restart: the bucket still holds the drain.
+    let servers = start_three(&nats, "drains", &us, &eu, "").await;
+    until_all(&servers, Duration::from_secs(10), "still drained after a restart", |i| {
+        let s = &servers[i];
+        async move { s.state.snapshot().health.drained[0] && answer(s, "app").await == "192.0.2.2" }
+    })
+    .await;
+    // Without NATS, a drain is refused rather than applied here alone and lost.
+    drop(nats);
+    until_all(&servers, Duration::from_secs(5), "disconnected", |i| {
+        let s = &servers[i];
+        async move { metric(s, "switchyard_fleet_connected").await == Some(0.0) }
+    })
+    .await;
+    let (code, body) = drain(&servers[0], "eu-west", "x").await;
+    assert_eq!(code, 503, "{body}");
+    assert!(!servers[0].state.snapshot().health.drained[1]);
     for s in servers {
         s.stop().await;
     }
