@@ -23,7 +23,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::FleetConfig;
-pub use observation::{CheckSeen, MemberSeen, Observation, Override, override_from_json, override_to_json};
+pub use observation::{
+    CheckSeen, MemberSeen, Observation, Override, override_from_json, override_from_value, override_to_json,
+    override_to_value,
+};
 
 /// What the fleet knows, as of the last change.
 #[derive(Debug, Clone, Default)]

@@ -103,19 +103,26 @@ impl Observation {
 /// An operator's override of one region, shared by every instance.
 pub type Override = crate::state::Drain;
 
-/// An override as the operators' bucket keeps it.
-pub fn override_to_json(o: &Override) -> Vec<u8> {
-    serde_json::to_vec(&json!({"drained": o.drained, "by": o.by, "at": o.at, "why": o.why})).unwrap_or_default()
+/// An override as the operators' bucket (and the state file) keep it.
+pub fn override_to_value(o: &Override) -> Value {
+    json!({"drained": o.drained, "by": o.by, "at": o.at, "why": o.why})
 }
 
-pub fn override_from_json(bytes: &[u8]) -> Option<Override> {
-    let v: Value = serde_json::from_slice(bytes).ok()?;
+pub fn override_from_value(v: &Value) -> Option<Override> {
     Some(Override {
         drained: v.get("drained")?.as_bool()?,
         by: v.get("by").and_then(Value::as_str).unwrap_or("").to_owned(),
         at: v.get("at").and_then(Value::as_f64).unwrap_or(0.0),
         why: v.get("why").and_then(Value::as_str).unwrap_or("").to_owned(),
     })
+}
+
+pub fn override_to_json(o: &Override) -> Vec<u8> {
+    serde_json::to_vec(&override_to_value(o)).unwrap_or_default()
+}
+
+pub fn override_from_json(bytes: &[u8]) -> Option<Override> {
+    override_from_value(&serde_json::from_slice(bytes).ok()?)
 }
 
 #[cfg(test)]

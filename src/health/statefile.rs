@@ -110,15 +110,7 @@ pub fn load(path: &Path) -> Result<Option<Saved>, String> {
                 .and_then(Value::as_object)
                 .into_iter()
                 .flatten()
-                .filter_map(|(k, d)| {
-                    let drain = Drain {
-                        drained: d.get("drained")?.as_bool()?,
-                        by: text(d, "by").unwrap_or_default(),
-                        at: d.get("at").and_then(Value::as_f64).unwrap_or(0.0),
-                        why: text(d, "why").unwrap_or_default(),
-                    };
-                    Some((k.clone(), drain))
-                })
+                .filter_map(|(k, d)| crate::fleet::override_from_value(d).map(|d| (k.clone(), d)))
                 .collect();
             Ok(Some(Saved { regions, clusters, drains }))
         }
@@ -146,9 +138,8 @@ pub fn save(path: &Path, saved: &Saved) -> std::io::Result<()> {
             "last_primary": c.last_primary,
             "last_primary_at": c.last_primary_at,
         }))).collect::<serde_json::Map<_, _>>(),
-        "drains": saved.drains.iter().map(|(k, d)| (k.clone(), json!({
-            "drained": d.drained, "by": d.by, "at": d.at, "why": d.why,
-        }))).collect::<serde_json::Map<_, _>>(),
+        "drains": saved.drains.iter().map(|(k, d)| (k.clone(), crate::fleet::override_to_value(d)))
+            .collect::<serde_json::Map<_, _>>(),
     });
     let tmp = path.with_extension("tmp");
     {
