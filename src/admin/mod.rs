@@ -202,8 +202,54 @@ pub fn status_json(c: &Control) -> Value {
         })),
         "regions": regions,
         "clusters": clusters,
+        "fleet": fleet_json(c, &config),
         "names": model.names.iter().map(|n| json!({"name": n.fqdn.to_ascii(), "policy": n.policy})).collect::<Vec<_>>(),
         "recent_changes": c.recent.events().into_iter().map(|(t, what)| json!({"at": unix(t), "what": what})).collect::<Vec<_>>(),
+    })
+}
+
+/// The fleet as this instance sees it: the connection, each vantage's age, and the
+/// region × vantage matrix (each vantage's word on each region's checks: `up` when all
+/// it knows are up, `down` when one is down, `unknown` before any result).
+fn fleet_json(c: &Control, config: &crate::config::Config) -> Value {
+    let (Some(fleet), Some(settings)) = (&c.fleet, &config.fleet) else { return Value::Null };
+    let shared = fleet.shared.borrow().clone();
+    let own = fleet.own.borrow().clone().unwrap_or_default();
+    let now = tokio::time::Instant::now();
+    let mut vantages = vec![(settings.name.clone(), own, 0.0)];
+    vantages.extend(
+        shared.vantages.into_iter().map(|(name, (o, at))| (name, o, now.saturating_duration_since(at).as_secs_f64())),
+    );
+    let word = |o: &crate::fleet::Observation, r: &crate::config::RegionConfig| {
+        let states: Vec<Option<bool>> = r.checks.iter().map(|k| o.checks.get(&k.id).and_then(|s| s.up)).collect();
+        if states.contains(&Some(false)) {
+            "down"
+        } else if !states.is_empty() && states.iter().all(|s| *s == Some(true)) {
+            "up"
+        } else {
+            "unknown"
+        }
+    };
+    let matrix: serde_json::Map<String, Value> = config
+        .regions
+        .iter()
+        .filter(|r| !r.checks.is_empty())
+        .map(|r| {
+            let row: serde_json::Map<String, Value> =
+                vantages.iter().map(|(name, o, _)| (name.clone(), json!(word(o, r)))).collect();
+            (r.name.clone(), Value::Object(row))
+        })
+        .collect();
+    json!({
+        "name": settings.name,
+        "connected": shared.connected,
+        "quorum": format!("{:?}", settings.quorum).to_lowercase(),
+        "vantages": vantages.iter().map(|(name, _, age)| json!({
+            "name": name,
+            "age_seconds": age,
+            "fresh": *age <= settings.observation_ttl.as_secs_f64(),
+        })).collect::<Vec<_>>(),
+        "matrix": matrix,
     })
 }
 

@@ -96,6 +96,50 @@ pub fn render(s: &Value) -> String {
             text(&c["name"])
         ));
     }
+    let fleet = match &s["fleet"] {
+        Value::Null => String::new(),
+        f => {
+            let names: Vec<String> = f["vantages"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|v| {
+                    let stale = if v["fresh"].as_bool() == Some(false) { " <small>(stale)</small>" } else { "" };
+                    format!("<th>{}{stale}</th>", text(&v["name"]))
+                })
+                .collect();
+            let mut rows = String::new();
+            for (region, row) in f["matrix"].as_object().into_iter().flatten() {
+                let cells: String = f["vantages"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|v| {
+                        let word = row[v["name"].as_str().unwrap_or("")].as_str().unwrap_or("unknown");
+                        let class = match word {
+                            "up" => "up",
+                            "down" => "down",
+                            _ => "drained",
+                        };
+                        format!("<td><span class=\"badge {class}\">{}</span></td>", esc(word))
+                    })
+                    .collect();
+                rows.push_str(&format!("<tr><td class=\"name\">{}</td>{cells}</tr>", esc(region)));
+            }
+            let connected = if f["connected"].as_bool() == Some(true) {
+                "<span class=\"badge up\">CONNECTED</span>"
+            } else {
+                "<span class=\"badge down\">NATS UNREACHABLE</span>"
+            };
+            format!(
+                "<h2>Fleet</h2><p>{connected} this instance: <b>{}</b>, quorum {}</p>\
+                 <table><tr><th>Region</th>{}</tr>{rows}</table>",
+                text(&f["name"]),
+                text(&f["quorum"]),
+                names.join("")
+            )
+        }
+    };
     if clusters.is_empty() {
         clusters.push_str("<p><small>No database clusters configured.</small></p>");
     }
@@ -141,6 +185,7 @@ ul {{ padding-left: 1.2em; }} small {{ color: #666; }}
 <div class="sub">config generation {generation} · GeoIP {geoip}</div>
 {ready}{reload_error}
 <table><tr><th>Region</th><th>State</th><th>Checks</th></tr>{rows}</table>
+{fleet}
 <h2>Database clusters</h2>
 {clusters}
 <h2>Recent changes</h2><ul>{events}</ul>

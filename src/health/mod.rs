@@ -347,6 +347,8 @@ struct Supervisor {
     fleet: Option<FleetLink>,
     /// By cluster, by member: its last lag while the vantages saw it as a replica.
     replica_lags: Vec<Vec<Option<f64>>>,
+    /// The (vantage, region, check) series of `switchyard_fleet_check_up` last set.
+    vantage_series: std::collections::BTreeSet<[String; 3]>,
     /// The drains the state file last got.
     saved_drains: std::collections::BTreeMap<String, crate::state::Drain>,
     /// State file saves: the newest started, the newest written, the last in flight.
@@ -371,7 +373,6 @@ impl Supervisor {
             settings,
             held: None,
             mode: FleetMode::Alone,
-            seen: Default::default(),
         });
         forget_old_members(&metrics, &config);
         let n = config.regions.len();
@@ -414,6 +415,7 @@ impl Supervisor {
             saved_at: None,
             fleet,
             replica_lags: config.clusters.iter().map(|c| vec![None; c.members.len()]).collect(),
+            vantage_series: Default::default(),
             saved_drains: Default::default(),
             save_generation: 0,
             written: Arc::default(),
@@ -724,6 +726,7 @@ impl Supervisor {
         let config = self.config.clone();
         let model = self.model.clone();
         let others = self.fleet_others(now);
+        self.report_vantages(&others);
         let members = self.member_inputs(&others);
         let others: Vec<&Observation> = others.iter().map(|(_, o)| o).collect();
         let quorum = config.fleet.as_ref().map_or(crate::config::Quorum::Majority, |f| f.quorum);
@@ -951,32 +954,35 @@ impl Supervisor {
                 self.recent.event(format!("region {region} {what} by {}{why} (shared)", o.by));
             }
         }
-        // Who sees what: this instance and each vantage it decides with.
-        let mut seen = link.seen.clone();
-        link.seen.clear();
+        let deciding = if link.mode == FleetMode::Alone { 1 } else { others.len() as i64 + 1 };
+        self.metrics.fleet_vantages.set(deciding);
+        others
+    }
+
+    /// Who sees what, on the metrics: this instance (by its fleet name, or `self`) and
+    /// each vantage it decides with, per check.
+    fn report_vantages(&mut self, others: &Vantages) {
+        let own_name = self.config.fleet.as_ref().map_or("self".to_owned(), |f| f.name.clone());
         let local: Vec<(String, bool)> =
             self.checks.iter().filter_map(|c| c.hysteresis.state().map(|up| (c.id.clone(), up))).collect();
-        let views = std::iter::once((link.settings.name.clone(), local)).chain(others.iter().map(|(name, o)| {
+        let views = std::iter::once((own_name, local)).chain(others.iter().map(|(name, o)| {
             (name.clone(), o.checks.iter().filter_map(|(id, c)| c.up.map(|up| (id.clone(), up))).collect())
         }));
+        let mut before = std::mem::take(&mut self.vantage_series);
         for (vantage, states) in views {
             for (id, up) in states {
-                let Some(check) =
-                    self.config.regions.iter().find_map(|r| r.checks.iter().find(|c| c.id == id).map(|_| r))
-                else {
+                let Some(region) = self.config.regions.iter().find(|r| r.checks.iter().any(|c| c.id == id)) else {
                     continue;
                 };
-                let labels = [vantage.clone(), check.name.clone(), id];
+                let labels = [vantage.clone(), region.name.clone(), id];
                 self.metrics.fleet_check_up.with_label_values(&labels).set(i64::from(up));
-                seen.remove(&labels);
-                link.seen.insert(labels);
+                before.remove(&labels);
+                self.vantage_series.insert(labels);
             }
         }
-        for gone in seen {
+        for gone in before {
             let _ = self.metrics.fleet_check_up.remove_label_values(&[&gone[0], &gone[1], &gone[2]]);
         }
-        self.metrics.fleet_vantages.set(if mode == FleetMode::Alone { 1 } else { others.len() as i64 + 1 });
-        others
     }
 
     /// Each database member as this instance and the other vantages see it, merged.
@@ -1128,6 +1134,7 @@ fn forget_old_members(m: &Metrics, config: &Config) {
     m.replica_lag.reset();
     m.replica_bytes.reset();
     m.split_brain.reset();
+    m.fleet_check_up.reset();
     let gone: Vec<String> = m
         .writer_rpo
         .collect()
@@ -1165,8 +1172,6 @@ struct FleetLink {
     /// when it was found gone.
     held: Option<(Vantages, Option<Instant>)>,
     mode: FleetMode,
-    /// The (vantage, region, check) series of `switchyard_fleet_check_up` last set.
-    seen: std::collections::BTreeSet<[String; 3]>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

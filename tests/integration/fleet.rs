@@ -147,6 +147,14 @@ async fn one_vantage_is_not_a_verdict_two_of_three_are_and_all_answer_alike() {
             assert_eq!(answer(s, "app").await, "192.0.2.1", "one vantage of three is no verdict: no flap");
         }
     }
+    // Who sees what, on every instance's status: the region × vantage matrix.
+    let text = reqwest::get(format!("http://{}/status", servers[2].admin)).await.unwrap().text().await.unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let row = &v["fleet"]["matrix"]["us-east"];
+    assert_eq!((row["ns1"].as_str(), row["ns2"].as_str(), row["ns3"].as_str()), (Some("down"), Some("up"), Some("up")));
+    assert_eq!(v["fleet"]["connected"], true);
+    let page = reqwest::get(format!("http://{}/", servers[2].admin)).await.unwrap().text().await.unwrap();
+    assert!(page.contains("<h2>Fleet</h2>") && page.contains("<th>ns1</th>"), "the status page shows the matrix");
 
     // ns2 loses it too: two of three, every instance fails over.
     us.refuse(&[&source(1), &source(2)]);
