@@ -378,6 +378,40 @@ fn each_broken_config_gets_its_located_error() {
             "`0x7f` is not a PostgreSQL system identifier",
             Some("\"0x7f\""),
         ),
+        case(
+            "a fleet without servers",
+            records("[fleet]\nname = \"ns1\"\n"),
+            "`[fleet]` needs `servers`",
+            Some("[fleet]"),
+        )
+        .hint("the NATS servers, e.g. servers = [\"nats://127.0.0.1:4222\"]"),
+        case(
+            "a fleet quorum of another form",
+            records("[fleet]\nname = \"ns1\"\nservers = [\"nats://127.0.0.1:4222\"]\nquorum = \"most\"\n"),
+            "quorum is not one of the forms it takes",
+            Some("\"most\""),
+        )
+        .hint("\"majority\" (default), a number of vantages such as 2, or a share such as 0.5"),
+        case(
+            "a fleet member name that is no key",
+            records("[fleet]\nname = \"ns 1\"\nservers = [\"nats://127.0.0.1:4222\"]\n"),
+            "fleet name `ns 1` is not valid",
+            Some("\"ns 1\""),
+        ),
+        case(
+            "observations that expire before a second probe",
+            records("[fleet]\nname = \"ns1\"\nservers = [\"nats://127.0.0.1:4222\"]\nobservation_ttl = \"1s\"\n"),
+            "observation_ttl 1s is shorter than two probe intervals",
+            Some("\"1s\""),
+        ),
+        case(
+            "a source address on a postgres member",
+            records(
+                "[clusters.orders.members.pg-1]\nregion = \"us-east\"\nkind = \"postgres\"\ndsn = \"host=db1\"\nsource = \"127.0.0.2\"\n",
+            ),
+            "`source` is not supported for postgres members yet",
+            Some("\"127.0.0.2\""),
+        ),
     ];
     for c in cases {
         let o = load(&c.text);
