@@ -205,6 +205,10 @@ impl App {
         if let Some(engine) = self.control.health.lock().await.take() {
             engine.stop().await;
         }
+        // No more heartbeats: this vantage's observation expires with the TTL.
+        if let Some(fleet) = &self.control.fleet {
+            fleet.stop();
+        }
         if let Some(admin) = self.admin.take() {
             admin.stop().await;
         }

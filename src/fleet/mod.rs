@@ -109,6 +109,10 @@ async fn run(
             r = session => r,
             _ = stop.cancelled() => return,
         };
+        // A session that got connected starts the next wait short again.
+        if shared.borrow().connected {
+            backoff = Duration::from_millis(200);
+        }
         shared.send_modify(|s| s.connected = false);
         match result {
             Ok(()) => return,

@@ -728,7 +728,7 @@ impl Supervisor {
         let others = self.fleet_others(now);
         self.report_vantages(&others);
         let members = self.member_inputs(&others);
-        let others: Vec<&Observation> = others.iter().map(|(_, o)| o).collect();
+        let others: Vec<(&str, &Observation)> = others.iter().map(|(n, o)| (n.as_str(), o)).collect();
         let quorum = config.fleet.as_ref().map_or(crate::config::Quorum::Majority, |f| f.quorum);
         let inputs = Inputs {
             config: &config,
@@ -947,7 +947,9 @@ impl Supervisor {
         // Operators' drains, sent to any instance: applied here too, once each.
         let current = self.state.drains();
         for (region, o) in &shared.overrides {
-            if current.get(region) != Some(o) && self.state.set_drain(region, o.clone()) {
+            // An older action than the one in force (a replay after NATS restarts) is not one.
+            let newer = current.get(region).is_none_or(|c| c != o && c.at <= o.at);
+            if newer && self.state.set_drain(region, o.clone()) {
                 let what = if o.drained { "drained" } else { "undrained" };
                 let why = if o.why.is_empty() { String::new() } else { format!(": {}", o.why) };
                 info!(region = %region, by = %o.by, reason = %o.why, "region {what} by an operator (shared)");

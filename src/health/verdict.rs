@@ -61,7 +61,7 @@ pub(super) struct Inputs<'a> {
     pub members: &'a [Vec<MemberInput>],
     /// The other vantages' fresh observations (none without a fleet): each votes on
     /// every region, as this instance does.
-    pub others: &'a [&'a Observation],
+    pub others: &'a [(&'a str, &'a Observation)],
     /// Down votes it takes to call a region down.
     pub quorum: Quorum,
     /// By reader slot: (cluster, the name's index in `config.names`).
@@ -177,7 +177,19 @@ pub(super) fn step(inputs: &Inputs<'_>, memory: &Memory, now: Instant) -> (Memor
         if up != next.up[r] {
             next.up[r] = up;
             next.changed_at[r] = Some(now);
-            changes.push(Change::Region { region: r, up, reasons: down_reasons(checks, r) });
+            let mut reasons = down_reasons(checks, r);
+            // Fleet-driven: say which vantages see it down.
+            let region = &inputs.config.regions[r];
+            let down: Vec<&str> = inputs
+                .others
+                .iter()
+                .filter(|(_, o)| region.checks.iter().any(|c| o.checks.get(&c.id).and_then(|s| s.up) == Some(false)))
+                .map(|(name, _)| *name)
+                .collect();
+            if !down.is_empty() {
+                reasons.push(format!("seen down by {}", down.join(", ")));
+            }
+            changes.push(Change::Region { region: r, up, reasons });
         }
     }
 
@@ -378,7 +390,7 @@ fn region_up(inputs: &Inputs<'_>, r: usize) -> bool {
     let own: Vec<Option<bool>> =
         inputs.checks.iter().filter(|c| c.region == r && c.member.is_none()).map(|c| c.hysteresis.state()).collect();
     let votes: Vec<bool> = std::iter::once(vote(region.rule, &own))
-        .chain(inputs.others.iter().map(|o| {
+        .chain(inputs.others.iter().map(|(_, o)| {
             let states: Vec<Option<bool>> =
                 region.checks.iter().map(|c| o.checks.get(&c.id).and_then(|seen| seen.up)).collect();
             vote(region.rule, &states)

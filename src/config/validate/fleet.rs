@@ -40,6 +40,11 @@ impl Validator {
                 .iter()
                 .filter_map(|s| {
                     let url = s.get_ref();
+                    if url.split("://").nth(1).unwrap_or(url).split('/').next().is_some_and(|a| a.contains('@')) {
+                        self.err(Some(s.span()), "credentials in a NATS URL would be logged").hint =
+                            Some("put them in `credentials_file` or `token_file`".into());
+                        return None;
+                    }
                     let ok = ["nats://", "tls://"].iter().any(|p| url.starts_with(p))
                         || url.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
                     if ok {
