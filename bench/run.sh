@@ -16,8 +16,10 @@ mkdir -p "$work"
 rm -rf "$harness"
 cp -r "$shared" "$harness"
 chmod -R u+w "$harness"
-rm -rf "$harness/servers/ours" "$harness/results"
+rm -rf "$harness/servers/ours" "$harness/servers/ours-fleet" "$harness/results"
 cp -r "$here/ours" "$harness/servers/ours"
+# The same with [fleet] on (a nats-server beside it): SERVERS="gdnsd ours ours-fleet".
+cp -r "$here/ours-fleet" "$harness/servers/ours-fleet"
 (cd "$repo" && cargo build --release --locked -q)
 export OURS_BIN="$repo/target/release/switchyard"
 export SERVERS="${SERVERS:-limit-mmsg gdnsd knot ours}"
