@@ -39,8 +39,15 @@ impl Connector {
     }
 
     /// Connects, and spawns the connection's task; the client works while it runs.
-    pub async fn connect(&self) -> Result<(tokio_postgres::Client, JoinHandle<()>), Failure> {
+    /// With `source`, from that local address (to the first host of the DSN).
+    pub async fn connect(
+        &self,
+        source: Option<std::net::IpAddr>,
+    ) -> Result<(tokio_postgres::Client, JoinHandle<()>), Failure> {
         let (config, tls) = self.ready.as_ref().map_err(Clone::clone)?;
+        if let Some(source) = source {
+            return connect_from(config, tls.as_ref(), source).await;
+        }
         match tls {
             None => {
                 let (client, connection) = config.connect(tokio_postgres::NoTls).await.map_err(|e| classify(&e))?;
@@ -50,6 +57,56 @@ impl Connector {
                 let (client, connection) = config.connect(tls.clone()).await.map_err(|e| classify(&e))?;
                 Ok((client, tokio::spawn(async move { drop(connection.await) })))
             }
+        }
+    }
+}
+
+/// Connects over a TCP stream opened from `source` to the DSN's first host (its
+/// `hostaddr`, else its name resolved), then speaks PostgreSQL over it.
+async fn connect_from(
+    config: &tokio_postgres::Config,
+    tls: Option<&MakeRustlsConnect>,
+    source: std::net::IpAddr,
+) -> Result<(tokio_postgres::Client, JoinHandle<()>), Failure> {
+    use tokio_postgres::tls::MakeTlsConnect;
+    let host = config.get_hosts().iter().find_map(|h| match h {
+        Host::Tcp(name) => Some(name.clone()),
+        _ => None,
+    });
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let addr = match config.get_hostaddrs().first() {
+        Some(ip) => std::net::SocketAddr::new(*ip, port),
+        None => {
+            let name = host.clone().ok_or_else(|| failure(FailureKind::Connect, "`source` needs a TCP host"))?;
+            tokio::net::lookup_host((name.as_str(), port))
+                .await
+                .map_err(|e| failure(FailureKind::Connect, e.to_string()))?
+                .find(|a| a.is_ipv4() == source.is_ipv4())
+                .ok_or_else(|| {
+                    failure(FailureKind::Connect, format!("`{name}` has no address of the family of {source}"))
+                })?
+        }
+    };
+    let socket = if source.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() }
+        .map_err(|e| failure(FailureKind::Connect, e.to_string()))?;
+    socket.bind(std::net::SocketAddr::new(source, 0)).map_err(|e| failure(FailureKind::Connect, e.to_string()))?;
+    let stream = socket.connect(addr).await.map_err(|e| {
+        let kind =
+            if e.kind() == std::io::ErrorKind::ConnectionRefused { FailureKind::Refused } else { FailureKind::Connect };
+        failure(kind, e.to_string())
+    })?;
+    match tls {
+        None => {
+            let (client, connection) =
+                config.connect_raw(stream, tokio_postgres::NoTls).await.map_err(|e| classify(&e))?;
+            Ok((client, tokio::spawn(async move { drop(connection.await) })))
+        }
+        Some(tls) => {
+            let name = host.unwrap_or_else(|| addr.ip().to_string());
+            let tls = MakeTlsConnect::<tokio::net::TcpStream>::make_tls_connect(&mut tls.clone(), &name)
+                .map_err(|e| failure(FailureKind::Tls, e.to_string()))?;
+            let (client, connection) = config.connect_raw(stream, tls).await.map_err(|e| classify(&e))?;
+            Ok((client, tokio::spawn(async move { drop(connection.await) })))
         }
     }
 }
@@ -281,7 +338,7 @@ mod tests {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         for mode in ["disable", "prefer", "require"] {
             let dsn = format!("host=127.0.0.1 port={port} user=x password=hunter2 sslmode={mode}");
-            let Err(e) = connector(&dsn).connect().await else { panic!("{mode}: nothing listens") };
+            let Err(e) = connector(&dsn).connect(None).await else { panic!("{mode}: nothing listens") };
             assert_eq!(e.kind, FailureKind::Refused, "{mode}: {e}");
             assert!(!e.detail.contains("hunter2"), "{e}");
         }

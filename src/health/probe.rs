@@ -106,7 +106,7 @@ impl Prober {
             CheckKind::Http(h) => http(self.http.as_ref().expect("built"), h).await.map(|_| None),
             CheckKind::Tcp { target } => tcp(target, self.config.source).await.map(|_| None),
             CheckKind::Postgres { .. } => {
-                postgres(self.pg.as_ref().expect("built"), &self.last_receipt).await.map(Some)
+                postgres(self.pg.as_ref().expect("built"), self.config.source, &self.last_receipt).await.map(Some)
             }
             CheckKind::HttpRole { primary, replica } => {
                 let is_primary = http(self.http.as_ref().expect("built"), primary).await;
@@ -289,9 +289,13 @@ const STANDBYS_QUERY: &str = "SELECT application_name, EXTRACT(EPOCH FROM replay
                      replay_lsn)::float8 \
      FROM pg_stat_replication WHERE state = 'streaming'";
 
-async fn postgres(pg: &pgconn::Connector, last_receipt: &std::sync::Mutex<Option<f64>>) -> Result<DbStatus, Failure> {
+async fn postgres(
+    pg: &pgconn::Connector,
+    source: Option<std::net::IpAddr>,
+    last_receipt: &std::sync::Mutex<Option<f64>>,
+) -> Result<DbStatus, Failure> {
     // Connection errors never include the password; the DSN is not printed.
-    let (client, task) = pg.connect().await?;
+    let (client, task) = pg.connect(source).await?;
     let rows = async {
         let status = client.query_one(STATUS_QUERY, &[]).await?;
         let standbys = client.query(STANDBYS_QUERY, &[]).await?;

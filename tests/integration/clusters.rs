@@ -387,3 +387,32 @@ async fn a_reload_keeps_each_clusters_writer_and_freshness() {
     assert_eq!(first(&ask(&s, "db-ro").await), "10.0.2.1", "the reader right after the reload");
     s.stop().await;
 }
+
+/// A postgres member's probe leaves from its `source` address: PostgreSQL's pg_hba.conf
+/// lets one source in and turns the other away.
+#[tokio::test]
+async fn a_postgres_member_probes_from_its_source_address() {
+    let primary = Pg::primary();
+    let listen = primary.sql("SHOW listen_addresses");
+    assert_eq!(listen, "127.0.0.1");
+    primary.allow("127.0.0.93");
+    let member = |name: &str, source: &str| {
+        format!(
+            "[clusters.main.members.{name}]\nregion = \"us-east\"\nkind = \"postgres\"\ndsn = \"{}\"\nsource = \"{source}\"\n",
+            primary.dsn()
+        )
+    };
+    let text = config(&format!("{}{}", member("pg-in", "127.0.0.93"), member("pg-out", "127.0.0.94")), "");
+    let s = TestServer::start(&text).await;
+    let v = until_status(&s, Duration::from_secs(10), "both members probed", |v| {
+        member_of(v, "pg-in")["up"] == true && member_of(v, "pg-out")["up"] == false
+    })
+    .await;
+    let why = member_of(&v, "pg-out")["last"].as_str().unwrap_or("").to_owned();
+    assert!(why.contains("127.0.0.94"), "turned away by pg_hba.conf for its source: {why}");
+    s.stop().await;
+}
+
+fn member_of<'v>(v: &'v Value, name: &str) -> &'v Value {
+    member(v, "main", name)
+}

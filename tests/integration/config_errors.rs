@@ -404,14 +404,6 @@ fn each_broken_config_gets_its_located_error() {
             "observation_ttl 1s is shorter than two probe intervals",
             Some("\"1s\""),
         ),
-        case(
-            "a source address on a postgres member",
-            records(
-                "[clusters.orders.members.pg-1]\nregion = \"us-east\"\nkind = \"postgres\"\ndsn = \"host=db1\"\nsource = \"127.0.0.2\"\n",
-            ),
-            "`source` is not supported for postgres members yet",
-            Some("\"127.0.0.2\""),
-        ),
     ];
     for c in cases {
         let o = load(&c.text);

@@ -189,7 +189,16 @@ async fn a_real_prometheus_scrapes_every_region() {
 
 #[test]
 fn the_kubernetes_config_validates() {
-    let cm = std::fs::read_to_string(repo().join("deploy/kubernetes/configmap.yaml")).unwrap();
+    for configmap in ["deploy/kubernetes/configmap.yaml", "deploy/kubernetes/fleet/base/configmap.yaml"] {
+        check_configmap(configmap);
+    }
+    let unit = std::fs::read_to_string(repo().join("deploy/systemd/switchyard.service")).unwrap();
+    assert!(unit.contains("ExecReload=/bin/kill -HUP $MAINPID"), "systemd reload sends SIGHUP");
+}
+
+/// The switchyard.toml inside a ConfigMap passes check-config (its paths moved to the repo).
+fn check_configmap(configmap: &str) {
+    let cm = std::fs::read_to_string(repo().join(configmap)).unwrap();
     let toml: String = cm
         .split_once("switchyard.toml: |\n")
         .unwrap()
@@ -205,7 +214,5 @@ fn the_kubernetes_config_validates() {
     let path = dir.path().join("switchyard.toml");
     std::fs::write(&path, toml).unwrap();
     let out = Command::new(crate::support::bin()).arg("check-config").arg(&path).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let unit = std::fs::read_to_string(repo().join("deploy/systemd/switchyard.service")).unwrap();
-    assert!(unit.contains("ExecReload=/bin/kill -HUP $MAINPID"), "systemd reload sends SIGHUP");
+    assert!(out.status.success(), "{configmap}: {}", String::from_utf8_lossy(&out.stderr));
 }

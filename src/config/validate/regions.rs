@@ -285,10 +285,7 @@ impl Validator {
             self.err(Some(raw.span()), "rise and fall must be at least 1");
         }
         let source = c.source.as_ref().and_then(|s| self.parse::<std::net::IpAddr>(s, "IP address"));
-        if let (Some(s), CheckKind::Postgres { .. }) = (&c.source, &kind) {
-            self.err(Some(s.span()), "`source` is not supported for postgres members yet").hint =
-                Some("it applies to http, https, tcp and http_role probes".into());
-        }
+
         Some(CheckConfig {
             source,
             id: format!("{region}/{shown}"),

@@ -219,6 +219,12 @@ impl Pg {
         self.sql("SELECT pg_reload_conf()");
     }
 
+    /// Lets clients from `ip` in (pg_hba.conf), and reloads.
+    pub fn allow(&self, ip: &str) {
+        append(&self.data.join("pg_hba.conf"), &format!("host all all {ip}/32 trust\n"));
+        self.sql("SELECT pg_reload_conf()");
+    }
+
     /// PostgreSQL's system identifier of this server's cluster.
     pub fn system_identifier(&self) -> String {
         self.sql("SELECT system_identifier FROM pg_control_system()")
