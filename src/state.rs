@@ -99,6 +99,9 @@ pub struct Drain {
     pub by: String,
     pub at: f64,
     pub why: String,
+    /// The fleet bucket's revision of it (later is newer, whatever the clocks); 0: not
+    /// from a bucket.
+    pub revision: u64,
 }
 
 #[derive(Debug)]

@@ -214,7 +214,7 @@ pub fn status_json(c: &Control) -> Value {
 fn fleet_json(c: &Control, config: &crate::config::Config) -> Value {
     let (Some(fleet), Some(settings)) = (&c.fleet, &config.fleet) else { return Value::Null };
     let shared = fleet.shared.borrow().clone();
-    let own = fleet.own.borrow().clone().unwrap_or_default();
+    let own = fleet.own.borrow().as_ref().map(|o| o.observation.clone()).unwrap_or_default();
     let now = tokio::time::Instant::now();
     let mut vantages = vec![(settings.name.clone(), own, 0.0)];
     vantages.extend(
@@ -313,18 +313,20 @@ async fn set_drain(c: &Control, headers: &HeaderMap, region: &str, drained: bool
     if c.state.snapshot().model.region_index(region).is_none() {
         return (StatusCode::NOT_FOUND, format!("no region `{region}`\n")).into_response();
     }
-    let note = crate::state::Drain {
+    let mut note = crate::state::Drain {
         drained,
         by: q.get("by").cloned().unwrap_or_else(|| "admin".to_owned()),
         at: crate::reload::unix_now(),
         why: q.get("reason").cloned().unwrap_or_default(),
+        revision: 0,
     };
-    // With a fleet, the bucket is where every instance (and a restart) finds it: if it
-    // cannot be stored there, nothing is changed here either.
-    if let Some(fleet) = &c.fleet
-        && let Err(e) = fleet.set_override(region, note.clone()).await
-    {
-        return (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response();
+    // With a fleet, the bucket is where every instance (and a restart) finds it: only
+    // once NATS has it is it applied here too; if it cannot be stored, nothing changes.
+    if let Some(fleet) = &c.fleet {
+        match fleet.set_override(region, note.clone()).await {
+            Ok(revision) => note.revision = revision,
+            Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
+        }
     }
     let what = if drained { "drained" } else { "undrained" };
     let (by, why) = (note.by.clone(), note.why.clone());

@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 
 use async_nats::jetstream::{self, kv};
 use futures_util::StreamExt;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -31,25 +31,42 @@ pub use observation::{
 /// What the fleet knows, as of the last change.
 #[derive(Debug, Clone, Default)]
 pub struct Shared {
-    /// The NATS connection and both buckets are up.
+    /// The NATS connection and both buckets are up, and their contents read.
     pub connected: bool,
     /// When the connection was last known good (now, while connected).
     pub last_connected: Option<Instant>,
     /// The other vantages' latest observations, by name, with when each was written
-    /// (on this instance's clock; entries older than the TTL are gone).
+    /// (on this instance's clock). Older than the TTL: pruned.
     pub vantages: BTreeMap<String, (Observation, Instant)>,
-    /// Operators' overrides by region name.
+    /// Operators' overrides by region name, with the bucket's revision of each.
     pub overrides: BTreeMap<String, Override>,
 }
+
+/// This instance's observation as the health engine made it, and when: the fleet
+/// publishes only a recent one (an engine that stopped making them, e.g. after a
+/// reload that removed `[fleet]`, is not kept alive by the heartbeat).
+#[derive(Debug, Clone)]
+pub struct Own {
+    pub observation: Observation,
+    pub at: Instant,
+}
+
+/// An operator's override on its way to the bucket, and where to say how it went.
+type Op = (String, Override, oneshot::Sender<Result<u64, String>>);
 
 /// A running fleet connection.
 pub struct Fleet {
     /// This instance's observation: the health engine sends, the task publishes.
-    pub own: watch::Sender<Option<Observation>>,
+    pub own: watch::Sender<Option<Own>>,
     pub shared: watch::Receiver<Shared>,
-    ops: mpsc::Sender<(String, Override)>,
+    ops: mpsc::Sender<Op>,
     stop: CancellationToken,
 }
+
+/// The most vantages a fleet counts: names beyond it (a bucket others can write to,
+/// generated host names piling up) are ignored. Whoever may write to the bucket has a
+/// vote: give only the instances write access.
+pub const MAX_VANTAGES: usize = 64;
 
 impl Fleet {
     pub fn start(config: FleetConfig) -> Fleet {
@@ -61,13 +78,21 @@ impl Fleet {
         Fleet { own, shared, ops, stop }
     }
 
-    /// Stores an operator's override for a region; every instance applies it. Fails
-    /// when NATS is not reachable (the caller says so: an override must not be lost).
-    pub async fn set_override(&self, region: &str, o: Override) -> Result<(), String> {
+    /// Stores an operator's override for a region in the bucket, and returns its
+    /// revision once NATS has it; every instance then applies it. Fails when NATS does
+    /// not take it within two seconds (the caller changes nothing: an override must not
+    /// apply to one instance only).
+    pub async fn set_override(&self, region: &str, o: Override) -> Result<u64, String> {
         if !self.shared.borrow().connected {
             return Err("the fleet's NATS servers are not reachable: not stored".into());
         }
-        self.ops.send((region.to_owned(), o)).await.map_err(|_| "the fleet has stopped".to_owned())
+        let (tx, rx) = oneshot::channel();
+        self.ops.send((region.to_owned(), o, tx)).await.map_err(|_| "the fleet has stopped".to_owned())?;
+        match tokio::time::timeout(Duration::from_secs(2), rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err("the fleet's NATS connection was lost: not stored".into()),
+            Err(_) => Err("NATS did not confirm within 2 s: not stored".into()),
+        }
     }
 
     pub fn stop(&self) {
@@ -86,8 +111,14 @@ fn vantage_key(name: &str) -> String {
     format!("vantage.{name}")
 }
 
-/// When an entry was written, on this instance's clock (its age by the NATS server's
-/// clock against ours, at most `ttl`: the bucket drops older entries).
+/// A name another instance may have: what `[fleet] name` allows.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// When an entry read while replaying the bucket was written, on this instance's clock:
+/// its age by the NATS server's clock against ours, at most `ttl`. Live entries are
+/// taken as written when received, so clock skew does not age them.
 fn written_at(created: SystemTime, ttl: Duration) -> Instant {
     let age = SystemTime::now().duration_since(created).unwrap_or(Duration::ZERO).min(ttl);
     let now = Instant::now();
@@ -96,21 +127,23 @@ fn written_at(created: SystemTime, ttl: Duration) -> Instant {
 
 async fn run(
     config: FleetConfig,
-    mut own: watch::Receiver<Option<Observation>>,
+    mut own: watch::Receiver<Option<Own>>,
     shared: watch::Sender<Shared>,
-    mut ops: mpsc::Receiver<(String, Override)>,
+    mut ops: mpsc::Receiver<Op>,
     stop: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(200);
     let mut logged_down = false;
     loop {
+        let started = Instant::now();
         let session = session(&config, &mut own, &shared, &mut ops, &stop, &mut logged_down);
         let result = tokio::select! {
             r = session => r,
             _ = stop.cancelled() => return,
         };
-        // A session that got connected starts the next wait short again.
-        if shared.borrow().connected {
+        // Only a session that lasted starts the next wait short again: a server that
+        // takes connections and then fails every write is not hammered.
+        if started.elapsed() >= Duration::from_secs(30) {
             backoff = Duration::from_millis(200);
         }
         shared.send_modify(|s| s.connected = false);
@@ -130,13 +163,77 @@ async fn run(
     }
 }
 
-/// One connection's life: connect, open both buckets, then publish and watch until an
-/// error. `Ok` only when asked to stop.
+/// What one bucket entry says, for `Shared`.
+enum Seen {
+    Vantage(String, Option<Observation>),
+    Override(String, Option<Override>),
+    Nothing,
+}
+
+fn read_entry(entry: &kv::Entry, own_name: &str) -> Seen {
+    let put = matches!(entry.operation, kv::Operation::Put);
+    if let Some(name) = entry.key.strip_prefix("vantage.") {
+        if name == own_name || !valid_name(name) {
+            return Seen::Nothing;
+        }
+        return Seen::Vantage(name.to_owned(), put.then(|| Observation::from_json(&entry.value)).flatten());
+    }
+    if let Some(region) = entry.key.strip_prefix("drain.") {
+        let o = put.then(|| override_from_json(&entry.value)).flatten().map(|mut o| {
+            o.revision = entry.revision;
+            o
+        });
+        return Seen::Override(region.to_owned(), o);
+    }
+    Seen::Nothing
+}
+
+fn apply(shared: &watch::Sender<Shared>, seen: Seen, at: Instant) {
+    match seen {
+        Seen::Vantage(name, Some(o)) => shared.send_modify(|s| {
+            if s.vantages.len() < MAX_VANTAGES || s.vantages.contains_key(&name) {
+                s.vantages.insert(name, (o, at));
+            }
+        }),
+        Seen::Vantage(name, None) => shared.send_modify(|s| {
+            s.vantages.remove(&name);
+        }),
+        Seen::Override(region, Some(o)) => shared.send_modify(|s| {
+            s.overrides.insert(region, o);
+        }),
+        Seen::Override(region, None) => shared.send_modify(|s| {
+            s.overrides.remove(&region);
+        }),
+        Seen::Nothing => {}
+    }
+}
+
+/// Reads what a watch replays of a bucket's current contents: entries until the one
+/// with nothing after it (`delta` 0), or a short silence (an empty bucket sends none).
+async fn replay(watch: &mut kv::Watch, config: &FleetConfig, shared: &watch::Sender<Shared>) -> Result<(), String> {
+    loop {
+        match tokio::time::timeout(Duration::from_millis(300), watch.next()).await {
+            Err(_) => return Ok(()),
+            Ok(None) => return Err("the watch ended".into()),
+            Ok(Some(entry)) => {
+                let entry = entry.map_err(|e| format!("watch: {e}"))?;
+                let at = written_at(entry.created.into(), config.observation_ttl);
+                apply(shared, read_entry(&entry, &config.name), at);
+                if entry.delta == 0 {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// One connection's life: connect, open both buckets and read them, then publish and
+/// watch until an error. `Ok` only when asked to stop.
 async fn session(
     config: &FleetConfig,
-    own: &mut watch::Receiver<Option<Observation>>,
+    own: &mut watch::Receiver<Option<Own>>,
     shared: &watch::Sender<Shared>,
-    ops: &mut mpsc::Receiver<(String, Override)>,
+    ops: &mut mpsc::Receiver<Op>,
     stop: &CancellationToken,
     logged_down: &mut bool,
 ) -> Result<(), String> {
@@ -163,6 +260,10 @@ async fn session(
     let overrides = bucket(&js, &format!("{}-ops", config.bucket), Duration::ZERO).await?;
     let mut seen = observations.watch_with_history(">").await.map_err(|e| format!("watch: {e}"))?;
     let mut ops_seen = overrides.watch_with_history(">").await.map_err(|e| format!("watch: {e}"))?;
+    // Connected only once both buckets' contents are read: a half-read view must not
+    // replace the held one, nor take a drain.
+    replay(&mut seen, config, shared).await?;
+    replay(&mut ops_seen, config, shared).await?;
     if *logged_down {
         info!(servers = %config.servers.join(","), "fleet: NATS reachable again");
     } else {
@@ -174,8 +275,10 @@ async fn session(
         s.last_connected = Some(Instant::now());
     });
     let key = vantage_key(&config.name);
-    let mut heartbeat = tokio::time::interval(config.observation_ttl / 3);
+    let ttl = config.observation_ttl;
+    let mut heartbeat = tokio::time::interval(ttl / 3);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_put: Option<Observation> = None;
     own.mark_changed();
     loop {
         tokio::select! {
@@ -183,62 +286,46 @@ async fn session(
                 if changed.is_err() {
                     return Ok(());
                 }
-                let value = own.borrow_and_update().as_ref().map(Observation::to_json);
-                if let Some(value) = value {
-                    observations.put(&key, value.into()).await.map_err(|e| format!("put: {e}"))?;
+                // Published when it says something new; the heartbeat keeps it alive.
+                let current = own.borrow_and_update().clone();
+                if let Some(current) = current
+                    && last_put.as_ref() != Some(&current.observation)
+                {
+                    observations.put(&key, current.observation.to_json().into()).await.map_err(|e| format!("put: {e}"))?;
+                    last_put = Some(current.observation);
                 }
             }
             _ = heartbeat.tick() => {
                 if client.connection_state() != async_nats::connection::State::Connected {
                     return Err("the connection to NATS was lost".into());
                 }
-                let value = own.borrow().as_ref().map(Observation::to_json);
-                if let Some(value) = value {
-                    observations.put(&key, value.into()).await.map_err(|e| format!("put: {e}"))?;
+                let current = own.borrow().clone();
+                if let Some(current) = current.filter(|c| c.at.elapsed() <= ttl) {
+                    observations.put(&key, current.observation.to_json().into()).await.map_err(|e| format!("put: {e}"))?;
+                    last_put = Some(current.observation);
                 }
-                shared.send_modify(|s| s.last_connected = Some(Instant::now()));
+                // Vantages whose entry expired (expiry sends no delete) stop counting.
+                shared.send_modify(|s| {
+                    s.last_connected = Some(Instant::now());
+                    s.vantages.retain(|_, (_, at)| at.elapsed() <= ttl);
+                });
             }
             entry = seen.next() => {
                 let entry = entry.ok_or("the watch ended")?.map_err(|e| format!("watch: {e}"))?;
-                let Some(name) = entry.key.strip_prefix("vantage.") else { continue };
-                if name == config.name {
-                    continue;
-                }
-                let name = name.to_owned();
-                let at = written_at(entry.created.into(), config.observation_ttl);
-                let observation = match entry.operation {
-                    kv::Operation::Put => Observation::from_json(&entry.value),
-                    kv::Operation::Delete | kv::Operation::Purge => None,
-                };
-                shared.send_modify(|s| match observation {
-                    Some(o) => {
-                        s.vantages.insert(name, (o, at));
-                    }
-                    None => {
-                        s.vantages.remove(&name);
-                    }
-                });
+                apply(shared, read_entry(&entry, &config.name), Instant::now());
             }
             entry = ops_seen.next() => {
                 let entry = entry.ok_or("the watch ended")?.map_err(|e| format!("watch: {e}"))?;
-                let Some(region) = entry.key.strip_prefix("drain.") else { continue };
-                let region = region.to_owned();
-                let o = match entry.operation {
-                    kv::Operation::Put => override_from_json(&entry.value),
-                    kv::Operation::Delete | kv::Operation::Purge => None,
-                };
-                shared.send_modify(|s| match o {
-                    Some(o) => {
-                        s.overrides.insert(region, o);
-                    }
-                    None => {
-                        s.overrides.remove(&region);
-                    }
-                });
+                apply(shared, read_entry(&entry, &config.name), Instant::now());
             }
             op = ops.recv() => {
-                let Some((region, o)) = op else { return Ok(()) };
-                overrides.put(format!("drain.{region}"), override_to_json(&o).into()).await.map_err(|e| format!("put: {e}"))?;
+                let Some((region, o, done)) = op else { return Ok(()) };
+                let put = overrides.put(format!("drain.{region}"), override_to_json(&o).into()).await;
+                let failed = put.as_ref().err().map(|e| format!("put: {e}"));
+                let _ = done.send(put.map_err(|e| format!("NATS did not take it: {e}")));
+                if let Some(e) = failed {
+                    return Err(e);
+                }
             }
             _ = stop.cancelled() => return Ok(()),
         }

@@ -114,6 +114,7 @@ pub fn override_from_value(v: &Value) -> Option<Override> {
         by: v.get("by").and_then(Value::as_str).unwrap_or("").to_owned(),
         at: v.get("at").and_then(Value::as_f64).unwrap_or(0.0),
         why: v.get("why").and_then(Value::as_str).unwrap_or("").to_owned(),
+        revision: 0,
     })
 }
 
@@ -140,7 +141,7 @@ mod tests {
         assert_eq!(Observation::from_json(&o.to_json()), Some(o));
         assert_eq!(Observation::from_json(b"{\"version\": 9}"), None);
         assert_eq!(Observation::from_json(b"\xff"), None);
-        let d = Override { drained: true, by: "admin".into(), at: 1.5, why: "maintenance".into() };
+        let d = Override { drained: true, by: "admin".into(), at: 1.5, why: "maintenance".into(), revision: 0 };
         assert_eq!(override_from_json(&override_to_json(&d)), Some(d));
         assert_eq!(override_from_json(b"{}"), None);
     }

@@ -19,7 +19,7 @@ pub mod statefile;
 mod verdict;
 pub mod writer;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -947,8 +947,9 @@ impl Supervisor {
         // Operators' drains, sent to any instance: applied here too, once each.
         let current = self.state.drains();
         for (region, o) in &shared.overrides {
-            // An older action than the one in force (a replay after NATS restarts) is not one.
-            let newer = current.get(region).is_none_or(|c| c != o && c.at <= o.at);
+            // The bucket's revisions order actions, whatever the senders' clocks: an older
+            // one (a replay after NATS restarts) does not undo a newer one.
+            let newer = current.get(region).is_none_or(|c| o.revision > c.revision);
             if newer && self.state.set_drain(region, o.clone()) {
                 let what = if o.drained { "drained" } else { "undrained" };
                 let why = if o.why.is_empty() { String::new() } else { format!(": {}", o.why) };
@@ -1012,19 +1013,28 @@ impl Supervisor {
                     .into_iter()
                     .chain(seen.iter().filter(|s| s.primary).map(|s| s.timeline))
                     .max();
-                let status = match (local, seen.first()) {
-                    (None, None) => None,
-                    (local, first) => {
+                let status = match local {
+                    None if seen.is_empty() => None,
+                    local => {
                         let role = match primary {
                             Some(timeline) => Role::Primary { timeline },
                             None => Role::Replica { lag },
                         };
-                        let system_id = local.and_then(|s| s.system_id).or_else(|| first.and_then(|s| s.system_id));
+                        // The identifier most vantages report (ties: the smallest), so that every
+                        // instance merges the same way.
+                        let ids =
+                            local.and_then(|s| s.system_id).into_iter().chain(seen.iter().filter_map(|s| s.system_id));
+                        let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
+                        for id in ids {
+                            *counts.entry(id).or_default() += 1;
+                        }
+                        let top = counts.values().copied().max().unwrap_or(0);
+                        let system_id = counts.iter().find(|(_, n)| **n == top).map(|(id, _)| *id);
                         let (name, standbys) = local.map(|s| (s.name.clone(), s.standbys.clone())).unwrap_or_default();
                         Some(DbStatus { role, system_id, name, standbys })
                     }
                 };
-                if matches!(status.as_ref().map(|s| s.role), Some(Role::Replica { .. })) && lag.is_some() {
+                if matches!(status.as_ref().map(|s| s.role), Some(Role::Replica { .. })) {
                     self.replica_lags[c][m] = lag;
                 }
                 // Fresh for a reader name when most of the vantages that reach it say so.
@@ -1076,16 +1086,12 @@ impl Supervisor {
                 .collect();
             let cluster = &config.clusters[cluster];
             let key = format!("{}/{}", cluster.name, cluster.members[member].name);
-            o.members.insert(key, MemberSeen { primary, timeline, system_id: status.system_id, lag: c.lag, fresh });
+            // To a tenth of a second: a lag that moves by milliseconds each probe is no news.
+            let lag = c.lag.map(|l| (l * 10.0).round() / 10.0);
+            o.members.insert(key, MemberSeen { primary, timeline, system_id: status.system_id, lag, fresh });
         }
-        link.fleet.own.send_if_modified(|cur| {
-            if cur.as_ref() == Some(&o) {
-                false
-            } else {
-                *cur = Some(o);
-                true
-            }
-        });
+        // Stamped each time: the fleet keeps publishing only what is recent.
+        link.fleet.own.send_replace(Some(crate::fleet::Own { observation: o, at: Instant::now() }));
     }
 
     /// What the state file keeps of `memory`.
