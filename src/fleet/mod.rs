@@ -320,6 +320,10 @@ async fn session(
             }
             op = ops.recv() => {
                 let Some((region, o, done)) = op else { return Ok(()) };
+                // The caller gave up waiting (and answered 503): it must not land later.
+                if done.is_closed() {
+                    continue;
+                }
                 let put = overrides.put(format!("drain.{region}"), override_to_json(&o).into()).await;
                 let failed = put.as_ref().err().map(|e| format!("put: {e}"));
                 let _ = done.send(put.map_err(|e| format!("NATS did not take it: {e}")));
