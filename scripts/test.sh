@@ -21,12 +21,13 @@ cargo fmt --check
 cargo clippy --all-targets --all-features --locked -- -D warnings
 
 # Fuzzing keeps running: in CI (CI=true) every cargo-fuzz target runs for FUZZ_SECONDS
-# (20 by default; set it anywhere else to do the same) on a quick-to-build unoptimized
+# (10 by default, which keeps the whole run under ten minutes on two cores; set it
+# anywhere else to do the same) on a quick-to-build unoptimized
 # build, so a new crash fails the build. The tests below replay every seed and
 # regression in any case; scripts/fuzz.sh alone is for long runs. It runs first so that
 # the test runner's summary closes the output.
 fuzz_seconds=${FUZZ_SECONDS:-0}
-[ "${CI:-}" != true ] || [ -n "${FUZZ_SECONDS:-}" ] || fuzz_seconds=20
+[ "${CI:-}" != true ] || [ -n "${FUZZ_SECONDS:-}" ] || fuzz_seconds=10
 fuzz_status=0
 if [ "$fuzz_seconds" -gt 0 ]; then
   FUZZ_BUILD=${FUZZ_BUILD:-dev} FUZZ_SANITIZER=${FUZZ_SANITIZER:-none} scripts/fuzz.sh "$fuzz_seconds" || fuzz_status=$?
