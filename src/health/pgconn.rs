@@ -74,23 +74,13 @@ async fn connect_from(
         _ => None,
     });
     let port = config.get_ports().first().copied().unwrap_or(5432);
-    let addr = match config.get_hostaddrs().first() {
-        Some(ip) => std::net::SocketAddr::new(*ip, port),
-        None => {
-            let name = host.clone().ok_or_else(|| failure(FailureKind::Connect, "`source` needs a TCP host"))?;
-            tokio::net::lookup_host((name.as_str(), port))
-                .await
-                .map_err(|e| failure(FailureKind::Connect, e.to_string()))?
-                .find(|a| a.is_ipv4() == source.is_ipv4())
-                .ok_or_else(|| {
-                    failure(FailureKind::Connect, format!("`{name}` has no address of the family of {source}"))
-                })?
-        }
+    // The DSN's `hostaddr` if it gives one, else its host name (resolved there).
+    let target = match (config.get_hostaddrs().first(), &host) {
+        (Some(ip), _) => std::net::SocketAddr::new(*ip, port).to_string(),
+        (None, Some(name)) => format!("{name}:{port}"),
+        (None, None) => return Err(failure(FailureKind::Connect, "`source` needs a TCP host")),
     };
-    let socket = if source.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() }
-        .map_err(|e| failure(FailureKind::Connect, e.to_string()))?;
-    socket.bind(std::net::SocketAddr::new(source, 0)).map_err(|e| failure(FailureKind::Connect, e.to_string()))?;
-    let stream = socket.connect(addr).await.map_err(|e| {
+    let stream = super::probe::from_source(&target, source).await.map_err(|e| {
         let kind =
             if e.kind() == std::io::ErrorKind::ConnectionRefused { FailureKind::Refused } else { FailureKind::Connect };
         failure(kind, e.to_string())
@@ -102,7 +92,8 @@ async fn connect_from(
             Ok((client, tokio::spawn(async move { drop(connection.await) })))
         }
         Some(tls) => {
-            let name = host.unwrap_or_else(|| addr.ip().to_string());
+            // `prepare` names every TCP target by `host` (a `hostaddr` alone becomes one).
+            let name = host.unwrap_or_default();
             let tls = MakeTlsConnect::<tokio::net::TcpStream>::make_tls_connect(&mut tls.clone(), &name)
                 .map_err(|e| failure(FailureKind::Tls, e.to_string()))?;
             let (client, connection) = config.connect_raw(stream, tls).await.map_err(|e| classify(&e))?;

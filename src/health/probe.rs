@@ -254,7 +254,7 @@ async fn tcp(target: &str, source: Option<std::net::IpAddr>) -> Result<(), Failu
 }
 
 /// Connects to `target` (host:port) from the local address `source`.
-async fn from_source(target: &str, source: std::net::IpAddr) -> std::io::Result<TcpStream> {
+pub(super) async fn from_source(target: &str, source: std::net::IpAddr) -> std::io::Result<TcpStream> {
     let addr = tokio::net::lookup_host(target)
         .await?
         .find(|a| a.is_ipv4() == source.is_ipv4())
