@@ -18,7 +18,7 @@ use crate::listen::rrl;
 use crate::listen::server::DnsServer;
 use crate::listen::tcp::TcpLimits;
 use crate::metrics::Metrics;
-use crate::model::Model;
+use crate::model::{MetricSlots, Model};
 use crate::recent::Recent;
 use crate::reload::{Overrides, ReloadStatus, unix_now};
 use crate::state::State;
@@ -51,9 +51,13 @@ impl Loaded {
                     m.geoip_build.set(geo.build_epoch() as f64);
                 }
                 let names: Vec<&str> = self.config.regions.iter().map(|r| r.name.as_str()).collect();
-                m.queries.slots(&self.config.zone.origin.to_ascii(), &names)
+                let jurisdictions: Vec<&str> = self.config.jurisdictions.iter().map(|j| j.name.as_str()).collect();
+                MetricSlots {
+                    regions: m.queries.slots(&self.config.zone.origin.to_ascii(), &names),
+                    jurisdictions: m.queries.jurisdiction_slots(&jurisdictions),
+                }
             }
-            None => vec![0; self.config.regions.len()],
+            None => MetricSlots::none(&self.config),
         };
         Model::new(&self.config, self.geo.clone(), slots)
     }

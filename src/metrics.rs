@@ -44,6 +44,7 @@ pub const TCP_CONNECTIONS: &str = "switchyard_tcp_connections";
 pub const TCP_REFUSED: &str = "switchyard_tcp_connections_refused_total";
 pub const TCP_EVICTED: &str = "switchyard_tcp_connections_evicted_total";
 pub const TCP_TIMEOUTS: &str = "switchyard_tcp_timeouts_total";
+pub const RESIDENCY_RESTRICTED: &str = "switchyard_residency_restricted_total";
 
 /// Query types counted by name; the rest are `other`.
 pub const QTYPES: &[&str] =
@@ -52,6 +53,9 @@ pub const QTYPES: &[&str] =
 pub const RCODES: &[&str] = &["NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "BADVERS", "other"];
 /// Region slots: 0 is "none" (no region answered); names get slots as configs load.
 pub const REGION_SLOTS: usize = 128;
+/// Jurisdiction slots for residency counts: 0 is `unlocated` (a client of unknown
+/// location refused by `unlocated = "servfail"`).
+pub const JURISDICTION_SLOTS: usize = 32;
 
 pub fn qtype_index(qtype: u16) -> usize {
     match qtype {
@@ -92,6 +96,28 @@ pub struct QueryCounters {
     names: Mutex<Vec<String>>,
     zone: Mutex<String>,
     desc: Desc,
+    /// Answers residency restricted, by jurisdiction slot.
+    restricted: Box<[AtomicU64]>,
+    /// Slot → jurisdiction name; slot 0 is `unlocated`. Grows, never shrinks.
+    jurisdictions: Mutex<Vec<String>>,
+    restricted_desc: Desc,
+}
+
+/// The slot of each of `wanted` in `names`, adding those not there yet (up to `limit`;
+/// past it, the last slot is shared rather than labels grown).
+fn assign_slots(names: &Mutex<Vec<String>>, wanted: &[&str], limit: usize) -> Vec<u16> {
+    let mut names = names.lock().expect("not poisoned");
+    wanted
+        .iter()
+        .map(|r| match names.iter().position(|n| n == r) {
+            Some(i) => i as u16,
+            None if names.len() < limit => {
+                names.push((*r).to_owned());
+                (names.len() - 1) as u16
+            }
+            None => (limit - 1) as u16,
+        })
+        .collect()
 }
 
 impl QueryCounters {
@@ -108,7 +134,27 @@ impl QueryCounters {
                 Default::default(),
             )
             .expect("valid descriptor"),
+            restricted: (0..JURISDICTION_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            jurisdictions: Mutex::new(vec!["unlocated".to_owned()]),
+            restricted_desc: Desc::new(
+                RESIDENCY_RESTRICTED.into(),
+                "Answers of strict-residency names that residency restricted: a region the policy ranked was outside the client's jurisdiction, or the client's location was unknown and `unlocated = \"servfail\"` refused it.".into(),
+                vec!["jurisdiction".into()],
+                Default::default(),
+            )
+            .expect("valid descriptor"),
         }
+    }
+
+    /// Counts one answer restricted by residency. The DNS path calls this.
+    #[inline]
+    pub fn restricted(&self, slot: u16) {
+        self.restricted[(slot as usize).min(JURISDICTION_SLOTS - 1)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Slots for a config's jurisdictions, by name.
+    pub fn jurisdiction_slots(&self, jurisdictions: &[&str]) -> Vec<u16> {
+        assign_slots(&self.jurisdictions, jurisdictions, JURISDICTION_SLOTS)
     }
 
     /// Counts one query. The DNS path calls this.
@@ -121,25 +167,13 @@ impl QueryCounters {
     /// Slots for a config's regions, by name.
     pub fn slots(&self, zone: &str, regions: &[&str]) -> Vec<u16> {
         *self.zone.lock().expect("not poisoned") = zone.trim_end_matches('.').to_owned();
-        let mut names = self.names.lock().expect("not poisoned");
-        regions
-            .iter()
-            .map(|r| match names.iter().position(|n| n == r) {
-                Some(i) => i as u16,
-                None if names.len() < REGION_SLOTS => {
-                    names.push((*r).to_owned());
-                    (names.len() - 1) as u16
-                }
-                // Past the limit, regions share the last slot rather than grow labels.
-                None => (REGION_SLOTS - 1) as u16,
-            })
-            .collect()
+        assign_slots(&self.names, regions, REGION_SLOTS)
     }
 }
 
 impl Collector for QueryCounters {
     fn desc(&self) -> Vec<&Desc> {
-        vec![&self.desc]
+        vec![&self.desc, &self.restricted_desc]
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
@@ -177,7 +211,24 @@ impl Collector for QueryCounters {
         mf.set_help(self.desc.help.clone());
         mf.set_field_type(MetricType::COUNTER);
         mf.set_metric(metrics);
-        vec![mf]
+        let mut restricted = Vec::new();
+        for (slot, name) in self.jurisdictions.lock().expect("not poisoned").iter().enumerate() {
+            let v = self.restricted[slot].load(Ordering::Relaxed);
+            if v == 0 {
+                continue;
+            }
+            let mut c = Counter::default();
+            c.set_value(v as f64);
+            let mut m = Metric::from_label(vec![label("jurisdiction", name)]);
+            m.set_counter(c);
+            restricted.push(m);
+        }
+        let mut rf = MetricFamily::default();
+        rf.set_name(RESIDENCY_RESTRICTED.to_owned());
+        rf.set_help(self.restricted_desc.help.clone());
+        rf.set_field_type(MetricType::COUNTER);
+        rf.set_metric(restricted);
+        vec![mf, rf]
     }
 }
 

@@ -6,6 +6,7 @@
 //! hot-path tables. `check-config`, start-up and reload all run this same pipeline.
 //! This module does no I/O beyond reading the one file, and never touches sockets.
 
+pub mod budget;
 pub mod dsn;
 mod raw;
 mod validate;
@@ -32,6 +33,10 @@ pub struct Config {
     pub regions: Vec<RegionConfig>,
     /// Database clusters, for `writer` and `reader` names.
     pub clusters: Vec<ClusterConfig>,
+    /// Where clients' traffic must stay, for names with `residency = "strict"`.
+    pub jurisdictions: Vec<JurisdictionConfig>,
+    /// Whom to tell about writer changes.
+    pub notify: NotifyConfig,
     pub names: Vec<NameConfig>,
     /// Latency table rows: area → RTT in ms per region (by index), `None` where unknown.
     pub latency: Vec<(Area, Vec<Option<u32>>)>,
@@ -288,6 +293,61 @@ pub struct NameConfig {
     pub ttl: u32,
     pub failover_ttl: u32,
     pub when_all_down: AllDown,
+    /// `Some`: `residency = "strict"`, with the treatment of clients of unknown location.
+    pub residency: Option<Unlocated>,
+    /// The recovery-time budget check-config holds the config to.
+    pub rto: Option<Duration>,
+}
+
+/// A jurisdiction: regions, and the clients whose traffic must stay among them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JurisdictionConfig {
+    pub name: String,
+    /// Region indices.
+    pub regions: Vec<usize>,
+    /// Client areas (never `Default`); each area belongs to one jurisdiction only.
+    pub clients: Vec<Area>,
+    /// The in-jurisdiction fixed answer (`AllDown::Fallback`) for strict names whose
+    /// all-down rule is a fixed answer.
+    pub sorry: Option<AllDown>,
+}
+
+/// What a strict name answers a client whose location is unknown (no ECS, and an
+/// address neither in a jurisdiction's CIDRs nor located by the GeoIP database).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unlocated {
+    /// As a client of no jurisdiction: the policy alone decides.
+    Open,
+    /// SERVFAIL.
+    ServFail,
+    /// As a client of this jurisdiction (an index into `Config::jurisdictions`).
+    As(usize),
+}
+
+/// `[notify]`: writer changes told to the application.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifyConfig {
+    pub webhooks: Vec<WebhookConfig>,
+    /// With a fleet: the NATS subject writer changes are also published on.
+    pub nats_subject: Option<String>,
+    /// Events queued per webhook while it is unreachable; the oldest are dropped.
+    pub queue: usize,
+    /// How long one event is retried.
+    pub give_up_after: Duration,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> NotifyConfig {
+        NotifyConfig { webhooks: Vec::new(), nats_subject: None, queue: 64, give_up_after: Duration::from_secs(3600) }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookConfig {
+    pub url: String,
+    /// A file holding the HMAC-SHA256 key (read when the notifier starts).
+    pub secret_file: Option<PathBuf>,
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]

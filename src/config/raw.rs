@@ -13,8 +13,21 @@ pub type S<T> = Spanned<T>;
 
 /// The top-level sections. Each one is deserialized on its own (see `super::load`), so
 /// that a type error in one region does not hide the errors in the next.
-pub const SECTIONS: &[&str] =
-    &["server", "admin", "rrl", "defaults", "health", "fleet", "zone", "regions", "clusters", "names", "latency"];
+pub const SECTIONS: &[&str] = &[
+    "server",
+    "admin",
+    "rrl",
+    "defaults",
+    "health",
+    "fleet",
+    "notify",
+    "zone",
+    "regions",
+    "clusters",
+    "jurisdictions",
+    "names",
+    "latency",
+];
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -376,6 +389,51 @@ pub struct Name {
     pub cluster: Option<S<String>>,
     /// `writer`, `reader`: a member's region must also be up by its gateway checks.
     pub require_gateway: Option<bool>,
+    /// `"strict"`: a client of a jurisdiction is only ever answered with regions inside
+    /// it; `"none"` (default): routed by the policy alone.
+    pub residency: Option<S<String>>,
+    /// Strict names: what clients of unknown location get: `"open"` (default: routed
+    /// as clients of no jurisdiction), `"servfail"`, or a jurisdiction's name.
+    pub unlocated: Option<S<String>>,
+    /// The recovery-time budget: check-config proves the config can meet it.
+    pub rto: Option<S<Dur>>,
+}
+
+/// `[jurisdictions.NAME]`: regions and the clients that must stay among them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Jurisdiction {
+    /// The regions inside the jurisdiction.
+    pub regions: S<Vec<S<String>>>,
+    /// Its clients: areas as in latency rows and geo maps (continent:, country:,
+    /// subdivision:, CIDR), never `default`.
+    pub clients: S<Vec<S<String>>>,
+    /// The in-jurisdiction "sorry" answer for strict names whose `when_all_down` is a
+    /// fixed answer: `{ fallback = [...] }` or `{ cname = "..." }`.
+    pub sorry: Option<S<WhenAllDown>>,
+}
+
+/// `[notify]`: whom to tell when a database writer changes.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Notify {
+    #[serde(default)]
+    pub webhooks: Vec<S<Webhook>>,
+    /// With `[fleet]`: also publish each writer change on this NATS subject.
+    pub nats_subject: Option<S<String>>,
+    /// Events kept per webhook while it is unreachable (the oldest go first).
+    pub queue: Option<S<u32>>,
+    /// How long to keep retrying one event.
+    pub give_up_after: Option<S<Dur>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    pub url: S<String>,
+    /// A file holding the HMAC-SHA256 key the body is signed with.
+    pub secret_file: Option<S<String>>,
+    pub timeout: Option<S<Dur>>,
 }
 
 /// A `geo` map: area → ordered region names.

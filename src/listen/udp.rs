@@ -156,6 +156,9 @@ fn serve(socket: UdpSocket, stop: &AtomicBool, shared: &Shared) {
                     Some(a) => {
                         let slot = a.region.map_or(0, |r| snap.model.metric_slots[r as usize]);
                         metrics.queries.count(qtype_index(a.qtype), rcode_index(a.rcode), slot);
+                        if let Some(j) = a.restricted {
+                            metrics.queries.restricted(j);
+                        }
                         true
                     }
                     None => match runtime.block_on(general(handler, packet, src, Protocol::Udp)) {

@@ -37,10 +37,54 @@ pub struct Model {
     pub clusters: Vec<Cluster>,
     /// How many `reader` names there are (each has a slot in `HealthView::readers`).
     pub readers: usize,
+    /// Jurisdictions, for names with strict residency.
+    pub residency: Residency,
     pub dns: DnsSettings,
     pub geo: Option<Arc<GeoDb>>,
     /// Each region's slot in the query counters.
     pub metric_slots: Vec<u16>,
+}
+
+/// Where the query counters count a config's regions and jurisdictions.
+#[derive(Debug, Clone)]
+pub struct MetricSlots {
+    /// One per region, in order.
+    pub regions: Vec<u16>,
+    /// One per jurisdiction, in order.
+    pub jurisdictions: Vec<u16>,
+}
+
+impl MetricSlots {
+    /// Slot 0 for everything: a model nothing counts for (tests, `explain`).
+    pub fn none(config: &Config) -> MetricSlots {
+        MetricSlots { regions: vec![0; config.regions.len()], jurisdictions: vec![0; config.jurisdictions.len()] }
+    }
+}
+
+/// The jurisdictions and the client table that says whose client is whose.
+#[derive(Debug)]
+pub struct Residency {
+    /// Client area → jurisdiction index.
+    pub clients: AreaTable<u16>,
+    pub jurisdictions: Vec<Jurisdiction>,
+}
+
+#[derive(Debug)]
+pub struct Jurisdiction {
+    pub name: String,
+    pub regions: Vec<RegionId>,
+    /// The in-jurisdiction fixed answer (`AllDown::Fallback`).
+    pub sorry: Option<AllDown>,
+    /// Its slot in the residency counter.
+    pub metric_slot: u16,
+}
+
+/// What a strict name answers a client of unknown location.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unlocated {
+    Open,
+    ServFail,
+    As(u16),
 }
 
 /// A region as the DNS path sees it.
@@ -106,6 +150,8 @@ pub struct GslbName {
     pub ttl: u32,
     pub failover_ttl: u32,
     pub when_all_down: AllDown,
+    /// `Some`: strict residency, with the treatment of clients of unknown location.
+    pub residency: Option<Unlocated>,
 }
 
 /// How a name orders its regions for a client: the policy, with its tables compiled.
@@ -173,8 +219,9 @@ impl From<&config::AllDown> for AllDown {
 impl Model {
     /// Compiles `config`; `metric_slots` are the regions' slots in the query counters
     /// (one per region, in order; zeros where nothing counts).
-    pub fn new(config: &Config, geo: Option<Arc<GeoDb>>, metric_slots: Vec<u16>) -> Model {
-        assert_eq!(metric_slots.len(), config.regions.len(), "a metric slot per region");
+    pub fn new(config: &Config, geo: Option<Arc<GeoDb>>, slots: MetricSlots) -> Model {
+        assert_eq!(slots.regions.len(), config.regions.len(), "a metric slot per region");
+        assert_eq!(slots.jurisdictions.len(), config.jurisdictions.len(), "a metric slot per jurisdiction");
         let latency = std::cell::OnceCell::new();
         let latency = || latency.get_or_init(|| Arc::new(AreaTable::new(config.latency.iter().cloned()))).clone();
         let ids = |v: &[usize]| v.iter().map(|&i| i as RegionId).collect::<Vec<_>>();
@@ -237,6 +284,11 @@ impl Model {
                     ttl: n.ttl,
                     failover_ttl: n.failover_ttl,
                     when_all_down: AllDown::from(&n.when_all_down),
+                    residency: n.residency.map(|u| match u {
+                        config::Unlocated::Open => Unlocated::Open,
+                        config::Unlocated::ServFail => Unlocated::ServFail,
+                        config::Unlocated::As(j) => Unlocated::As(j as u16),
+                    }),
                 }
             })
             .collect();
@@ -284,7 +336,28 @@ impl Model {
             chaos_version: s.chaos_version.clone(),
             chaos_id: s.chaos_id.clone(),
         };
-        Model { zone, names, regions, clusters, readers, dns, geo, metric_slots }
+        let residency = Residency {
+            clients: AreaTable::new(
+                config
+                    .jurisdictions
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(j, jur)| jur.clients.iter().map(move |a| (a.clone(), j as u16))),
+            ),
+            jurisdictions: config
+                .jurisdictions
+                .iter()
+                .zip(&slots.jurisdictions)
+                .map(|(j, &slot)| Jurisdiction {
+                    name: j.name.clone(),
+                    regions: ids(&j.regions),
+                    sorry: j.sorry.as_ref().map(AllDown::from),
+                    metric_slot: slot,
+                })
+                .collect(),
+        };
+        let metric_slots = slots.regions;
+        Model { zone, names, regions, clusters, readers, residency, dns, geo, metric_slots }
     }
 
     pub fn region_name(&self, id: RegionId) -> &str {

@@ -13,7 +13,7 @@ use super::client;
 use crate::model::AllDown;
 use crate::model::zone::{Lookup, Node, key};
 use crate::model::{Model, Ranker, RegionId};
-use crate::routing::{self, Outcome};
+use crate::routing::{self, Confine, Outcome};
 use crate::state::Snapshot;
 
 /// The question, as the handler extracted it.
@@ -39,6 +39,8 @@ pub struct Response {
     pub scope: u8,
     /// The first region answered, for metrics.
     pub region: Option<RegionId>,
+    /// Residency restricted the answer: the residency counter slot, for metrics.
+    pub restricted: Option<u16>,
 }
 
 impl Response {
@@ -51,6 +53,7 @@ impl Response {
             additional: Vec::new(),
             scope: 0,
             region: None,
+            restricted: None,
         }
     }
 
@@ -203,6 +206,8 @@ pub struct Decision<'m> {
     pub scope: u8,
     /// The first region answered, for metrics.
     pub region: Option<RegionId>,
+    /// Residency restricted the answer: the jurisdiction's residency counter slot.
+    pub restricted: Option<u16>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -259,7 +264,7 @@ pub fn decide<'m>(snap: &'m Snapshot, name: usize, client: &client::Client) -> D
     if !snap.health.ready {
         // Cold start: no verdicts yet. SERVFAIL sends resolvers to another instance
         // rather than caching a guess.
-        return Decision { answer: Answer::ServFail, ttl: 0, scope: 0, region: None };
+        return Decision { answer: Answer::ServFail, ttl: 0, scope: 0, region: None, restricted: None };
     }
     let located = routing::Client::new(client.addr, client.prefix, model.geo.as_deref());
     let route = routing::route(model, &snap.health, name, &located);
@@ -268,10 +273,24 @@ pub fn decide<'m>(snap: &'m Snapshot, name: usize, client: &client::Client) -> D
         Ranker::Writer { cluster, .. } | Ranker::Reader { cluster, .. } => Some(*cluster),
         _ => None,
     };
-    let (answer, region) = match (&route.outcome, &n.when_all_down) {
-        (Outcome::AllDownServFail | Outcome::AllDownUnknown, _) => (Answer::ServFail, None),
-        (Outcome::AllDownFallback, AllDown::Fallback { cname: Some(target), .. }) => (Answer::Cname(target), None),
-        (Outcome::AllDownFallback, AllDown::Fallback { a, aaaa, cname: None }) => (Answer::Fallback { a, aaaa }, None),
+    let restricted = route.restricted().then(|| match route.confine {
+        Confine::Within(j) => model.residency.jurisdictions[j as usize].metric_slot,
+        _ => 0,
+    });
+    // Within a jurisdiction, the fixed all-down answer is the jurisdiction's own.
+    let fallback = match route.confine {
+        Confine::Within(j) => model.residency.jurisdictions[j as usize].sorry.as_ref(),
+        _ => Some(&n.when_all_down),
+    };
+    let (answer, region) = match (&route.outcome, fallback) {
+        (Outcome::AllDownServFail | Outcome::AllDownUnknown | Outcome::Unlocated, _) => (Answer::ServFail, None),
+        (Outcome::AllDownFallback, Some(AllDown::Fallback { cname: Some(target), .. })) => {
+            (Answer::Cname(target), None)
+        }
+        (Outcome::AllDownFallback, Some(AllDown::Fallback { a, aaaa, cname: None })) => {
+            (Answer::Fallback { a, aaaa }, None)
+        }
+        (Outcome::AllDownFallback, _) => (Answer::ServFail, None),
         // A CNAME answer is decided once, from the best member or region.
         _ => match cluster {
             Some(c) => {
@@ -288,7 +307,7 @@ pub fn decide<'m>(snap: &'m Snapshot, name: usize, client: &client::Client) -> D
             },
         },
     };
-    Decision { answer, ttl, scope, region }
+    Decision { answer, ttl, scope, region, restricted }
 }
 
 /// Answers a GSLB name (possibly reached through a CNAME at `owner`).
@@ -302,6 +321,7 @@ fn gslb(snap: &Snapshot, name: usize, owner: &Name, qtype: RecordType, client: &
     let d = decide(snap, name, client);
     r.scope = r.scope.max(d.scope);
     r.region = d.region;
+    r.restricted = d.restricted;
     let ttl = d.ttl;
     match &d.answer {
         Answer::ServFail => {

@@ -29,6 +29,8 @@ pub struct Answered {
     pub qtype: u16,
     pub rcode: u16,
     pub region: Option<u16>,
+    /// Residency restricted the answer: the residency counter slot.
+    pub restricted: Option<u16>,
 }
 
 /// The parsed parts of a query the fast path can take.
@@ -211,6 +213,7 @@ pub fn answer(snap: &Snapshot, packet: &[u8], src: IpAddr, scratch: &mut Scratch
     };
     let mut scope = 0;
     let mut region = None;
+    let mut restricted = None;
     let nxdomain = match model.zone.lookup(&key[..klen]) {
         Lookup::NxDomain => true,
         Lookup::Found(Node { gslb: Some(i), .. }) => {
@@ -220,6 +223,7 @@ pub fn answer(snap: &Snapshot, packet: &[u8], src: IpAddr, scratch: &mut Scratch
             }
             scope = d.scope;
             region = d.region;
+            restricted = d.restricted;
             d.addresses(model, qtype, |ip| push(ip, d.ttl));
             false
         }
@@ -299,7 +303,7 @@ pub fn answer(snap: &Snapshot, packet: &[u8], src: IpAddr, scratch: &mut Scratch
     if out.len() > limit {
         return None; // would be truncated: the general path sets TC
     }
-    Some(Answered { qtype: q.qtype, rcode, region })
+    Some(Answered { qtype: q.qtype, rcode, region, restricted })
 }
 
 fn soa(out: &mut Vec<u8>, names: &mut Names, soa: &Record, ttl: u32) -> Option<()> {

@@ -128,6 +128,9 @@ impl RequestHandler for Handler {
         let qtype = queries.queries().first().map_or(0, |q| u16::from(q.query_type()));
         let slot = response.as_ref().and_then(|r| r.region).map_or(0, |r| snap.model.metric_slots[r as usize]);
         self.metrics.queries.count(qtype_index(qtype), rcode_index(u16::from(metadata.response_code)), slot);
+        if let Some(j) = response.as_ref().and_then(|r| r.restricted) {
+            self.metrics.queries.restricted(j);
+        }
         let mut builder = MessageResponseBuilder::new(queries, None);
         if let Some(edns) = &edns {
             builder.edns(edns);

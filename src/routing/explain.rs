@@ -4,7 +4,7 @@
 
 use std::fmt::{self, Write as _};
 
-use super::{Client, Outcome, Route, finish, nearest, ranking_for, usable, weighted};
+use super::{Client, Confine, Outcome, Route, finish, nearest, place, ranking_for, usable, weighted};
 use crate::model::AllDown;
 use crate::model::{Model, Ranker};
 use crate::state::HealthView;
@@ -22,6 +22,11 @@ pub struct Explanation {
     pub route: Route,
     /// The answer records as text.
     pub answer: Vec<String>,
+    /// Strict names: the client's jurisdiction and what residency excluded.
+    pub residency: Option<String>,
+    /// The name's recovery-time budget and its arithmetic (filled in by callers that
+    /// hold the config).
+    pub budget: Option<String>,
 }
 
 /// Parses the client of an explain request: `IP` or `IP/PREFIX`, as the (truncated)
@@ -36,8 +41,27 @@ pub fn parse_client(s: &str) -> Result<(std::net::IpAddr, u8), String> {
 
 pub fn explain(model: &Model, health: &HealthView, name_index: usize, client: &Client<'_>) -> Explanation {
     let n = &model.names[name_index];
-    let ranking = ranking_for(model, n, client, health);
-    let route = finish(model, n, &ranking, health, client.prefix);
+    let placement = place(model, n, client);
+    let ranking = ranking_for(model, n, client, health, placement.confine);
+    let route = finish(model, n, &ranking, placement, health, client.prefix);
+    let residency = n.residency.map(|_| {
+        let names = |rs: &[u16]| rs.iter().map(|&r| model.region_name(r)).collect::<Vec<_>>().join(", ");
+        let whose = match (placement.confine, placement.unlocated) {
+            (Confine::Anywhere, false) => "client of no jurisdiction: the policy alone decides".to_owned(),
+            (Confine::Anywhere, true) => "location unknown, unlocated = \"open\": the policy alone decides".to_owned(),
+            (Confine::Nowhere, _) => "location unknown, unlocated = \"servfail\": refused".to_owned(),
+            (Confine::Within(j), unlocated) => {
+                let j = &model.residency.jurisdictions[j as usize];
+                let how = if unlocated { "location unknown, treated as a client" } else { "client" };
+                format!("{how} of jurisdiction {} (regions {})", j.name, names(&j.regions))
+            }
+        };
+        if route.excluded.is_empty() {
+            format!("strict; {whose}; nothing excluded")
+        } else {
+            format!("strict; {whose}; excluded {}", names(&route.excluded))
+        }
+    });
 
     let geo = match (&model.geo, client.geo()) {
         (None, _) => "no GeoIP database".to_owned(),
@@ -115,6 +139,8 @@ pub fn explain(model: &Model, health: &HealthView, name_index: usize, client: &C
         }
         let state = if matches!(n.ranker, Ranker::Static) {
             "static: health not consulted"
+        } else if route.excluded.contains(&r) {
+            "outside the client's jurisdiction: excluded"
         } else if health.drained[r as usize] {
             "drained: skipped"
         } else if !usable(model, n, health, r) {
@@ -129,7 +155,25 @@ pub fn explain(model: &Model, health: &HealthView, name_index: usize, client: &C
 
     let mut answer = Vec::new();
     match (&route.outcome, &n.when_all_down) {
+        (Outcome::AllDownServFail, _) if route.confine != Confine::Anywhere => {
+            answer.push("SERVFAIL (nothing usable inside the client's jurisdiction)".to_owned())
+        }
         (Outcome::AllDownServFail, _) => answer.push("SERVFAIL (when_all_down = servfail)".to_owned()),
+        (Outcome::Unlocated, _) => answer.push("SERVFAIL (client of unknown location refused)".to_owned()),
+        (Outcome::AllDownFallback, _) if matches!(route.confine, Confine::Within(_)) => {
+            let sorry = match route.confine {
+                Confine::Within(j) => model.residency.jurisdictions[j as usize].sorry.as_ref(),
+                _ => None,
+            };
+            match sorry {
+                Some(AllDown::Fallback { a, aaaa, cname }) => {
+                    answer.extend(a.iter().map(|ip| format!("A {ip} (jurisdiction's sorry answer)")));
+                    answer.extend(aaaa.iter().map(|ip| format!("AAAA {ip} (jurisdiction's sorry answer)")));
+                    answer.extend(cname.iter().map(|c| format!("CNAME {c} (jurisdiction's sorry answer)")));
+                }
+                _ => answer.push("SERVFAIL (the jurisdiction has no sorry answer)".to_owned()),
+            }
+        }
         (Outcome::AllDownUnknown, _) => answer.push("SERVFAIL (nothing known that may be answered)".to_owned()),
         (Outcome::AllDownFallback, AllDown::Fallback { a, aaaa, cname }) => {
             answer.extend(a.iter().map(|ip| format!("A {ip} (fallback)")));
@@ -166,6 +210,8 @@ pub fn explain(model: &Model, health: &HealthView, name_index: usize, client: &C
         candidates,
         route,
         answer,
+        residency,
+        budget: None,
     }
 }
 
@@ -174,6 +220,9 @@ impl fmt::Display for Explanation {
         writeln!(f, "name:     {} (policy {})", self.name, self.policy)?;
         writeln!(f, "client:   {}", self.client)?;
         writeln!(f, "geoip:    {}", self.geo)?;
+        if let Some(r) = &self.residency {
+            writeln!(f, "residency: {r}")?;
+        }
         writeln!(f, "candidates:")?;
         for c in &self.candidates {
             writeln!(f, "  {c}")?;
@@ -186,6 +235,7 @@ impl fmt::Display for Explanation {
             Outcome::AllDownFallback => "all down: fixed fallback answer",
             Outcome::AllDownWriter => "no member within max_lag: the cluster's writer answers",
             Outcome::AllDownUnknown => "all down, and no writer or recently seen primary to answer: SERVFAIL",
+            Outcome::Unlocated => "client of unknown location, refused by unlocated = \"servfail\": SERVFAIL",
         };
         writeln!(f, "outcome:  {outcome}")?;
         writeln!(f, "answer:")?;
@@ -193,6 +243,9 @@ impl fmt::Display for Explanation {
             writeln!(f, "  {a}")?;
         }
         writeln!(f, "ttl:      {}", self.route.ttl)?;
+        if let Some(b) = &self.budget {
+            writeln!(f, "rto:      {b}")?;
+        }
         write!(f, "ecs scope: /{}", self.route.scope)
     }
 }

@@ -10,6 +10,7 @@ mod explain;
 mod geomap;
 mod latency;
 mod nearest;
+mod residency;
 mod weighted;
 
 use std::cell::OnceCell;
@@ -24,6 +25,7 @@ use crate::model::{GslbName, MemberId, Model, Ranker, RegionId};
 use crate::state::HealthView;
 
 pub use explain::{Explanation, explain, parse_client};
+pub use residency::{Confine, Placement, place};
 
 /// Candidate lists live inline: names rarely have more than a handful of regions.
 pub type Regions = SmallVec<[RegionId; 8]>;
@@ -102,6 +104,8 @@ pub enum Outcome {
     /// A database name with nothing it may answer (no writer to fall back to, no
     /// primary observed recently enough to fail open to): SERVFAIL.
     AllDownUnknown,
+    /// A strict name and a client of unknown location, with `unlocated = "servfail"`.
+    Unlocated,
 }
 
 /// The routing decision for one query.
@@ -115,6 +119,18 @@ pub struct Route {
     /// ECS scope prefix: the bits of the client address the answer depends on.
     pub scope: u8,
     pub outcome: Outcome,
+    /// Where residency confined the answer.
+    pub confine: Confine,
+    /// Regions the policy ranked that residency excluded, in ranked order.
+    pub excluded: Regions,
+}
+
+impl Route {
+    /// Whether residency restricted this answer (excluded a ranked region, or refused
+    /// an unlocated client).
+    pub fn restricted(&self) -> bool {
+        !self.excluded.is_empty() || self.confine == Confine::Nowhere
+    }
 }
 
 /// Ranks a name's candidates for a client. Only `latency` looks at health, to know
@@ -181,32 +197,50 @@ fn writer_ranking(model: &Model, name: &GslbName, cluster: u16, health: &HealthV
     Ranking { order: w.filter(|w| name.regions.contains(w)).into_iter().collect(), scope: 0 }
 }
 
-/// The ranking `route` filters: the policy's, or the writer's.
-pub fn ranking_for(model: &Model, n: &GslbName, client: &Client<'_>, health: &HealthView) -> Ranking {
+/// The ranking `route` filters: the policy's, or the writer's. Under residency, the
+/// best usable latency is sought among the regions the client may use.
+pub fn ranking_for(model: &Model, n: &GslbName, client: &Client<'_>, health: &HealthView, confine: Confine) -> Ranking {
     match n.ranker {
         Ranker::Writer { cluster, .. } => writer_ranking(model, n, cluster, health),
-        _ => rank(model, n, client, health),
+        _ if confine == Confine::Anywhere => rank(model, n, client, health),
+        _ => rank_by(model, n, &n.ranker, client, &|r| confine.allows(model, r) && usable(model, n, health, r)),
     }
 }
 
 /// Decides the answer for a GSLB name.
 pub fn route(model: &Model, health: &HealthView, name: usize, client: &Client<'_>) -> Route {
     let n = &model.names[name];
-    finish(model, n, &ranking_for(model, n, client, health), health, client.prefix)
+    let placement = place(model, n, client);
+    finish(model, n, &ranking_for(model, n, client, health, placement.confine), placement, health, client.prefix)
 }
 
-/// The shared tail of every policy: health filter, cut, all-down rule, TTL.
-pub fn finish(model: &Model, n: &GslbName, ranking: &Ranking, health: &HealthView, client_prefix: u8) -> Route {
-    let scope = ranking.scope.min(client_prefix);
-    let ideal = || ranking.order.iter().copied().take(n.answers).collect::<Regions>();
-    let route = |regions, members, ttl, outcome| Route { regions, members, ttl, scope, outcome };
+/// The shared tail of every policy: residency, health filter, cut, all-down rule, TTL.
+pub fn finish(
+    model: &Model,
+    n: &GslbName,
+    ranking: &Ranking,
+    placement: Placement,
+    health: &HealthView,
+    client_prefix: u8,
+) -> Route {
+    let scope = ranking.scope.max(placement.scope).min(client_prefix);
+    let confine = placement.confine;
+    let (order, excluded): (Regions, Regions) = match confine {
+        Confine::Anywhere => (ranking.order.clone(), Regions::new()),
+        _ => ranking.order.iter().copied().partition(|&r| confine.allows(model, r)),
+    };
+    let ideal = || order.iter().copied().take(n.answers).collect::<Regions>();
+    let route =
+        |regions, members, ttl, outcome, excluded| Route { regions, members, ttl, scope, outcome, confine, excluded };
     if matches!(n.ranker, Ranker::Static) {
-        return route(ideal(), Members::new(), n.ttl, Outcome::Preferred);
+        return route(ideal(), Members::new(), n.ttl, Outcome::Preferred, excluded);
     }
-    let chosen: Regions =
-        ranking.order.iter().copied().filter(|&r| usable(model, n, health, r)).take(n.answers).collect();
+    if confine == Confine::Nowhere {
+        return route(Regions::new(), Members::new(), n.failover_ttl, Outcome::Unlocated, excluded);
+    }
+    let chosen: Regions = order.iter().copied().filter(|&r| usable(model, n, health, r)).take(n.answers).collect();
     if !chosen.is_empty() {
-        let preferred = ranking.order.iter().take(n.answers).eq(chosen.iter());
+        let preferred = order.iter().take(n.answers).eq(chosen.iter());
         let outcome = if preferred { Outcome::Preferred } else { Outcome::Fallback };
         // Within hold-down of a change among this name's regions (or of the writer, or
         // of a member's freshness), caches are told to come back soon.
@@ -224,10 +258,14 @@ pub fn finish(model: &Model, n: &GslbName, ranking: &Ranking, health: &HealthVie
             _ => (Members::new(), regions_settled()),
         };
         let ttl = if preferred && settled { n.ttl } else { n.failover_ttl };
-        return route(chosen, members, ttl, outcome);
+        return route(chosen, members, ttl, outcome, excluded);
     }
     // The all-down answer is the same for every client only if the candidates are:
     // keep the ranking's scope (it is /0 for client-independent policies).
+    // A member answers only from a region the client may use.
+    let allowed = |cluster: u16, m: Option<MemberId>| {
+        m.filter(|&m| confine.allows(model, model.clusters[cluster as usize].members[m as usize].region))
+    };
     let members_of = |cluster: u16, m: Option<MemberId>| match m {
         Some(m) => {
             let region = model.clusters[cluster as usize].members[m as usize].region;
@@ -238,7 +276,7 @@ pub fn finish(model: &Model, n: &GslbName, ranking: &Ranking, health: &HealthVie
     let (regions, members, outcome) = match (&n.when_all_down, &n.ranker) {
         // A writer name fails open only to a primary this instance saw.
         (AllDown::FailOpen, Ranker::Writer { cluster, .. }) => {
-            let last = health.clusters[*cluster as usize].last_primary;
+            let last = allowed(*cluster, health.clusters[*cluster as usize].last_primary);
             let (regions, members) = members_of(*cluster, last);
             (regions, members, if last.is_some() { Outcome::AllDownFailOpen } else { Outcome::AllDownUnknown })
         }
@@ -259,16 +297,18 @@ pub fn finish(model: &Model, n: &GslbName, ranking: &Ranking, health: &HealthVie
             let outcome = if members.is_empty() { Outcome::AllDownUnknown } else { Outcome::AllDownFailOpen };
             (regions, members, outcome)
         }
+        // Residency left no candidate to fail open to.
+        (AllDown::FailOpen, _) if order.is_empty() => (Regions::new(), Members::new(), Outcome::AllDownServFail),
         (AllDown::FailOpen, _) => (ideal(), Members::new(), Outcome::AllDownFailOpen),
         (AllDown::Writer, Ranker::Reader { cluster, .. }) => {
-            let writer = health.clusters[*cluster as usize].writer;
+            let writer = allowed(*cluster, health.clusters[*cluster as usize].writer);
             let (regions, members) = members_of(*cluster, writer);
             (regions, members, if writer.is_some() { Outcome::AllDownWriter } else { Outcome::AllDownUnknown })
         }
         (AllDown::Writer, _) | (AllDown::ServFail, _) => (Regions::new(), Members::new(), Outcome::AllDownServFail),
         (AllDown::Fallback { .. }, _) => (Regions::new(), Members::new(), Outcome::AllDownFallback),
     };
-    route(regions, members, n.failover_ttl, outcome)
+    route(regions, members, n.failover_ttl, outcome, excluded)
 }
 
 /// The GeoIP-bound scope: a decision that used GeoIP holds for the matched network.

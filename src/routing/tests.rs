@@ -65,7 +65,7 @@ when_all_down = { fallback = ["192.0.2.99"] }
 
 fn model() -> Model {
     let cfg = config::parse(BASE, Path::new(".")).unwrap_or_else(|e| panic!("{e:?}"));
-    Model::new(&cfg, None, vec![0; cfg.regions.len()])
+    Model::new(&cfg, None, crate::model::MetricSlots::none(&cfg))
 }
 
 /// What one decision should be: regions answered, TTL, scope, outcome.
@@ -254,7 +254,7 @@ when_all_down = "fail_open"
 #[test]
 fn database_names_answer_members_by_writer_freshness_and_gateways() {
     let cfg = config::parse(&format!("{BASE}{DATABASE}"), Path::new(".")).unwrap_or_else(|e| panic!("{e:?}"));
-    let m = Model::new(&cfg, None, vec![0; cfg.regions.len()]);
+    let m = Model::new(&cfg, None, crate::model::MetricSlots::none(&cfg));
     let index = |name: &str| m.names.iter().position(|n| n.key == name).unwrap();
     // pg-b is the writer; pg-a and pg-c are replicas; every reader slot sees a and b fresh.
     let mut health = HealthView::initial(&m);
@@ -306,4 +306,162 @@ fn database_names_answer_members_by_writer_freshness_and_gateways() {
         r.recent = true;
     }
     assert_eq!(go(&recent, "ro"), ("pg-a".into(), 10, Preferred));
+}
+
+/// Three regions, two jurisdictions (CIDR clients), every policy and all-down rule.
+const RESIDENCY: &str = r#"
+[zone]
+origin = "example.org."
+[zone.soa]
+rname = "hostmaster.example.org."
+[[zone.ns]]
+name = "ns.example.net."
+
+[regions.eu-west]
+a = ["10.0.1.1"]
+[regions.eu-central]
+a = ["10.0.2.1"]
+[regions.us-east]
+a = ["10.0.3.1"]
+
+[jurisdictions.eu]
+regions = ["eu-west", "eu-central"]
+clients = ["10.10.0.0/16"]
+sorry = { fallback = ["10.0.1.99"] }
+[jurisdictions.us]
+regions = ["us-east"]
+clients = ["10.20.0.0/16"]
+sorry = { fallback = ["10.0.3.99"] }
+
+[latency]
+"default" = { eu-west = 80, eu-central = 90, us-east = 10 }
+"10.10.0.0/16" = { eu-west = 90, eu-central = 95, us-east = 5 }
+"10.20.0.0/16" = { eu-west = 5, eu-central = 6, us-east = 100 }
+
+[clusters.main.members.pg-w]
+region = "eu-west"
+kind = "postgres"
+dsn = "host=w"
+a = ["10.0.1.5"]
+[clusters.main.members.pg-c]
+region = "eu-central"
+kind = "postgres"
+dsn = "host=c"
+a = ["10.0.2.5"]
+[clusters.main.members.pg-u]
+region = "us-east"
+kind = "postgres"
+dsn = "host=u"
+a = ["10.0.3.5"]
+"#;
+
+#[test]
+fn residency_sweep_never_crosses_a_border() {
+    use crate::query::answer::{Answer, decide};
+    use crate::state::Snapshot;
+    use std::sync::Arc;
+
+    // Every policy with every all-down rule it takes, each name strict. The policies'
+    // own preferences point across the border (latency and geo send EU clients to
+    // us-east first), so that only residency keeps them home.
+    let mut names = String::new();
+    let gateway = [
+        ("latency", ""),
+        ("latency", "tie_window = 20\n"),
+        (
+            "geo",
+            "map = { \"10.10.0.0/16\" = [\"us-east\", \"eu-west\"], \"10.20.0.0/16\" = [\"eu-central\", \"us-east\"], default = [\"us-east\"] }\n",
+        ),
+        ("failover", "regions = [\"us-east\", \"eu-central\", \"eu-west\"]\n"),
+        ("weighted", ""),
+        ("multivalue", "answers = 3\n"),
+    ];
+    let rules = ["\"fail_open\"", "\"servfail\"", "{ fallback = [\"192.0.2.99\"] }"];
+    for (i, (policy, extra)) in gateway.iter().enumerate() {
+        for (k, rule) in rules.iter().enumerate() {
+            names += &format!(
+                "[names.g{i}-{k}]\npolicy = \"{policy}\"\nresidency = \"strict\"\nwhen_all_down = {rule}\n{extra}"
+            );
+        }
+    }
+    for (k, rule) in ["\"fail_open\"", "\"servfail\""].iter().enumerate() {
+        for gw in [false, true] {
+            names += &format!(
+                "[names.w{k}-{gw}]\npolicy = \"writer\"\nresidency = \"strict\"\nwhen_all_down = {rule}\nrequire_gateway = {gw}\n"
+            );
+        }
+    }
+    for (k, rule) in ["\"writer\"", "\"fail_open\"", "\"servfail\""].iter().enumerate() {
+        for order in ["latency", "nearest"] {
+            if order == "nearest" {
+                continue; // needs GeoIP: the DNS-level sweep covers it
+            }
+            names += &format!(
+                "[names.r{k}]\npolicy = \"reader\"\norder = \"{order}\"\nresidency = \"strict\"\nwhen_all_down = {rule}\nrequire_gateway = true\n"
+            );
+        }
+    }
+    let cfg = config::parse(&format!("{RESIDENCY}{names}"), Path::new(".")).unwrap_or_else(|e| panic!("{e:?}"));
+    let m = Arc::new(Model::new(&cfg, None, crate::model::MetricSlots::none(&cfg)));
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+    // Addresses each jurisdiction may be answered with (its regions, members, sorry).
+    let eu: Vec<_> = ["10.0.1.1", "10.0.2.1", "10.0.1.5", "10.0.2.5", "10.0.1.99"].map(ip).to_vec();
+    let us: Vec<_> = ["10.0.3.1", "10.0.3.5", "10.0.3.99"].map(ip).to_vec();
+    let clients = [("10.10.7.0", Some(&eu)), ("10.20.7.0", Some(&us)), ("10.30.7.0", None)];
+
+    let mut decisions = 0;
+    let mut restricted = 0;
+    let mut servfails = 0;
+    for up in 0..8u8 {
+        for drained in 0..8u8 {
+            for writer in 0..4u8 {
+                for last in 0..4u8 {
+                    for fresh in 0..8u8 {
+                        let mut h = HealthView::initial(&m);
+                        for r in 0..3 {
+                            h.up[r] = up & (1 << r) != 0;
+                            h.drained[r] = drained & (1 << r) != 0;
+                        }
+                        let member = |x: u8| (x < 3).then_some(x as u16);
+                        h.clusters[0].writer = member(writer);
+                        h.clusters[0].last_primary = member(last).or(member(writer));
+                        h.clusters[0].primaries = member(writer).into_iter().collect();
+                        h.clusters[0].lag = (0..3).map(|i| (fresh & (1 << i) != 0).then_some(1.0)).collect();
+                        for rv in &mut h.readers {
+                            rv.fresh = (0..3).map(|i| fresh & (1 << i) != 0).collect();
+                        }
+                        let snap = Snapshot { model: m.clone(), health: h };
+                        for (index, name) in m.names.iter().enumerate() {
+                            for (addr, allowed) in clients {
+                                let client = crate::query::client::Client { addr: ip(addr), prefix: 24, ecs: None };
+                                let d = decide(&snap, index, &client);
+                                decisions += 1;
+                                restricted += usize::from(d.restricted.is_some());
+                                let mut got = Vec::new();
+                                d.addresses(&m, hickory_proto::rr::RecordType::A, |a| got.push(a));
+                                if d.answer == Answer::ServFail {
+                                    servfails += 1;
+                                }
+                                if let Some(allowed) = allowed {
+                                    for a in &got {
+                                        assert!(
+                                            allowed.contains(a),
+                                            "{} answered {a} to {addr} across the border (up {up:03b}, drained {drained:03b}, writer {writer}, last {last}, fresh {fresh:03b}): {:?}",
+                                            name.key,
+                                            d.answer
+                                        );
+                                    }
+                                }
+                                assert!(d.scope <= 24);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // The sweep did what it says: many decisions, some restricted, some refused.
+    assert_eq!(decisions, 8 * 8 * 4 * 4 * 8 * m.names.len() * clients.len());
+    assert!(restricted > decisions / 10, "{restricted} of {decisions}");
+    assert!(servfails > 0);
 }

@@ -44,6 +44,8 @@ mod policies;
 mod protocol;
 /// SIGHUP twenty times under UDP and TCP load: nothing lost.
 mod reload;
+/// Residency: no answer crosses a jurisdiction's border, whatever is down.
+mod residency;
 /// A real resolver (unbound with ECS) in front of the server.
 mod resolver;
 /// The writer and reader names against a real PostgreSQL primary and standbys.

@@ -73,20 +73,9 @@ impl Validator {
             }
             b.get_ref().clone()
         });
-        let mut file = |p: &Option<S<String>>, what: &str| {
-            p.as_ref().and_then(|p| {
-                let path = base.join(p.get_ref());
-                if path.is_file() {
-                    Some(path)
-                } else {
-                    self.err(Some(p.span()), format!("{what} `{}` not found", path.display()));
-                    None
-                }
-            })
-        };
-        let credentials_file = file(&f.credentials_file, "NATS credentials file");
-        let token_file = file(&f.token_file, "NATS token file");
-        let ca_file = file(&f.ca_file, "CA file");
+        let credentials_file = self.existing_file(&f.credentials_file, base, "NATS credentials file");
+        let token_file = self.existing_file(&f.token_file, base, "NATS token file");
+        let ca_file = self.existing_file(&f.ca_file, base, "CA file");
         let quorum = match f.quorum.as_ref().map(|q| (q.get_ref(), q.span())) {
             None => Quorum::Majority,
             Some((raw::Quorum::Keyword(k), _)) if k == "majority" => Quorum::Majority,

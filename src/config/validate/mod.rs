@@ -21,8 +21,8 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use super::raw::{self, S};
 use super::{
     AdminConfig, AllDown, Area, CheckConfig, CheckKind, ClusterConfig, ColdStart, Config, Diagnostic, Endpoint,
-    FleetConfig, HealthRule, HealthSettings, HttpCheck, MemberConfig, NameConfig, Policy, Quorum, ReaderOrder,
-    RegionConfig, RrlConfig, ServerConfig, ZoneConfig,
+    FleetConfig, HealthRule, HealthSettings, HttpCheck, JurisdictionConfig, MemberConfig, NameConfig, Policy, Quorum,
+    ReaderOrder, RegionConfig, RrlConfig, ServerConfig, Unlocated, ZoneConfig,
 };
 
 const POLICIES: &[&str] =
@@ -96,6 +96,8 @@ struct Sections<'a> {
     regions: Vec<(S<String>, raw::Region)>,
     regions_span: Option<Range<usize>>,
     clusters: Vec<(S<String>, raw::Cluster)>,
+    jurisdictions: Vec<(S<String>, raw::Jurisdiction)>,
+    notify: raw::Notify,
     names: Vec<(S<String>, raw::Name)>,
     latency: Option<(Range<usize>, raw::Latency)>,
     _marker: std::marker::PhantomData<&'a ()>,
@@ -105,6 +107,7 @@ mod clusters;
 mod fleet;
 mod names;
 mod regions;
+mod residency;
 mod server;
 mod suggest;
 mod zone;
@@ -181,6 +184,8 @@ impl Validator {
             regions: Vec::new(),
             regions_span: None,
             clusters: Vec::new(),
+            jurisdictions: Vec::new(),
+            notify: raw::Notify::default(),
             names: Vec::new(),
             latency: None,
             _marker: std::marker::PhantomData,
@@ -202,6 +207,8 @@ impl Validator {
                     s.regions = self.entries(value, "regions");
                 }
                 "clusters" => s.clusters = self.entries(value, "clusters"),
+                "jurisdictions" => s.jurisdictions = self.entries(value, "jurisdictions"),
+                "notify" => s.notify = self.section(value).unwrap_or_default(),
                 "names" => s.names = self.entries(value, "names"),
                 "latency" => s.latency = self.section(value).map(|l| (value.span(), l)),
                 other => {
@@ -242,9 +249,27 @@ impl Validator {
             None => Vec::new(),
         };
         let clusters = self.clusters(&s, &regions, &health, &defaults, base);
+        let have_geoip = server.geoip_db.is_some();
+        let jurisdictions = self.jurisdictions(&s.jurisdictions, &regions, have_geoip);
+        let notify = self.notify(&s.notify, fleet.is_some(), base);
         let zone = zone?;
-        let names = self.names(&s, &zone, &regions, &clusters, &latency, server.geoip_db.is_some());
-        Some(Config { server, admin, rrl, health, fleet, zone, regions, clusters, names, latency })
+        let names = self.names(&s, &zone, &regions, &clusters, &latency, &jurisdictions);
+        let config = Config {
+            server,
+            admin,
+            rrl,
+            health,
+            fleet,
+            zone,
+            regions,
+            clusters,
+            jurisdictions,
+            notify,
+            names,
+            latency,
+        };
+        self.budgets(&s, &config);
+        Some(config)
     }
     /// An integer setting within `range`, else an error (and `default`).
     pub(super) fn ranged<T: Copy + PartialOrd + std::fmt::Display>(
@@ -262,6 +287,24 @@ impl Validator {
             }
             Some(v) => *v.get_ref(),
             None => default,
+        }
+    }
+
+    /// A file the config names, relative to the config's directory; a missing one is an
+    /// error ("WHAT `path` not found").
+    pub(super) fn existing_file(
+        &mut self,
+        p: &Option<raw::S<String>>,
+        base: &Path,
+        what: &str,
+    ) -> Option<std::path::PathBuf> {
+        let p = p.as_ref()?;
+        let path = base.join(p.get_ref());
+        if path.is_file() {
+            Some(path)
+        } else {
+            self.err(Some(p.span()), format!("{what} `{}` not found", path.display()));
+            None
         }
     }
 

@@ -104,8 +104,10 @@ impl Validator {
         regions: &[RegionConfig],
         clusters: &[ClusterConfig],
         latency: &[(Area, Vec<Option<u32>>)],
-        have_geoip: bool,
+        jurisdictions: &[JurisdictionConfig],
     ) -> Vec<NameConfig> {
+        // A broken `geoip_db` is reported where it is written; here it only needs to be given.
+        let have_geoip = s.server.geoip_db.is_some();
         let d = &s.defaults;
         let default_ttl = d.ttl.as_ref().map_or(60, |t| *t.get_ref());
         // An explicit default is checked against each name's ttl; the implicit one adapts.
@@ -376,6 +378,8 @@ impl Validator {
                 (None, Policy::Writer { .. }) => AllDown::FailOpen,
                 (None, _) => default_all_down.clone(),
             };
+            let residency = self.residency(n, &policy, &when_all_down, jurisdictions);
+            let rto = n.rto.as_ref().map(|r| self.duration(Some(r), Duration::ZERO));
             out.push(NameConfig {
                 key: key.get_ref().clone(),
                 fqdn,
@@ -385,9 +389,75 @@ impl Validator {
                 ttl,
                 failover_ttl,
                 when_all_down,
+                residency,
+                rto,
             });
         }
         out
+    }
+
+    /// `residency` and `unlocated`: `Some` for a strict name.
+    fn residency(
+        &mut self,
+        n: &raw::Name,
+        policy: &Policy,
+        when_all_down: &AllDown,
+        jurisdictions: &[JurisdictionConfig],
+    ) -> Option<Unlocated> {
+        let strict = match &n.residency {
+            None => false,
+            Some(r) if r.get_ref() == "none" => false,
+            Some(r) if r.get_ref() == "strict" => {
+                if jurisdictions.is_empty() {
+                    self.err(Some(r.span()), "`residency = \"strict\"` needs `[jurisdictions]`").hint = Some(
+                        "define `[jurisdictions.NAME]` with `regions` and `clients`, e.g. clients = [\"continent:EU\"]"
+                            .into(),
+                    );
+                }
+                if matches!(policy, Policy::Static) {
+                    self.err(Some(r.span()), "a static name answers fixed regions; residency does not apply").hint =
+                        Some("list only the regions its clients may use, or use another policy".into());
+                }
+                true
+            }
+            Some(r) => {
+                self.err(Some(r.span()), format!("unknown residency `{}`", r.get_ref())).hint =
+                    Some("\"strict\" or \"none\" (default)".into());
+                false
+            }
+        };
+        let unlocated = match &n.unlocated {
+            None => Unlocated::Open,
+            Some(u) if !strict => {
+                self.err(Some(u.span()), "`unlocated` applies only to names with `residency = \"strict\"`");
+                Unlocated::Open
+            }
+            Some(u) => match u.get_ref().as_str() {
+                "open" => Unlocated::Open,
+                "servfail" => Unlocated::ServFail,
+                other => match jurisdictions.iter().position(|j| j.name == other) {
+                    Some(j) => Unlocated::As(j),
+                    None => {
+                        let mut options: Vec<&str> = vec!["open", "servfail"];
+                        options.extend(jurisdictions.iter().map(|j| j.name.as_str()));
+                        let hint = match suggest(other, &options) {
+                            Some(s) => format!("did you mean `{s}`?"),
+                            None => format!("one of {}", options.join(", ")),
+                        };
+                        self.err(Some(u.span()), format!("unknown unlocated treatment `{other}`")).hint = Some(hint);
+                        Unlocated::Open
+                    }
+                },
+            },
+        };
+        if strict && matches!(when_all_down, AllDown::Fallback { .. }) {
+            for j in jurisdictions.iter().filter(|j| j.sorry.is_none()) {
+                let span = n.when_all_down.as_ref().map(|w| w.span()).or(n.residency.as_ref().map(|r| r.span()));
+                self.err(span, format!("jurisdiction `{}` has no `sorry` answer for this strict name's fixed all-down answer", j.name))
+                    .hint = Some("a fixed answer outside a jurisdiction would cross its border: add `sorry = { fallback = [...] }` to the jurisdiction".into());
+            }
+        }
+        strict.then_some(unlocated)
     }
 
     pub(super) fn nearest_needs(

@@ -164,15 +164,7 @@ impl Validator {
             }
             None => Vec::new(),
         };
-        let ca_file = c.ca_file.as_ref().and_then(|p| {
-            let path = base.join(p.get_ref());
-            if path.is_file() {
-                Some(path)
-            } else {
-                self.err(Some(p.span()), format!("CA file `{}` not found", path.display()));
-                None
-            }
-        });
+        let ca_file = self.existing_file(&c.ca_file, base, "CA file");
         let https = u.starts_with("https://");
         for (key, span) in
             [("sni", c.sni.as_ref().map(|s| s.span())), ("ca_file", c.ca_file.as_ref().map(|s| s.span()))]

@@ -40,15 +40,7 @@ impl Validator {
                 }
             },
         };
-        let token_file = raw.token_file.as_ref().and_then(|p| {
-            let path = base.join(p.get_ref());
-            if path.is_file() {
-                Some(path)
-            } else {
-                self.err(Some(p.span()), format!("admin token file `{}` not found", path.display()));
-                None
-            }
-        });
+        let token_file = self.existing_file(&raw.token_file, base, "admin token file");
         AdminConfig { listen, token_file }
     }
 
