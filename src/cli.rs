@@ -182,6 +182,11 @@ fn check_config(path: PathBuf) -> Result<()> {
     for line in database_summary(config) {
         writeln!(out, "  {line}")?;
     }
+    // Every declared budget fits (one that does not is an error above); say by how much.
+    for n in config.names.iter().filter(|n| n.rto.is_some()) {
+        let b = crate::config::budget::budget(config, n);
+        writeln!(out, "  name {}: rto {}", n.key, b.arithmetic())?;
+    }
     Ok(())
 }
 
@@ -250,7 +255,8 @@ fn database_summary(config: &crate::config::Config) -> Vec<String> {
 }
 
 fn explain(path: PathBuf, name: String, client: String, down: Vec<String>, drain: Vec<String>) -> Result<()> {
-    let model = app::load(&path, &Overrides::default())?.model(None);
+    let loaded = app::load(&path, &Overrides::default())?;
+    let model = loaded.model(None);
     let (addr, prefix) = routing::parse_client(&client).map_err(UsageError)?;
     let fqdn = if name.ends_with('.') { name.clone() } else { format!("{name}.{}", model.zone.origin) };
     let fqdn = hickory_proto::rr::Name::from_ascii(&fqdn)
@@ -274,7 +280,8 @@ fn explain(path: PathBuf, name: String, client: String, down: Vec<String>, drain
         }
     }
     let client = Client::new(addr, prefix, model.geo.as_deref());
-    let explanation = routing::explain(&model, &health, index, &client);
+    let mut explanation = routing::explain(&model, &health, index, &client);
+    explanation.budget = Some(crate::config::budget::budget(&loaded.config, &loaded.config.names[index]).arithmetic());
     writeln!(std::io::stdout().lock(), "{explanation}")?;
     Ok(())
 }

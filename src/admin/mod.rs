@@ -203,7 +203,20 @@ pub fn status_json(c: &Control) -> Value {
         "regions": regions,
         "clusters": clusters,
         "fleet": fleet_json(c, &config),
-        "names": model.names.iter().map(|n| json!({"name": n.fqdn.to_ascii(), "policy": n.policy})).collect::<Vec<_>>(),
+        "names": model.names.iter().map(|n| {
+            let mut j = json!({"name": n.fqdn.to_ascii(), "policy": n.policy, "residency": n.residency.map(|_| "strict")});
+            // The recovery-time worst case, from the config now serving.
+            if let Some(spec) = config.names.iter().find(|s| s.key == n.key) {
+                let b = crate::config::budget::budget(&config, spec);
+                j["rto"] = json!({
+                    "budget_seconds": b.rto.map(|r| r.as_secs_f64()),
+                    "worst_case_seconds": b.total.as_secs_f64(),
+                    "fits": b.rto.map(|_| b.fits()),
+                    "arithmetic": b.arithmetic(),
+                });
+            }
+            j
+        }).collect::<Vec<_>>(),
         "recent_changes": c.recent.events().into_iter().map(|(t, what)| json!({"at": unix(t), "what": what})).collect::<Vec<_>>(),
     })
 }
@@ -279,7 +292,14 @@ async fn explain(AxState(c): Ctl, Query(q): Query<std::collections::HashMap<Stri
         return (StatusCode::NOT_FOUND, format!("`{fqdn}` is not a GSLB name in this config\n")).into_response();
     };
     let client = Client::new(addr, prefix, model.geo.as_deref());
-    (StatusCode::OK, format!("{}\n", routing::explain(model, &snap.health, index, &client))).into_response()
+    let mut explanation = routing::explain(model, &snap.health, index, &client);
+    let config = c.config.load();
+    explanation.budget = config
+        .names
+        .iter()
+        .find(|s| s.key == model.names[index].key)
+        .map(|spec| crate::config::budget::budget(&config, spec).arithmetic());
+    (StatusCode::OK, format!("{explanation}\n")).into_response()
 }
 
 /// Checks the bearer token in constant time; `Some` is the refusal to send.

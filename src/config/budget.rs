@@ -154,3 +154,108 @@ pub fn budget(config: &Config, n: &NameConfig) -> Budget {
     let total = detection + propagation + hold_down + cached;
     Budget { detection, detection_text, propagation, hold_down, cached, cached_text, total, rto: n.rto }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::budget;
+
+    const BASE: &str = r#"
+[health]
+interval = "5s"
+timeout = "2s"
+jitter = "500ms"
+fall = 3
+[zone]
+origin = "example.org."
+[zone.soa]
+rname = "hostmaster.example.org."
+minimum = 120
+[[zone.ns]]
+name = "ns.example.net."
+[regions.a]
+a = ["192.0.2.1"]
+[[regions.a.checks]]
+kind = "tcp"
+target = "192.0.2.1:443"
+[regions.b]
+a = ["192.0.2.2"]
+[[regions.b.checks]]
+kind = "tcp"
+target = "192.0.2.2:443"
+interval = "10s"
+jitter = "0s"
+fall = 2
+[clusters.main.members.pg-a]
+region = "a"
+kind = "postgres"
+dsn = "host=a"
+interval = "2s"
+timeout = "1s"
+jitter = "0s"
+"#;
+
+    /// (name config, expected detection, propagation, cached, total) — by hand.
+    fn check(extra: &str, name: &str, want: (f64, f64, f64, f64)) {
+        let cfg = crate::config::parse(&format!("{BASE}{extra}"), Path::new(".")).unwrap_or_else(|e| panic!("{e:?}"));
+        let n = cfg.names.iter().find(|n| n.key == name).unwrap();
+        let b = budget(&cfg, n);
+        let got = (b.detection, b.propagation, b.cached, b.total);
+        let want = (
+            Duration::from_secs_f64(want.0),
+            Duration::from_secs_f64(want.1),
+            Duration::from_secs_f64(want.2),
+            Duration::from_secs_f64(want.3),
+        );
+        assert_eq!(got, want, "{name}: {}", b.arithmetic());
+    }
+
+    #[test]
+    fn worst_cases_computed_by_hand() {
+        // a: 3 × (5 + 0.5) + 2 = 18.5; b: 2 × (10 + 0) + 2 = 22, the slower; ttl 60.
+        check("[names.app]\npolicy = \"failover\"\nttl = 60\n", "app", (22.0, 0.0, 60.0, 82.0));
+        // Only a: 18.5 + 30.
+        check("[names.app]\npolicy = \"failover\"\nregions = [\"a\"]\nttl = 30\n", "app", (18.5, 0.0, 30.0, 48.5));
+        // SERVFAIL when all are down: the negative TTL (120) outlives the ttl (30).
+        check(
+            "[names.app]\npolicy = \"failover\"\nregions = [\"a\"]\nttl = 30\nwhen_all_down = \"servfail\"\n",
+            "app",
+            (18.5, 0.0, 120.0, 138.5),
+        );
+        // A writer changes with one probe of the promoted member: 1 × (2 + 0) + 1 = 3;
+        // a writer gap may be SERVFAIL: max(ttl 30, 120).
+        check("[names.db]\npolicy = \"writer\"\nttl = 30\n", "db", (3.0, 0.0, 120.0, 123.0));
+        // With require_gateway, the gateways' 18.5 s bound it.
+        check("[names.db]\npolicy = \"writer\"\nttl = 30\nrequire_gateway = true\n", "db", (18.5, 0.0, 120.0, 138.5));
+        // A reader's member goes stale after fall (3) probes: 3 × 2 + 1 = 7.
+        check(
+            "[names.ro]\npolicy = \"reader\"\norder = \"latency\"\nttl = 30\n[latency]\ndefault = { a = 1 }\n",
+            "ro",
+            (7.0, 0.0, 120.0, 127.0),
+        );
+        // A fleet: a silent vantage votes until its observation expires (3 × 5 s).
+        check(
+            "[fleet]\nname = \"ns1\"\nservers = [\"nats://127.0.0.1:4222\"]\n[names.app]\npolicy = \"failover\"\nregions = [\"a\"]\nttl = 30\n",
+            "app",
+            (18.5, 15.0, 30.0, 63.5),
+        );
+    }
+
+    #[test]
+    fn the_arithmetic_reads_as_a_sum_with_its_verdict() {
+        let cfg = crate::config::parse(
+            &format!("{BASE}[names.app]\npolicy = \"failover\"\nregions = [\"a\"]\nttl = 30\nrto = \"1m\"\n"),
+            Path::new("."),
+        )
+        .unwrap();
+        let b = budget(&cfg, &cfg.names[0]);
+        assert_eq!(
+            b.arithmetic(),
+            "detection 18.5s [3 × (5s + 0.5s) + 2s (a/tcp:192.0.2.1:443)] + propagation 0s + hold-down 0s \
+             + cached answer 30s [ttl 30s] = 48.5s; fits rto 60s"
+        );
+        assert!(b.fits());
+    }
+}

@@ -37,6 +37,8 @@ fn explain_shows_candidates_skips_answer_ttl_and_scope() {
         "outcome:  fallback: a preferred region is not usable",
         "A 192.0.2.1 (us-east)",
         "ttl:      10",
+        // No checks in this config: nothing can detect a failure.
+        "rto:      detection 0s [no checks: never fails over] + propagation 0s + hold-down 0s + cached answer 60s [ttl 60s] = 60s",
         "ecs scope: /24",
     ] {
         assert!(out.contains(want), "missing `{want}` in:\n{out}");
@@ -100,7 +102,7 @@ fn check_config_says_what_database_names_answer_when_nothing_is_fresh() {
          [clusters.orders.members.pg-2]\nregion = \"eu-west\"\nkind = \"postgres\"\ndsn = \"host=db2\"\n\
          [clusters.billing]\nsystem_identifier = \"7312345678901234567\"\n\
          [clusters.billing.members.pg-3]\nregion = \"eu-west\"\nkind = \"postgres\"\ndsn = \"host=db3\"\n\
-         [names.db]\npolicy = \"writer\"\ncluster = \"orders\"\n\
+         [names.db]\npolicy = \"writer\"\ncluster = \"orders\"\nrto = \"5m\"\n\
          [names.bill]\npolicy = \"writer\"\ncluster = \"billing\"\nwhen_all_down = \"servfail\"\n\
          [names.ro]\npolicy = \"reader\"\ncluster = \"orders\"\norder = \"latency\"\nmax_lag = \"10s\"\n\
          [names.stale]\npolicy = \"reader\"\ncluster = \"orders\"\norder = \"latency\"\nwhen_all_down = \"fail_open\"\n\
@@ -117,6 +119,10 @@ fn check_config_says_what_database_names_answer_when_nothing_is_fresh() {
         "bill (writer of billing): no writer after a 10s grace → SERVFAIL",
         "ro (reader of orders): none within 10s → the writer; no writer → SERVFAIL",
         "stale (reader of orders): none within 30s → stale reads",
+        // One probe of the promoted member, 1 × (5s + 0.5s) + 2s; a writer gap may be
+        // SERVFAIL, cached for max(ttl, the SOA minimum).
+        "name db: rto detection 7.5s [1 × (5s + 0.5s) + 2s (",
+        "+ propagation 0s + hold-down 0s + cached answer 60s [max(ttl 60s, negative ttl 60s)] = 67.5s; fits rto 300s",
     ] {
         assert!(out.contains(want), "missing `{want}` in:\n{out}");
     }

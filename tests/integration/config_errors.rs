@@ -404,6 +404,41 @@ fn each_broken_config_gets_its_located_error() {
             "observation_ttl 1s is shorter than two probe intervals",
             Some("\"1s\""),
         ),
+        case(
+            "a recovery-time budget the config cannot meet",
+            with("policy = \"failover\"", "policy = \"failover\"\nrto = \"1m\"")
+                + "[[regions.us-east.checks]]\nkind = \"tcp\"\ntarget = \"192.0.2.1:443\"\n",
+            "`app` cannot meet its rto of 60s: the worst case is 78.5s",
+            Some("\"1m\""),
+        )
+        .hint("detection 18.5s [3 × (5s + 0.5s) + 2s (us-east/tcp:192.0.2.1:443)] + propagation 0s + hold-down 0s + cached answer 60s [ttl 60s] = 78.5s; exceeds rto 60s"),
+        case(
+            "strict residency without jurisdictions",
+            with("policy = \"failover\"", "policy = \"failover\"\nresidency = \"strict\""),
+            "`residency = \"strict\"` needs `[jurisdictions]`",
+            Some("\"strict\""),
+        ),
+        case(
+            "a client area in two jurisdictions",
+            records("[jurisdictions.eu]\nregions = [\"eu-west\"]\nclients = [\"10.0.0.0/8\"]\n[jurisdictions.us]\nregions = [\"us-east\"]\nclients = [\"10.0.0.0/8\"]\n"),
+            "client area `cidr:10.0.0.0/8` is already in jurisdiction `eu`",
+            Some("\"10.0.0.0/8\""),
+        ),
+        case(
+            "unlocated on a name without residency",
+            with("policy = \"failover\"", "policy = \"failover\"\nunlocated = \"servfail\""),
+            "`unlocated` applies only to names with `residency = \"strict\"`",
+            Some("\"servfail\""),
+        ),
+        case(
+            "a strict fixed answer with a jurisdiction that has no sorry answer",
+            with(
+                "policy = \"failover\"",
+                "policy = \"failover\"\nresidency = \"strict\"\nwhen_all_down = { fallback = [\"192.0.2.99\"] }",
+            ) + "[jurisdictions.eu]\nregions = [\"eu-west\"]\nclients = [\"10.0.0.0/8\"]\n",
+            "jurisdiction `eu` has no `sorry` answer for this strict name's fixed all-down answer",
+            Some("{ fallback"),
+        ),
     ];
     for c in cases {
         let o = load(&c.text);
