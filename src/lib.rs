@@ -21,6 +21,7 @@
 //! - `health`: probes, hysteresis, region aggregation, writer election, state file.
 //! - `fleet`: the NATS JetStream bucket the instances share observations and operator
 //!   actions through.
+//! - `notify`: signed, retried webhooks to the application when the writer changes.
 //! - `reload`: SIGHUP, `POST /reload` and file watching, all through one reload path.
 //! - `admin`: the HTTP admin server (metrics, status, explain, drain, reload); `recent`:
 //!   the status page's log of check results and state changes.
@@ -51,5 +52,6 @@ pub mod demo;
 pub mod fleet;
 pub mod fuzzing;
 pub mod health;
+pub mod notify;
 pub mod recent;
 pub mod reload;
