@@ -34,6 +34,9 @@ mod health;
 /// Hostile health targets (1 GiB body, redirect loop, TLS and PostgreSQL that never
 /// speak, a name that does not resolve, a drip): down within the timeout, nothing delayed.
 mod hostile;
+/// Webhooks to a real receiver that is down, slow, redirecting or hung: one delivery per
+/// event, signed, the oldest dropped from a full queue, `notify` never waiting.
+mod notify;
 /// deploy/: dashboard and rules against /metrics, promtool, a real Prometheus, the k8s config.
 mod observability;
 /// TLS to a real PostgreSQL: each sslmode against the right and wrong name and CA.
