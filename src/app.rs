@@ -118,6 +118,8 @@ pub struct App {
     pub state: Arc<State>,
     pub dns: DnsServer,
     pub admin: Option<AdminServer>,
+    /// Stops the drains' clock.
+    drain_clock: tokio_util::sync::CancellationToken,
 }
 
 impl App {
@@ -193,7 +195,10 @@ impl App {
                 return Err(e.into());
             }
         };
-        Ok(App { control, state, dns, admin })
+        // Notices and hold-downs of operators' drains end on their own.
+        let drain_clock = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(crate::state::run_drain_clock(state.clone(), drain_clock.clone()));
+        Ok(App { control, state, dns, admin, drain_clock })
     }
 
     /// The first bound DNS address.
@@ -206,6 +211,7 @@ impl App {
     }
 
     pub async fn shutdown(mut self) -> Result<()> {
+        self.drain_clock.cancel();
         if let Some(engine) = self.control.health.lock().await.take() {
             engine.stop().await;
         }

@@ -22,6 +22,9 @@ pub struct HealthView {
     pub drained: Vec<bool>,
     /// The region's state changed less than `hold_down` ago: its names use `failover_ttl`.
     pub recent: Vec<bool>,
+    /// By region: within an operator's notice before a drain, or the hold-down after an
+    /// undrain: names that use it answer with `failover_ttl`.
+    pub noticed: Vec<bool>,
     /// Per database cluster, indexed like `Model::clusters`.
     pub clusters: Vec<ClusterView>,
     /// Per `reader` name, indexed by its slot (`Ranker::Reader::slot`).
@@ -74,6 +77,7 @@ impl HealthView {
             up: vec![true; n],
             drained: model.regions.iter().map(|r| r.drained).collect(),
             recent: vec![false; n],
+            noticed: vec![false; n],
             clusters: model
                 .clusters
                 .iter()
@@ -102,12 +106,63 @@ pub struct Drain {
     /// The fleet bucket's revision of it (later is newer, whatever the clocks); 0: not
     /// from a bucket.
     pub revision: u64,
+    /// When (Unix seconds) a drain takes effect: the end of its notice. Until then the
+    /// region still answers, with the short TTL. `at` or earlier: at once.
+    pub effective_at: f64,
+    /// Until when (Unix seconds) names that use the region answer with `failover_ttl`:
+    /// the notice of a drain, the hold-down after an undrain.
+    pub short_until: f64,
+}
+
+impl Drain {
+    /// Whether the region is drained at `now` (Unix seconds).
+    pub fn drained_at(&self, now: f64) -> bool {
+        self.drained && now >= self.effective_at
+    }
+
+    /// Whether names that use the region answer with the short TTL at `now`.
+    pub fn short_at(&self, now: f64) -> bool {
+        now < self.short_until
+    }
+
+    /// The next time after `now` at which this drain changes what is answered.
+    pub fn next_change(&self, now: f64) -> Option<f64> {
+        [self.effective_at, self.short_until].into_iter().filter(|&t| t > now).reduce(f64::min)
+    }
 }
 
 #[derive(Debug)]
 pub struct Snapshot {
     pub model: Arc<Model>,
     pub health: HealthView,
+}
+
+/// Now, in Unix seconds.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Keeps the drains' clock: applies each notice's end and each hold-down's end when it
+/// comes (wall clock: the times are shared with the other instances and kept across
+/// restarts), until `stop`.
+pub async fn run_drain_clock(state: Arc<State>, stop: tokio_util::sync::CancellationToken) {
+    loop {
+        let now = unix_now();
+        state.apply_drains(now);
+        let wait = state.next_drain_change(now).map(|t| std::time::Duration::from_secs_f64((t - now).max(0.0)));
+        // Registered before looking again, so a drain set meanwhile is not missed.
+        let changed = state.drains_changed.notified();
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = changed => {}
+            _ = async {
+                match wait {
+                    Some(w) => tokio::time::sleep(w).await,
+                    None => std::future::pending().await,
+                }
+            } => {}
+        }
+    }
 }
 
 /// The current snapshot, swapped atomically.
@@ -117,6 +172,9 @@ pub struct State {
     /// Drains and undrains by an operator (admin API), by region name. They outlive
     /// reloads; the config's `drained` applies where there is none. Control plane only.
     drain_overrides: std::sync::Mutex<std::collections::HashMap<String, Drain>>,
+    /// Woken when a drain is set, so that whoever keeps the drains' clock
+    /// (`run_drain_clock`) looks at the next deadline again.
+    pub drains_changed: tokio::sync::Notify,
 }
 
 impl State {
@@ -128,6 +186,7 @@ impl State {
         State {
             current: ArcSwap::from_pointee(Snapshot { model: Arc::new(model), health }),
             drain_overrides: Default::default(),
+            drains_changed: tokio::sync::Notify::new(),
         }
     }
 
@@ -173,17 +232,39 @@ impl State {
         if self.snapshot().model.region_index(region).is_none() {
             return false;
         }
-        let drained = drain.drained;
-        // Held across the swap so that a reload cannot slip in between and lose it.
-        let mut overrides = self.drain_overrides.lock().expect("not poisoned");
-        overrides.insert(region.to_owned(), drain);
-        self.update_health(|model, h| match model.region_index(region) {
-            Some(i) => {
-                h.drained[i as usize] = drained;
-                true
+        {
+            // Held across the swap so that a reload cannot slip in between and lose it.
+            let mut overrides = self.drain_overrides.lock().expect("not poisoned");
+            overrides.insert(region.to_owned(), drain);
+            self.publish_drains(&overrides, unix_now());
+        }
+        self.drains_changed.notify_one();
+        true
+    }
+
+    /// Applies the operators' drains as they stand at `now` (Unix seconds): a notice
+    /// that ended drains its region, a hold-down that ended lets TTLs grow back.
+    pub fn apply_drains(&self, now: f64) {
+        let overrides = self.drain_overrides.lock().expect("not poisoned");
+        self.publish_drains(&overrides, now);
+    }
+
+    fn publish_drains(&self, overrides: &std::collections::HashMap<String, Drain>, now: f64) {
+        self.update_health(|model, h| {
+            for (name, d) in overrides {
+                if let Some(i) = model.region_index(name) {
+                    h.drained[i as usize] = d.drained_at(now);
+                    h.noticed[i as usize] = d.short_at(now);
+                }
             }
-            None => false,
-        })
+            true
+        });
+    }
+
+    /// The next time (Unix seconds) after `now` at which a drain changes an answer.
+    pub fn next_drain_change(&self, now: f64) -> Option<f64> {
+        let overrides = self.drain_overrides.lock().expect("not poisoned");
+        overrides.values().filter_map(|d| d.next_change(now)).reduce(f64::min)
     }
 
     /// The operators' drains and undrains so far, by region name.
@@ -211,7 +292,9 @@ impl State {
                     health.recent[i] = old.recent[o];
                 }
                 if let Some(d) = overrides.get(&r.name) {
-                    health.drained[i] = d.drained;
+                    let now = unix_now();
+                    health.drained[i] = d.drained_at(now);
+                    health.noticed[i] = d.short_at(now);
                 }
             }
             for (c, cluster) in model.clusters.iter().enumerate() {

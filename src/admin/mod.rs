@@ -18,6 +18,7 @@ mod page;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use axum::extract::{Path, Query, State as AxState};
@@ -123,6 +124,7 @@ pub fn status_json(c: &Control) -> Value {
     // The config is matched to the snapshot's regions by name: a reload swaps the two
     // one after the other.
     let config = c.config.load();
+    let drains = c.state.drains();
     let regions: Vec<Value> = model
         .regions
         .iter()
@@ -135,6 +137,16 @@ pub fn status_json(c: &Control) -> Value {
                 "drained": h.drained[i],
                 "usable": h.usable(i as u16),
                 "recently_changed": h.recent[i],
+                // Within an operator's notice or an undrain's hold-down: short TTLs.
+                "short_ttl_by_operator": h.noticed[i],
+                "operator": drains.get(&r.name).map(|d| json!({
+                    "drained": d.drained,
+                    "by": d.by,
+                    "why": d.why,
+                    "at": d.at,
+                    "effective_at": d.effective_at,
+                    "short_until": d.short_until,
+                })),
                 "checks": probes.iter().flat_map(|p| &p.checks).map(|k| check_json(&k.id, find(&k.id))).collect::<Vec<_>>(),
             })
         })
@@ -330,15 +342,38 @@ async fn set_drain(c: &Control, headers: &HeaderMap, region: &str, drained: bool
     if let Some(r) = refused(c, headers) {
         return r;
     }
-    if c.state.snapshot().model.region_index(region).is_none() {
+    let snap = c.state.snapshot();
+    let model = &snap.model;
+    let Some(index) = model.region_index(region) else {
         return (StatusCode::NOT_FOUND, format!("no region `{region}`\n")).into_response();
-    }
+    };
+    // A drain's notice: by default the longest TTL of the names that use the region, so
+    // that every cache holds the short TTL by the time the drain takes effect.
+    let notice = match q.get("notice").map(|n| crate::config::parse_duration(n)) {
+        _ if !drained => Duration::ZERO,
+        Some(Ok(n)) => n,
+        Some(Err(e)) => return (StatusCode::BAD_REQUEST, format!("notice: {e}\n")).into_response(),
+        None => {
+            let longest = model.names.iter().filter(|n| n.regions.contains(&index)).map(|n| n.ttl).max();
+            Duration::from_secs(u64::from(longest.unwrap_or(0)))
+        }
+    };
+    let at = crate::reload::unix_now();
+    let hold_down = c.config.load().health.hold_down;
+    let (effective_at, short_until) = if drained {
+        (at + notice.as_secs_f64(), at + notice.as_secs_f64())
+    } else {
+        // Back with the short TTL for the hold-down, as after any change.
+        (at, at + hold_down.as_secs_f64())
+    };
     let mut note = crate::state::Drain {
         drained,
         by: q.get("by").cloned().unwrap_or_else(|| "admin".to_owned()),
-        at: crate::reload::unix_now(),
+        at,
         why: q.get("reason").cloned().unwrap_or_default(),
         revision: 0,
+        effective_at,
+        short_until,
     };
     // With a fleet, the bucket is where every instance (and a restart) finds it: only
     // once NATS has it is it applied here too; if it cannot be stored, nothing changes.
@@ -348,15 +383,26 @@ async fn set_drain(c: &Control, headers: &HeaderMap, region: &str, drained: bool
             Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
         }
     }
-    let what = if drained { "drained" } else { "undrained" };
+    let what = match (drained, notice.is_zero()) {
+        (true, true) => "drained".to_owned(),
+        (true, false) => format!("drains in {}", crate::config::budget::secs(notice)),
+        (false, _) => "undrained".to_owned(),
+    };
     let (by, why) = (note.by.clone(), note.why.clone());
     c.state.set_drain(region, note);
-    info!(region, by = %by, reason = %why, "region {what} by an operator");
+    info!(region, by = %by, reason = %why, notice = ?notice, "region {what} by an operator");
     c.recent.event(format!(
         "region {region} {what} by {by}{}",
         if why.is_empty() { String::new() } else { format!(": {why}") }
     ));
-    (StatusCode::OK, format!("{region} {what}\n")).into_response()
+    let ttl = if drained && !notice.is_zero() {
+        "; until then the names that use it answer with their failover_ttl"
+    } else if !drained && !hold_down.is_zero() {
+        "; its names answer with their failover_ttl for the hold-down"
+    } else {
+        ""
+    };
+    (StatusCode::OK, format!("{region} {what}{ttl}\n")).into_response()
 }
 
 async fn drain(AxState(c): Ctl, Path(region): Path<String>, q: Params, headers: HeaderMap) -> Response {

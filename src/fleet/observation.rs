@@ -105,7 +105,7 @@ pub type Override = crate::state::Drain;
 
 /// An override as the operators' bucket (and the state file) keep it.
 pub fn override_to_value(o: &Override) -> Value {
-    json!({"drained": o.drained, "by": o.by, "at": o.at, "why": o.why})
+    json!({"drained": o.drained, "by": o.by, "at": o.at, "why": o.why, "effective_at": o.effective_at, "short_until": o.short_until})
 }
 
 pub fn override_from_value(v: &Value) -> Option<Override> {
@@ -115,6 +115,9 @@ pub fn override_from_value(v: &Value) -> Option<Override> {
         at: v.get("at").and_then(Value::as_f64).unwrap_or(0.0),
         why: v.get("why").and_then(Value::as_str).unwrap_or("").to_owned(),
         revision: 0,
+        // Older writers knew no notice: at once, no short TTL.
+        effective_at: v.get("effective_at").and_then(Value::as_f64).unwrap_or(0.0),
+        short_until: v.get("short_until").and_then(Value::as_f64).unwrap_or(0.0),
     })
 }
 
@@ -141,7 +144,15 @@ mod tests {
         assert_eq!(Observation::from_json(&o.to_json()), Some(o));
         assert_eq!(Observation::from_json(b"{\"version\": 9}"), None);
         assert_eq!(Observation::from_json(b"\xff"), None);
-        let d = Override { drained: true, by: "admin".into(), at: 1.5, why: "maintenance".into(), revision: 0 };
+        let d = Override {
+            drained: true,
+            by: "admin".into(),
+            at: 1.5,
+            why: "maintenance".into(),
+            revision: 0,
+            effective_at: 61.5,
+            short_until: 61.5,
+        };
         assert_eq!(override_from_json(&override_to_json(&d)), Some(d));
         assert_eq!(override_from_json(b"{}"), None);
     }

@@ -186,7 +186,7 @@ mod tests {
             .collect(),
             drains: [(
                 "us-east".to_owned(),
-                Drain { drained: true, by: "alice".into(), at: 3.5, why: "upgrade".into(), revision: 0 },
+                Drain { drained: true, by: "alice".into(), at: 3.5, why: "upgrade".into(), ..Drain::default() },
             )]
             .into_iter()
             .collect(),

@@ -245,6 +245,9 @@ pub fn finish(
         // Within hold-down of a change among this name's regions (or of the writer, or
         // of a member's freshness), caches are told to come back soon.
         let regions_settled = || !n.regions.iter().any(|&r| health.recent[r as usize]);
+        // An operator's notice (before a drain) or hold-down (after an undrain) shortens
+        // the TTL of every name that uses the region, whatever its policy.
+        let unnoticed = !n.regions.iter().any(|&r| health.noticed[r as usize]);
         let (members, settled) = match &n.ranker {
             Ranker::Writer { cluster, require_gateway } => {
                 let view = &health.clusters[*cluster as usize];
@@ -257,6 +260,7 @@ pub fn finish(
             }
             _ => (Members::new(), regions_settled()),
         };
+        let settled = settled && unnoticed;
         let ttl = if preferred && settled { n.ttl } else { n.failover_ttl };
         return route(chosen, members, ttl, outcome, excluded);
     }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use hickory_proto::rr::RecordType;
 use serde_json::Value;
 
-use crate::support::dns::{ecs, first, udp};
+use crate::support::dns::{ecs, first, ttls, udp};
 use crate::support::{ADMIN_TOKEN, POLICIES, TestServer};
 
 fn with_token(config: &str) -> String {
@@ -76,7 +76,7 @@ async fn drain_needs_the_token_and_moves_answers() {
         "a prefix"
     );
     assert_eq!(gb().await, "192.0.2.2", "refused requests change nothing");
-    let (code, body) = post(&s, "/regions/eu-west/drain", Some(ADMIN_TOKEN)).await;
+    let (code, body) = post(&s, "/regions/eu-west/drain?notice=0", Some(ADMIN_TOKEN)).await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(gb().await, "192.0.2.1", "drained: eu-west leaves the answers");
     let v: Value = serde_json::from_str(&get(&s, "/status").await.1).unwrap();
@@ -86,6 +86,57 @@ async fn drain_needs_the_token_and_moves_answers() {
     assert_eq!(post(&s, "/regions/eu-west/undrain", Some(ADMIN_TOKEN)).await.0, 200);
     assert_eq!(gb().await, "192.0.2.2", "undrained: back");
     assert_eq!(post(&s, "/regions/mars/drain", Some(ADMIN_TOKEN)).await.0, 404);
+    s.stop().await;
+}
+
+/// A planned change: during the notice the region still answers, with the short TTL;
+/// at its end the answer moves; after the undrain the region is back with the short TTL
+/// for the hold-down, then the normal one.
+#[tokio::test]
+async fn a_drain_with_notice_shortens_ttls_first_and_moves_answers_at_its_end() {
+    let config = with_token(POLICIES).replace("[zone]", "[health]\nhold_down = \"2s\"\n\n[zone]");
+    let s = TestServer::start(&config).await;
+    let gb = || async {
+        let r = udp(s.addr, &ecs("app.gslb.example.org.", RecordType::A, "192.0.2.0/25")).await;
+        (first(&r), ttls(&r)[0])
+    };
+    assert_eq!(gb().await, ("192.0.2.2".to_owned(), 60));
+    let asked = Instant::now();
+    let (code, body) = post(&s, "/regions/eu-west/drain?notice=3s&by=carol", Some(ADMIN_TOKEN)).await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("eu-west drains in 3s"), "{body}");
+    let v: Value = serde_json::from_str(&get(&s, "/status").await.1).unwrap();
+    assert_eq!(v["regions"][1]["short_ttl_by_operator"], true);
+    assert_eq!(v["regions"][1]["drained"], false, "not yet");
+    assert_eq!(v["regions"][1]["operator"]["by"], "carol");
+    // Until the notice ends: still eu-west, with failover_ttl; then us-east.
+    let mut during = 0;
+    let moved = loop {
+        let (ip, ttl) = gb().await;
+        if ip == "192.0.2.1" {
+            break ttl;
+        }
+        assert_eq!((ip.as_str(), ttl), ("192.0.2.2", 10), "during the notice");
+        during += 1;
+        assert!(asked.elapsed() < Duration::from_secs(20), "the drain never took effect");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(asked.elapsed() >= Duration::from_secs(3), "moved before the notice ended: {:?}", asked.elapsed());
+    assert!(during > 0);
+    assert_eq!(moved, 10, "a fallback answer has the short TTL");
+    // Undrain: back at once, with the short TTL for the 2 s hold-down, then 60.
+    let (code, body) = post(&s, "/regions/eu-west/undrain", Some(ADMIN_TOKEN)).await;
+    assert_eq!(code, 200, "{body}");
+    let back = Instant::now();
+    assert_eq!(gb().await, ("192.0.2.2".to_owned(), 10));
+    while gb().await.1 != 60 {
+        assert!(back.elapsed() < Duration::from_secs(20), "the hold-down never ended");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(back.elapsed() >= Duration::from_secs(2), "short TTL for the whole hold-down");
+    // A notice that is not a duration is refused, and changes nothing.
+    assert_eq!(post(&s, "/regions/eu-west/drain?notice=soon", Some(ADMIN_TOKEN)).await.0, 400);
+    assert_eq!(gb().await, ("192.0.2.2".to_owned(), 60));
     s.stop().await;
 }
 
@@ -164,7 +215,7 @@ async fn a_drain_outlives_a_restart_through_the_state_file() {
     let config =
         with_token(POLICIES).replace("[zone]", &format!("[health]\nstate_file = \"{}\"\n\n[zone]", state.display()));
     let s = TestServer::start(&config).await;
-    let (code, body) = post(&s, "/regions/eu-west/drain?by=bob&reason=maintenance", Some(ADMIN_TOKEN)).await;
+    let (code, body) = post(&s, "/regions/eu-west/drain?by=bob&reason=maintenance&notice=0", Some(ADMIN_TOKEN)).await;
     assert_eq!(code, 200, "{body}");
     let start = std::time::Instant::now();
     while !std::fs::read_to_string(&state).is_ok_and(|t| t.contains("maintenance")) {

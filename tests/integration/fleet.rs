@@ -288,7 +288,7 @@ async fn without_nats_every_instance_keeps_answering_then_decides_alone_and_conv
 }
 
 async fn drain(s: &TestServer, region: &str, reason: &str) -> (u16, String) {
-    let url = format!("http://{}/regions/{region}/drain?by=alice&reason={reason}", s.admin);
+    let url = format!("http://{}/regions/{region}/drain?by=alice&reason={reason}&notice=0", s.admin);
     let r = reqwest::Client::new().post(url).bearer_auth(crate::support::ADMIN_TOKEN).send().await.unwrap();
     (r.status().as_u16(), r.text().await.unwrap())
 }
