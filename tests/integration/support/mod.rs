@@ -7,6 +7,7 @@ pub mod gateway;
 pub mod geoip;
 pub mod nats;
 pub mod postgres;
+pub mod receiver;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
