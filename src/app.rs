@@ -103,12 +103,25 @@ pub struct Control {
     pub(crate) reloading: tokio::sync::Mutex<()>,
     /// The connection to the other instances (`[fleet]`), kept across reloads.
     pub fleet: Option<Arc<crate::fleet::Fleet>>,
+    /// The failover record, kept across reloads.
+    pub events: Arc<crate::events::Events>,
 }
 
 impl Control {
+    /// Points the failover record at a config's files and webhooks (start and reload).
+    pub fn take_events_config(&self, config: &Config) {
+        self.events.set_file(config.health.state_file.as_deref().map(crate::events::file_for));
+        self.events.set_notify(&config.notify, self.fleet.clone());
+    }
+
     /// What the health engine reports to.
     pub fn observers(&self) -> Observers {
-        Observers { metrics: self.metrics.clone(), recent: self.recent.clone(), fleet: self.fleet.clone() }
+        Observers {
+            metrics: self.metrics.clone(),
+            recent: self.recent.clone(),
+            fleet: self.fleet.clone(),
+            events: self.events.clone(),
+        }
     }
 }
 
@@ -168,7 +181,9 @@ impl App {
             health: tokio::sync::Mutex::new(None),
             reloading: tokio::sync::Mutex::new(()),
             fleet: config.fleet.clone().map(|f| Arc::new(crate::fleet::Fleet::start(f))),
+            events: Arc::new(crate::events::Events::new(metrics.clone())),
         });
+        control.take_events_config(&config);
         metrics.reload_last_ok.set(1);
         metrics.reload_last_success.set(unix_now());
         metrics.config_generation.set(1);
@@ -212,6 +227,7 @@ impl App {
 
     pub async fn shutdown(mut self) -> Result<()> {
         self.drain_clock.cancel();
+        self.control.events.stop();
         if let Some(engine) = self.control.health.lock().await.take() {
             engine.stop().await;
         }

@@ -1,4 +1,5 @@
-//! The subcommands: `serve`, `check-config`, `explain`, `geoip lookup`.
+//! The subcommands: `serve`, `check-config`, `explain`, `geoip lookup`, and the admin
+//! API's actions: `drain`, `undrain`, `events`.
 //!
 //! Each one is a thin layer over the library; `main` maps what they return to exit
 //! codes (0 ok, 2 bad usage or config, 1 any other failure).
@@ -93,6 +94,58 @@ pub enum Command {
         #[command(subcommand)]
         command: GeoipCommand,
     },
+    /// Drain a region on a running server: after the notice, no name answers with it.
+    Drain {
+        region: String,
+        /// How long names that use the region answer with their failover_ttl before the
+        /// drain takes effect, e.g. 60s (default: the longest TTL of those names).
+        #[arg(long)]
+        notice: Option<String>,
+        /// Who asks (kept with the drain).
+        #[arg(long)]
+        by: Option<String>,
+        /// Why (kept with the drain).
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Put a drained region back (its names answer with failover_ttl for the hold-down).
+    Undrain {
+        region: String,
+        #[arg(long)]
+        by: Option<String>,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Print the failover record: region transitions and writer changes, with timelines.
+    Events {
+        /// How far back, e.g. 1h, 30m (default: everything kept).
+        #[arg(long)]
+        since: Option<String>,
+        /// The events as JSON, one per line.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+}
+
+/// Where the running server's admin API is, and its token.
+#[derive(Debug, clap::Args)]
+pub struct AdminArgs {
+    /// The server's config: its `[admin] listen` and `token_file` are used.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// The admin API's address (default: the config's, else 127.0.0.1:9353).
+    #[arg(long)]
+    admin: Option<SocketAddr>,
+    /// A file holding the admin token (default: the config's `token_file`, else the
+    /// SWITCHYARD_ADMIN_TOKEN environment variable).
+    #[arg(long)]
+    token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -119,7 +172,96 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::CheckConfig { file } => check_config(file),
         Command::Explain { config, name, client, down, drain } => explain(config, name, client, down, drain),
         Command::Geoip { command: GeoipCommand::Lookup { db, ip } } => geoip_lookup(db, ip),
+        Command::Drain { region, notice, by, reason, admin } => {
+            let query: Vec<(&str, String)> = [("notice", notice), ("by", by), ("reason", reason)]
+                .into_iter()
+                .filter_map(|(k, v)| Some((k, v?)))
+                .collect();
+            print_reply(admin_call(&admin, reqwest::Method::POST, &format!("/regions/{region}/drain"), &query)?)
+        }
+        Command::Undrain { region, by, reason, admin } => {
+            let query: Vec<(&str, String)> =
+                [("by", by), ("reason", reason)].into_iter().filter_map(|(k, v)| Some((k, v?))).collect();
+            print_reply(admin_call(&admin, reqwest::Method::POST, &format!("/regions/{region}/undrain"), &query)?)
+        }
+        Command::Events { since, json, admin } => events(&admin, since, json),
     }
+}
+
+/// Calls the admin API of a running server: the HTTP status and the body.
+fn admin_call(
+    args: &AdminArgs,
+    method: reqwest::Method,
+    path: &str,
+    query: &[(&str, String)],
+) -> Result<(u16, String)> {
+    let config = match &args.config {
+        Some(path) => Some(crate::config::load(path)?),
+        None => None,
+    };
+    let addr = args
+        .admin
+        .or(config.as_ref().and_then(|c| c.admin.listen))
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9353)));
+    let token_file = args.token_file.clone().or(config.as_ref().and_then(|c| c.admin.token_file.clone()));
+    let token = match token_file {
+        Some(p) => Some(
+            std::fs::read_to_string(&p)
+                .with_context(|| format!("reading the admin token file {}", p.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        None => std::env::var("SWITCHYARD_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).no_proxy().build()?;
+        let mut url = reqwest::Url::parse(&format!("http://{addr}{path}")).context("the admin API's URL")?;
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        let mut request = client.request(method, url);
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        let reply = request.send().await.with_context(|| format!("no admin API at {addr}"))?;
+        let status = reply.status().as_u16();
+        Ok((status, reply.text().await?))
+    })
+}
+
+/// Prints a mutation's reply; a refusal is an error (2 when the request was wrong).
+fn print_reply((status, body): (u16, String)) -> Result<()> {
+    match status {
+        200..=299 => {
+            write!(std::io::stdout().lock(), "{body}")?;
+            Ok(())
+        }
+        400 | 401 | 403 | 404 => bail!(UsageError(format!("the admin API refused ({status}): {}", body.trim()))),
+        _ => bail!("the admin API failed ({status}): {}", body.trim()),
+    }
+}
+
+fn events(admin: &AdminArgs, since: Option<String>, json: bool) -> Result<()> {
+    let query: Vec<(&str, String)> = since.map(|s| ("since", s)).into_iter().collect();
+    let (status, body) = admin_call(admin, reqwest::Method::GET, "/events", &query)?;
+    if status != 200 {
+        bail!(UsageError(format!("the admin API refused ({status}): {}", body.trim())));
+    }
+    let v: serde_json::Value = serde_json::from_str(&body).context("the admin API's /events is not JSON")?;
+    let mut out = std::io::stdout().lock();
+    let events = v["events"].as_array().cloned().unwrap_or_default();
+    if events.is_empty() && !json {
+        writeln!(out, "no events")?;
+    }
+    for e in &events {
+        if json {
+            writeln!(out, "{e}")?;
+        } else {
+            writeln!(out, "{}", crate::events::describe(e))?;
+        }
+    }
+    Ok(())
 }
 
 fn serve(

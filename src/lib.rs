@@ -23,8 +23,10 @@
 //!   actions through.
 //! - `notify`: signed, retried webhooks to the application when the writer changes.
 //! - `reload`: SIGHUP, `POST /reload` and file watching, all through one reload path.
-//! - `admin`: the HTTP admin server (metrics, status, explain, drain, reload); `recent`:
-//!   the status page's log of check results and state changes.
+//! - `admin`: the HTTP admin server (metrics, status, explain, drain, reload, events);
+//!   `recent`: the status page's log of check results and state changes.
+//! - `events`: the failover record (each region transition and writer change with its
+//!   timeline, kept beside the state file).
 //! - `app`: wiring; `cli`: the subcommands; `demo`: stand-in gateways.
 //! - `fuzzing`: the request path and the config loader as the fuzz targets call them.
 //!
@@ -49,6 +51,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod events;
 pub mod fleet;
 pub mod fuzzing;
 pub mod health;

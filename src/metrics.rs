@@ -45,6 +45,9 @@ pub const TCP_REFUSED: &str = "switchyard_tcp_connections_refused_total";
 pub const TCP_EVICTED: &str = "switchyard_tcp_connections_evicted_total";
 pub const TCP_TIMEOUTS: &str = "switchyard_tcp_timeouts_total";
 pub const RESIDENCY_RESTRICTED: &str = "switchyard_residency_restricted_total";
+pub const FAILOVER_DETECTION: &str = "switchyard_failover_detection_seconds";
+pub const WRITER_GAP: &str = "switchyard_writer_gap_seconds";
+pub const NOTIFICATIONS: &str = "switchyard_notifications_total";
 
 /// Query types counted by name; the rest are `other`.
 pub const QTYPES: &[&str] =
@@ -152,6 +155,18 @@ impl QueryCounters {
         self.restricted[(slot as usize).min(JURISDICTION_SLOTS - 1)].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Queries counted so far in the region slots `which` accepts (every type and code):
+    /// the failover record reads it to see the first answer given on a new state.
+    pub fn answered(&self, which: &dyn Fn(u16) -> bool) -> u64 {
+        let mut total = 0;
+        for (i, c) in self.counts.iter().enumerate() {
+            if which((i % REGION_SLOTS) as u16) {
+                total += c.load(Ordering::Relaxed);
+            }
+        }
+        total
+    }
+
     /// Slots for a config's jurisdictions, by name.
     pub fn jurisdiction_slots(&self, jurisdictions: &[&str]) -> Vec<u16> {
         assign_slots(&self.jurisdictions, jurisdictions, JURISDICTION_SLOTS)
@@ -248,6 +263,12 @@ pub struct Metrics {
     pub replica_bytes: GaugeVec,
     pub identity_mismatch: IntGaugeVec,
     pub writer_rpo: GaugeVec,
+    /// From a region's first failed probe (seen here) to its down verdict.
+    pub failover_detection: prometheus::Histogram,
+    /// From the old writer's last sighting as primary to the new one's first.
+    pub writer_gap: HistogramVec,
+    /// Writer-change webhooks, by result: delivered, failed_attempt, dropped.
+    pub notifications: IntCounterVec,
     pub fleet_connected: IntGauge,
     pub fleet_vantages: IntGauge,
     pub fleet_check_up: IntGaugeVec,
@@ -366,6 +387,37 @@ impl Metrics {
                 WRITER_RPO,
                 "The lag the current writer last showed as a replica before it became the writer (NaN: none seen).",
                 &["cluster"]
+            ),
+            failover_detection: {
+                let h = prometheus::Histogram::with_opts(
+                    HistogramOpts::new(
+                        FAILOVER_DETECTION,
+                        "From a region's first failed probe to its down verdict (failovers this instance saw begin).",
+                    )
+                    .buckets(vec![0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 300.0, 600.0]),
+                )
+                .expect("valid metric");
+                reg(Box::new(h.clone()));
+                h
+            },
+            writer_gap: {
+                let h = HistogramVec::new(
+                    HistogramOpts::new(
+                        WRITER_GAP,
+                        "Time without a writer at a writer change: from the old writer's last sighting as primary to the new one's first.",
+                    )
+                    .buckets(vec![0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 300.0, 600.0]),
+                    &["cluster"],
+                )
+                .expect("valid metric");
+                reg(Box::new(h.clone()));
+                h
+            },
+            notifications: vec_of!(
+                IntCounterVec,
+                NOTIFICATIONS,
+                "Writer-change webhook notifications, by result: delivered, failed_attempt (retried), dropped.",
+                &["result"]
             ),
             fleet_connected: gauge(
                 FLEET_CONNECTED,

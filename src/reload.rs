@@ -81,6 +81,7 @@ impl Control {
         let start_engine = model.probed() || config.health.state_file.is_some() || config.fleet.is_some();
         self.state.replace_model(model);
         self.config.store(config.clone());
+        self.take_events_config(&config);
         // A limiter with unchanged settings keeps its counts.
         rrl::install(&self.rrl, app::rrl_settings(&config.rrl));
         if start_engine {

@@ -8,7 +8,8 @@
 //! | `GET /readyz` | 200 once the config is loaded and the first health round is done, else 503 |
 //! | `GET /status` | the same as the page, as JSON |
 //! | `GET /explain?name=N&client=IP[/PREFIX]` | which answer that client gets and why, with live health |
-//! | `POST /regions/{name}/drain`, `/undrain` | take a region out of rotation, or back (bearer token) |
+//! | `GET /events[?since=1h]` | the failover record: each region transition and writer change with its timeline |
+//! | `POST /regions/{name}/drain`, `/undrain` | take a region out of rotation, or back (bearer token; `?notice=60s`) |
 //! | `POST /reload` | re-read the config, as SIGHUP does (bearer token) |
 //!
 //! Mutations need `Authorization: Bearer <token>`, compared in constant time; with no
@@ -54,6 +55,7 @@ impl AdminServer {
             .route("/readyz", get(readyz))
             .route("/status", get(status))
             .route("/explain", get(explain))
+            .route("/events", get(events))
             .route("/regions/{name}/drain", post(drain))
             .route("/regions/{name}/undrain", post(undrain))
             .route("/reload", post(reload))
@@ -229,6 +231,8 @@ pub fn status_json(c: &Control) -> Value {
             }
             j
         }).collect::<Vec<_>>(),
+        // The failover record's newest events, newest first, for the timeline.
+        "events": c.events.since(0.0).into_iter().rev().take(20).collect::<Vec<_>>(),
         "recent_changes": c.recent.events().into_iter().map(|(t, what)| json!({"at": unix(t), "what": what})).collect::<Vec<_>>(),
     })
 }
@@ -284,6 +288,17 @@ async fn status(AxState(c): Ctl) -> Json<Value> {
 
 async fn page(AxState(c): Ctl) -> Html<String> {
     Html(page::render(&status_json(&c)))
+}
+
+/// `/events?since=DURATION`: the failover record's events of the last `since` (default:
+/// all kept), oldest first.
+async fn events(AxState(c): Ctl, Query(q): Query<std::collections::HashMap<String, String>>) -> Response {
+    let since = match q.get("since").map(|s| crate::config::parse_duration(s)) {
+        None => 0.0,
+        Some(Ok(d)) => crate::reload::unix_now() - d.as_secs_f64(),
+        Some(Err(e)) => return (StatusCode::BAD_REQUEST, format!("since: {e}\n")).into_response(),
+    };
+    Json(json!({ "events": c.events.since(since) })).into_response()
 }
 
 /// `/explain?name=NAME&client=IP[/PREFIX]`.

@@ -152,6 +152,35 @@ pub fn render(s: &Value) -> String {
     if events.is_empty() {
         events.push_str("<li>no changes since start</li>");
     }
+    // The failover record: one row per event, its timeline in words.
+    let mut timeline = String::new();
+    for e in s["events"].as_array().into_iter().flatten() {
+        let class = match e["kind"].as_str() {
+            Some("region_up") => "up",
+            Some("region_down") => "down",
+            _ => "drained",
+        };
+        let what = match e["kind"].as_str() {
+            Some("writer_changed") => format!(
+                "cluster {}: writer {} → {}",
+                text(&e["cluster"]),
+                e["from"].as_str().unwrap_or("none"),
+                e["to"].as_str().unwrap_or("none")
+            ),
+            Some(kind) => format!("region {} {}", text(&e["region"]), if kind == "region_up" { "up" } else { "down" }),
+            None => String::new(),
+        };
+        timeline.push_str(&format!(
+            "<tr><td><span class=\"badge {class}\">{}</span></td><td><small>{}</small></td></tr>",
+            esc(&what),
+            esc(&crate::events::describe(e))
+        ));
+    }
+    let timeline = if timeline.is_empty() {
+        "<p><small>No failovers recorded.</small></p>".to_owned()
+    } else {
+        format!("<table><tr><th>Event</th><th>Timeline</th></tr>{timeline}</table>")
+    };
     let ready = if s["ready"].as_bool() == Some(true) {
         ""
     } else {
@@ -188,6 +217,8 @@ ul {{ padding-left: 1.2em; }} small {{ color: #666; }}
 {fleet}
 <h2>Database clusters</h2>
 {clusters}
+<h2>Failover record</h2>
+{timeline}
 <h2>Recent changes</h2><ul>{events}</ul>
 </body></html>
 "#,

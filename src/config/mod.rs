@@ -334,11 +334,19 @@ pub struct NotifyConfig {
     pub queue: usize,
     /// How long one event is retried.
     pub give_up_after: Duration,
+    /// The first retry's wait; each next one doubles, up to a minute.
+    pub backoff: Duration,
 }
 
 impl Default for NotifyConfig {
     fn default() -> NotifyConfig {
-        NotifyConfig { webhooks: Vec::new(), nats_subject: None, queue: 64, give_up_after: Duration::from_secs(3600) }
+        NotifyConfig {
+            webhooks: Vec::new(),
+            nats_subject: None,
+            queue: 64,
+            give_up_after: Duration::from_secs(3600),
+            backoff: Duration::from_secs(1),
+        }
     }
 }
 

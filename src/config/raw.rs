@@ -425,6 +425,8 @@ pub struct Notify {
     pub queue: Option<S<u32>>,
     /// How long to keep retrying one event.
     pub give_up_after: Option<S<Dur>>,
+    /// The first retry's wait (doubling, up to a minute).
+    pub backoff: Option<S<Dur>>,
 }
 
 #[derive(Debug, Deserialize)]

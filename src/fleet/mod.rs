@@ -53,8 +53,13 @@ pub struct Own {
     pub at: Instant,
 }
 
-/// An operator's override on its way to the bucket, and where to say how it went.
-type Op = (String, Override, oneshot::Sender<Result<u64, String>>);
+/// What the NATS task is asked to do.
+enum Op {
+    /// An operator's override on its way to the bucket, and where to say how it went.
+    Override(String, Override, oneshot::Sender<Result<u64, String>>),
+    /// A message for a plain NATS subject (writer changes for the application).
+    Publish(String, Vec<u8>),
+}
 
 /// A running fleet connection.
 pub struct Fleet {
@@ -89,11 +94,20 @@ impl Fleet {
             return Err("the fleet's NATS servers are not reachable: not stored".into());
         }
         let (tx, rx) = oneshot::channel();
-        self.ops.send((region.to_owned(), o, tx)).await.map_err(|_| "the fleet has stopped".to_owned())?;
+        self.ops.send(Op::Override(region.to_owned(), o, tx)).await.map_err(|_| "the fleet has stopped".to_owned())?;
         match tokio::time::timeout(Duration::from_secs(2), rx).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err("the fleet's NATS connection was lost: not stored".into()),
             Err(_) => Err("NATS did not confirm within 2 s: not stored".into()),
+        }
+    }
+
+    /// Publishes `payload` on `subject` without waiting: while NATS is unreachable it
+    /// waits in the task's queue (with the overrides, 64 in all) and goes out once the
+    /// connection is back; beyond that it is dropped, and logged.
+    pub fn publish(&self, subject: &str, payload: Vec<u8>) {
+        if self.ops.try_send(Op::Publish(subject.to_owned(), payload)).is_err() {
+            tracing::warn!(subject, "fleet: the NATS queue is full or stopped: a writer-change message is dropped");
         }
     }
 

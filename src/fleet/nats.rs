@@ -225,7 +225,15 @@ async fn session(
                 apply(shared, read_entry(&entry, &config.name), Instant::now());
             }
             op = ops.recv() => {
-                let Some((region, o, done)) = op else { return Ok(()) };
+                let (region, o, done) = match op {
+                    None => return Ok(()),
+                    Some(Op::Override(region, o, done)) => (region, o, done),
+                    Some(Op::Publish(subject, payload)) => {
+                        client.publish(subject, payload.into()).await.map_err(|e| format!("publish: {e}"))?;
+                        client.flush().await.map_err(|e| format!("publish: {e}"))?;
+                        continue;
+                    }
+                };
                 // The caller gave up waiting (and answered 503): it must not land later.
                 if done.is_closed() {
                     continue;

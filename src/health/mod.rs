@@ -64,6 +64,40 @@ struct Check {
     replica_lag: Option<f64>,
     /// Per reader slot of its cluster: within that name's `max_lag`, with rise/fall.
     fresh: Vec<(usize, Hysteresis)>,
+    /// Wall-clock sightings, for the failover record.
+    seen: Sightings,
+}
+
+/// When a check's probes said what (wall clock), for the failover record's timelines.
+#[derive(Debug, Clone, Default)]
+struct Sightings {
+    /// The current streak of results: passing or failing, since the first of them.
+    streak: Option<(bool, SystemTime)>,
+    /// A member: the first probe of its current run as primary.
+    primary_since: Option<SystemTime>,
+    /// A member: the last probe that found it primary.
+    primary_at: Option<SystemTime>,
+}
+
+impl Sightings {
+    fn observe(&mut self, ok: bool, primary: Option<bool>, now: SystemTime) {
+        if self.streak.is_none_or(|(was, _)| was != ok) {
+            self.streak = Some((ok, now));
+        }
+        match primary {
+            Some(true) => {
+                self.primary_since.get_or_insert(now);
+                self.primary_at = Some(now);
+            }
+            Some(false) => self.primary_since = None,
+            // Unreachable: it may still be primary; the run is not known to have ended.
+            None => {}
+        }
+    }
+}
+
+fn unix(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// A running engine; dropping it does not stop it, `stop` does.
@@ -102,6 +136,7 @@ struct CheckState {
     replica_lag: Option<f64>,
     /// By reader name.
     fresh: Vec<(String, Hysteresis)>,
+    seen: Sightings,
 }
 
 /// A cluster's memory with members by name.
@@ -123,6 +158,8 @@ pub struct Observers {
     pub metrics: Arc<Metrics>,
     pub recent: Arc<Recent>,
     pub fleet: Option<Arc<Fleet>>,
+    /// The failover record (and, through it, the application's notifications).
+    pub events: Arc<crate::events::Events>,
 }
 
 /// One probe's result, and how long it took.
@@ -203,6 +240,7 @@ impl HealthEngine {
                             bytes: c.bytes,
                             replica_lag: c.replica_lag,
                             fresh,
+                            seen: c.seen,
                         }
                     }
                     None => Check {
@@ -217,6 +255,7 @@ impl HealthEngine {
                         bytes: None,
                         replica_lag: None,
                         fresh: fresh_new(),
+                        seen: Sightings::default(),
                     },
                 }
             })
@@ -330,6 +369,7 @@ struct Supervisor {
     state: Arc<State>,
     metrics: Arc<Metrics>,
     recent: Arc<Recent>,
+    events: Arc<crate::events::Events>,
     /// The config probed, and the model compiled from it (the only one published into).
     config: Arc<Config>,
     model: Arc<Model>,
@@ -367,7 +407,7 @@ impl Supervisor {
         readers: Vec<(usize, usize)>,
         carry: Option<Carry>,
     ) -> Supervisor {
-        let Observers { metrics, recent, fleet } = observers;
+        let Observers { metrics, recent, fleet, events } = observers;
         let fleet = fleet.zip(config.fleet.clone()).map(|(fleet, settings)| FleetLink {
             fleet,
             settings,
@@ -388,6 +428,7 @@ impl Supervisor {
             state,
             metrics,
             recent,
+            events,
             config: config.clone(),
             model: model.clone(),
             checks,
@@ -611,6 +652,7 @@ impl Supervisor {
                         bytes: c.bytes,
                         replica_lag: c.replica_lag,
                         fresh,
+                        seen: c.seen,
                     };
                     (c.id, state)
                 })
@@ -683,7 +725,12 @@ impl Supervisor {
                 h.observe(false);
             }
         }
+        let primary = match &outcome {
+            Ok(Some(status)) => Some(matches!(status.role, Role::Primary { .. })),
+            _ => None,
+        };
         let c = &mut self.checks[index];
+        c.seen.observe(ok, primary, SystemTime::now());
         if let Some(up) = c.hysteresis.observe(ok) {
             info!(check = %id, state = if up { "up" } else { "down" }, reason = %reason, "check state changed");
             self.metrics.check_up.with_label_values(&[region, &id]).set(i64::from(up));
@@ -753,19 +800,36 @@ impl Supervisor {
                     unknown,
                     "cold start grace elapsed: serving GSLB names with checks still unknown counted as down"
                 ),
-                Change::Region { region, up: true, .. } => {
-                    let region = &config.regions[*region].name;
-                    info!(region = %region, "region up");
-                    self.recent.event(format!("region {region} up"));
+                Change::Region { region: r, up, reasons } => {
+                    let region = &config.regions[*r].name;
+                    if *up {
+                        info!(region = %region, "region up");
+                        self.recent.event(format!("region {region} up"));
+                    } else {
+                        warn!(region = %region, reasons = %reasons.join("; "), "region down");
+                        self.recent.event(format!("region {region} down: {}", reasons.join("; ")));
+                    }
+                    // The first probe of the streak that turned it, among this
+                    // instance's checks of the region that say so now.
+                    let first_probe = self
+                        .checks
+                        .iter()
+                        .filter(|c| c.region == *r && c.member.is_none())
+                        .filter_map(|c| c.seen.streak.filter(|(ok, _)| ok == up).map(|(_, at)| at))
+                        .min();
+                    self.events.region(crate::events::RegionChange {
+                        region: region.clone(),
+                        up: *up,
+                        reasons: reasons.clone(),
+                        first_probe: first_probe.map(unix),
+                        verdict: unix(SystemTime::now()),
+                        hold_down: config.health.hold_down,
+                        slot: model.metric_slots[*r],
+                    });
                 }
-                Change::Region { region, up: false, reasons } => {
-                    let region = &config.regions[*region].name;
-                    warn!(region = %region, reasons = %reasons.join("; "), "region down");
-                    self.recent.event(format!("region {region} down: {}", reasons.join("; ")));
-                }
-                Change::Writer { cluster, from, to, why, promotion, rpo } => {
+                Change::Writer { cluster, from: was, last, to, why, promotion, rpo } => {
                     let name = &config.clusters[*cluster].name;
-                    let (from, to_name) = (member(*cluster, *from), member(*cluster, *to));
+                    let (from, to_name) = (member(*cluster, *was), member(*cluster, *to));
                     let lag = match (promotion, rpo) {
                         (false, _) => "not a promotion".to_owned(),
                         (true, None) => "never seen as a replica".to_owned(),
@@ -779,6 +843,26 @@ impl Supervisor {
                         // The last promotion's figure stays until the next one.
                         self.metrics.writer_rpo.with_label_values(&[name]).set(rpo.unwrap_or(f64::NAN));
                     }
+                    let seen = |m: Option<MemberId>| m.map(|m| &self.checks[self.members[*cluster][m as usize]].seen);
+                    let now = SystemTime::now();
+                    // The first election after a start is no change to tell anyone about.
+                    if last.is_none() {
+                        continue;
+                    }
+                    self.events.writer(crate::events::WriterChange {
+                        cluster: name.clone(),
+                        from: was.map(|_| from.clone()),
+                        to: to.map(|_| to_name.clone()),
+                        why: why.to_string(),
+                        promotion: *promotion,
+                        lag: *rpo,
+                        last_seen_primary: seen(*last).and_then(|s| s.primary_at).map(unix),
+                        // Seen here, or (with a fleet) by another vantage: then now.
+                        promotion_seen: unix(seen(*to).and_then(|s| s.primary_since).unwrap_or(now)),
+                        verdict: unix(now),
+                        hold_down: config.health.hold_down,
+                        slot: to.map(|m| model.metric_slots[config.clusters[*cluster].members[m as usize].region]),
+                    });
                 }
                 Change::SplitBrain { cluster, primaries } => {
                     let name = &config.clusters[*cluster].name;
@@ -1310,7 +1394,12 @@ default = { a = 10, b = 20 }
         let state = Arc::new(State::new(loaded.model(None), false));
         let (tx, rx) = mpsc::channel(64);
         let metrics = Metrics::new();
-        let observers = Observers { metrics: metrics.clone(), recent: Default::default(), fleet: None };
+        let observers = Observers {
+            metrics: metrics.clone(),
+            recent: Default::default(),
+            fleet: None,
+            events: Arc::new(crate::events::Events::new(metrics.clone())),
+        };
         let engine = HealthEngine::supervise(state.clone(), loaded.config, observers, carry, rx);
         Engine { state, metrics, tx, engine }
     }

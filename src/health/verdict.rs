@@ -110,10 +110,12 @@ pub(super) enum Change {
         reasons: Vec<String>,
     },
     /// `promotion`: a member other than the last writer became the writer; `rpo` is its
-    /// last lag seen while it was a replica.
+    /// last lag seen while it was a replica. `last`: the last writer before this change
+    /// (`from`, or the one before a gap without a writer).
     Writer {
         cluster: usize,
         from: Option<MemberId>,
+        last: Option<MemberId>,
         to: Option<MemberId>,
         why: &'static str,
         promotion: bool,
@@ -322,7 +324,8 @@ fn step_cluster(
         };
         let promotion = election.writer.is_some() && mem.last_writer.is_some() && election.writer != mem.last_writer;
         let rpo = election.writer.filter(|_| promotion).and_then(|w| checks[w as usize].replica_lag);
-        changes.push(Change::Writer { cluster: c, from: mem.writer, to: election.writer, why, promotion, rpo });
+        let last = mem.writer.or(mem.last_writer);
+        changes.push(Change::Writer { cluster: c, from: mem.writer, last, to: election.writer, why, promotion, rpo });
         mem.writer = election.writer;
         mem.writer_changed_at = Some(now);
         if election.writer.is_some() {

@@ -197,5 +197,60 @@ policy = "writer"
     // its lag grew from its last message until it was promoted.
     assert!(rpo.is_finite() && rpo >= 0.0, "a number, seen as a replica: {rpo}");
     assert!(event.contains("its last lag as a replica: "), "{event}");
+
+    // The failover record: one event for us-east going down, one for the writer change,
+    // every field of each timeline filled, in order.
+    let text = reqwest::get(format!("http://{}/events", s.admin)).await.unwrap().text().await.unwrap();
+    let record: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let all = record["events"].as_array().unwrap();
+    let of = |kind: &str| all.iter().filter(|e| e["kind"] == kind).collect::<Vec<_>>();
+    let down = of("region_down");
+    assert_eq!(down.len(), 1, "one region down: {text}");
+    let down = down[0];
+    assert_eq!(down["region"], "us-east");
+    let t = |e: &serde_json::Value, field: &str| {
+        e["timeline"][field].as_f64().unwrap_or_else(|| panic!("{field} not filled in {e}"))
+    };
+    let (failed, verdict, answered, settled) =
+        (t(down, "first_failed_probe"), t(down, "verdict"), t(down, "first_answer_changed"), t(down, "hold_down_end"));
+    assert!(failed <= verdict && verdict <= answered && answered < settled, "{down}");
+    assert!((settled - verdict - 5.0).abs() < 0.01, "the hold-down is 5 s: {down}");
+    let detection = down["detection_seconds"].as_f64().expect("detection");
+    // fall (2) failed probes, 500 ms apart, each bounded by a 250 ms timeout.
+    assert!(detection <= (FALL * INTERVAL_MS + 250) as f64 / 1000.0 + 0.05, "detection {detection}: {down}");
+    assert!(!down["reasons"].as_array().unwrap().is_empty());
+    let writer = of("writer_changed");
+    assert_eq!(writer.len(), 1, "one writer change: {text}");
+    let w = writer[0];
+    assert_eq!(
+        (w["cluster"].as_str(), w["from"].as_str(), w["to"].as_str()),
+        (Some("default"), Some("us-east"), Some("eu-west"))
+    );
+    assert_eq!(w["promotion"], true);
+    let (last_primary, promotion, verdict, answered) =
+        (t(w, "last_seen_primary"), t(w, "promotion_seen"), t(w, "verdict"), t(w, "first_answer_changed"));
+    assert!(last_primary <= promotion && promotion <= verdict && verdict <= answered, "{w}");
+    assert!(t(w, "hold_down_end") > verdict);
+    let lag = w["promoted_lag_seconds"].as_f64().expect("the RPO");
+    assert!((lag - rpo).abs() < 0.01, "the record's RPO {lag} is the metric's {rpo}");
+    let gap = w["without_writer_seconds"].as_f64().expect("the writer gap");
+    assert!((gap - (promotion - last_primary)).abs() < 0.01 && gap > 0.0, "{w}");
+    // The histograms saw them.
+    let metrics = reqwest::get(format!("http://{}/metrics", s.admin)).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("switchyard_failover_detection_seconds_count 1"), "{metrics}");
+    assert!(metrics.contains("switchyard_writer_gap_seconds_count{cluster=\"default\"} 1"), "{metrics}");
+
+    // And the postmortem's command prints them.
+    let out = tokio::process::Command::new(crate::support::bin())
+        .args(["events", "--since", "1h", "--admin", &s.admin.to_string()])
+        .output()
+        .await
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(printed.contains("region us-east down"), "{printed}");
+    assert!(printed.contains("cluster default: writer us-east → eu-west ("), "{printed}");
+    assert!(printed.contains("promoted member's lag"), "{printed}");
+    eprintln!("DR drill, the record:\n{printed}");
     s.stop().await;
 }

@@ -21,6 +21,9 @@ mod crash;
 mod drill;
 /// EDNS Client Subnet (RFC 7871): scopes, trust, malformed options.
 mod ecs;
+/// The failover record and the application's notifications: webhooks through an
+/// outage, a NATS subject, the record across a restart.
+mod events;
 /// The UDP fast path against the general path: byte-identical answers.
 mod fastpath;
 /// Several instances, one verdict: shared observations through a real nats-server.

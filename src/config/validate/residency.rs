@@ -103,6 +103,10 @@ impl Validator {
         }
         out.queue = self.ranged(&raw.queue, "queue", 1..=100_000, 64, "1 to 100000 events per webhook") as usize;
         out.give_up_after = self.duration(raw.give_up_after.as_ref(), out.give_up_after);
+        out.backoff = self.duration(raw.backoff.as_ref(), out.backoff);
+        if out.backoff.is_zero() || out.backoff > Duration::from_secs(60) {
+            self.err(raw.backoff.as_ref().map(|b| b.span()), "backoff must be above zero and at most 60s");
+        }
         out
     }
 }
