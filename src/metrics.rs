@@ -227,11 +227,11 @@ impl Collector for QueryCounters {
         mf.set_field_type(MetricType::COUNTER);
         mf.set_metric(metrics);
         let mut restricted = Vec::new();
-        for (slot, name) in self.jurisdictions.lock().expect("not poisoned").iter().enumerate() {
+        // Every jurisdiction a config named has a series, 0 included (and then the
+        // unlocated one too); with none, the family is empty.
+        let jurisdictions = self.jurisdictions.lock().expect("not poisoned").clone();
+        for (slot, name) in jurisdictions.iter().enumerate().filter(|_| jurisdictions.len() > 1) {
             let v = self.restricted[slot].load(Ordering::Relaxed);
-            if v == 0 {
-                continue;
-            }
             let mut c = Counter::default();
             c.set_value(v as f64);
             let mut m = Metric::from_label(vec![label("jurisdiction", name)]);
@@ -413,12 +413,19 @@ impl Metrics {
                 reg(Box::new(h.clone()));
                 h
             },
-            notifications: vec_of!(
-                IntCounterVec,
-                NOTIFICATIONS,
-                "Writer-change webhook notifications, by result: delivered, failed_attempt (retried), dropped.",
-                &["result"]
-            ),
+            notifications: {
+                let v = vec_of!(
+                    IntCounterVec,
+                    NOTIFICATIONS,
+                    "Writer-change webhook notifications, by result: delivered, failed_attempt (retried), dropped.",
+                    &["result"]
+                );
+                // Each result exists from the start, at 0.
+                for r in ["delivered", "failed_attempt", "dropped"] {
+                    v.with_label_values(&[r]);
+                }
+                v
+            },
             fleet_connected: gauge(
                 FLEET_CONNECTED,
                 "1 while this instance reaches the fleet's NATS servers and buckets.",

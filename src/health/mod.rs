@@ -1251,6 +1251,11 @@ fn forget_old_members(m: &Metrics, config: &Config) {
     for c in config.clusters.iter().filter(|c| !have.contains(&c.name)) {
         m.writer_rpo.with_label_values(&[&c.name]).set(f64::NAN);
     }
+    // The writer-gap histogram exists (empty) for every cluster from the start, so that
+    // "no writer change yet" reads as 0, not as no data. Its counts are kept on reload.
+    for c in &config.clusters {
+        m.writer_gap.with_label_values(&[&c.name]);
+    }
 }
 
 /// Other vantages by name, with what each sees.

@@ -140,6 +140,50 @@ async fn a_drain_with_notice_shortens_ttls_first_and_moves_answers_at_its_end() 
     s.stop().await;
 }
 
+/// `switchyard drain` and `undrain` act through the admin API, with its token; a
+/// refusal is exit code 2 and changes nothing.
+#[tokio::test]
+async fn the_cli_drains_and_undrains_through_the_admin_api() {
+    let s = TestServer::start(&with_token(POLICIES)).await;
+    let gb = || async { first(&udp(s.addr, &ecs("app.gslb.example.org.", RecordType::A, "192.0.2.0/25")).await) };
+    let token = s.dir.path().join("admin-token");
+    let run = |args: Vec<String>| async move {
+        let out = tokio::process::Command::new(crate::support::bin()).args(&args).output().await.unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let admin = s.admin.to_string();
+    let args = |cmd: &str, extra: &[&str], token: &std::path::Path| {
+        let mut v: Vec<String> = vec![cmd.into(), "eu-west".into(), "--admin".into(), admin.clone()];
+        v.extend(["--token-file".into(), token.display().to_string()]);
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let wrong = s.dir.path().join("wrong-token");
+    std::fs::write(&wrong, "nope\n").unwrap();
+    let (code, _, err) = run(args("drain", &["--notice", "0s"], &wrong)).await;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("the admin API refused (401)"), "{err}");
+    assert_eq!(gb().await, "192.0.2.2", "refused: nothing changed");
+    let (code, out, err) =
+        run(args("drain", &["--notice", "0s", "--by", "dave", "--reason", "kernel upgrade"], &token)).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "eu-west drained\n");
+    assert_eq!(gb().await, "192.0.2.1");
+    assert_eq!(s.state.drains()["eu-west"].why, "kernel upgrade");
+    let (code, out, err) = run(args("undrain", &[], &token)).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.starts_with("eu-west undrained"), "{out}");
+    assert_eq!(gb().await, "192.0.2.2");
+    let (code, _, err) = run(args("drain", &["--notice", "soon"], &token)).await;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("notice: "), "{err}");
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn without_a_token_mutations_are_refused() {
     let s = TestServer::start(POLICIES).await;

@@ -11,8 +11,8 @@ use serde_json::Value;
 use crate::support::gateway::{Gateway, Mode};
 use crate::support::{Killed, POLICIES, TestServer, repo};
 
-/// POLICIES with a gateway check on us-east (failing) and a database cluster with a
-/// member in eu-west.
+/// POLICIES with a gateway check on us-east (failing), a database cluster with a member
+/// in eu-west, and a jurisdiction.
 async fn observed_server(gw: &Gateway, role: &Gateway) -> TestServer {
     gw.set(Mode::Status(503));
     let config = POLICIES.replace(
@@ -23,6 +23,8 @@ async fn observed_server(gw: &Gateway, role: &Gateway) -> TestServer {
             gw.addr, role.addr
         ),
     );
+    // A jurisdiction, so that the residency counter has its series.
+    let config = format!("{config}\n[jurisdictions.eu]\nregions = [\"eu-west\"]\nclients = [\"continent:EU\"]\n");
     let s = TestServer::start(&format!("[admin]\nlisten = \"127.0.0.1:0\"\n{config}")).await;
     // One query, so that the query counter has a series.
     crate::support::dns::udp(
