@@ -11,7 +11,9 @@
 //!
 //! The last [`KEEP`] events are kept in memory and, with a state file, beside it
 //! (`<state file stem>.events.json`, written atomically), so a restart keeps them. A
-//! writer change is also handed to the webhooks and, with a fleet, to a NATS subject.
+//! writer change is also handed to the webhooks and, with a fleet, to a NATS subject: by
+//! one instance of the fleet (the first by name among those it decides with), so the
+//! application hears each change once, not once per instance.
 //! Nothing here ever blocks the health engine.
 
 use std::collections::VecDeque;
@@ -65,6 +67,9 @@ pub struct WriterChange {
     pub hold_down: Duration,
     /// The new writer's region's query-counter slot.
     pub slot: Option<u16>,
+    /// Whether this instance tells the application (webhooks, NATS): with a fleet, one
+    /// instance does.
+    pub tell: bool,
 }
 
 struct Log {
@@ -260,10 +265,14 @@ impl Events {
             },
         });
         self.push(event.clone());
-        if let Some((_, n)) = self.notifier.lock().expect("not poisoned").as_ref() {
+        if c.tell
+            && let Some((_, n)) = self.notifier.lock().expect("not poisoned").as_ref()
+        {
             n.notify(&id, "writer.changed", event.clone());
         }
-        if let Some((subject, fleet)) = self.nats.lock().expect("not poisoned").as_ref() {
+        if c.tell
+            && let Some((subject, fleet)) = self.nats.lock().expect("not poisoned").as_ref()
+        {
             fleet.publish(subject, serde_json::to_vec(&event).unwrap_or_default());
         }
         let slot = c.slot;

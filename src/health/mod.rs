@@ -773,6 +773,10 @@ impl Supervisor {
         let config = self.config.clone();
         let model = self.model.clone();
         let others = self.fleet_others(now);
+        // With a fleet, one instance tells the application about a writer change: the
+        // one whose name sorts first among the vantages it decides with (every
+        // instance computes the same from the same shared view; alone, it tells).
+        let tells = self.fleet.as_ref().is_none_or(|l| others.iter().all(|(n, _)| l.settings.name < *n));
         self.report_vantages(&others);
         let members = self.member_inputs(&others);
         let others: Vec<(&str, &Observation)> = others.iter().map(|(n, o)| (n.as_str(), o)).collect();
@@ -862,6 +866,7 @@ impl Supervisor {
                         verdict: unix(now),
                         hold_down: config.health.hold_down,
                         slot: to.map(|m| model.metric_slots[config.clusters[*cluster].members[m as usize].region]),
+                        tell: tells,
                     });
                 }
                 Change::SplitBrain { cluster, primaries } => {

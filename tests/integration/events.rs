@@ -164,28 +164,38 @@ async fn a_writer_change_reaches_a_webhook_once_signed_through_an_outage_while_d
     s.stop().await;
 }
 
+/// Two instances see the same writer change; one of them (the first by name) publishes
+/// it on the NATS subject, so the application hears it once.
 #[tokio::test]
-async fn with_a_fleet_a_writer_change_goes_out_on_a_nats_subject() {
+async fn with_a_fleet_a_writer_change_goes_out_on_a_nats_subject_once() {
     let nats = Nats::start();
     let (a, b) = (Gateway::http("127.0.0.95").await, Gateway::http("127.0.0.96").await);
     b.set(GatewayMode::Status(503));
-    let notify = format!(
-        "[fleet]\nname = \"ns1\"\nservers = [\"{}\"]\nbucket = \"events\"\n[notify]\nnats_subject = \"switchyard.writer\"\n",
-        nats.url()
-    );
-    let s = TestServer::start(&config(&a, &b, &notify)).await;
-    until_writer(&s, "10.1.0.1").await;
+    let notify = |name: &str| {
+        format!(
+            "[fleet]\nname = \"{name}\"\nservers = [\"{}\"]\nbucket = \"events\"\n[notify]\nnats_subject = \"switchyard.writer\"\n",
+            nats.url()
+        )
+    };
+    let servers = [
+        TestServer::start(&config(&a, &b, &notify("ns1"))).await,
+        TestServer::start(&config(&a, &b, &notify("ns2"))).await,
+    ];
+    for s in &servers {
+        until_writer(s, "10.1.0.1").await;
+    }
     let client = async_nats::connect(nats.url()).await.unwrap();
     let mut sub = client.subscribe("switchyard.writer").await.unwrap();
     client.flush().await.unwrap();
-    // The instance's own NATS connection must be up before the change, or the message
-    // waits in its queue (which is fine, but not what this test is about).
+    // Both decide with both: each knows which of them tells.
     let start = Instant::now();
-    while metric(&s, "switchyard_fleet_connected").await != 1.0 {
-        assert!(start.elapsed() < Duration::from_secs(10), "the fleet never connected");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    for s in &servers {
+        while metric(s, "switchyard_fleet_vantages").await != 2.0 {
+            assert!(start.elapsed() < Duration::from_secs(10), "the instances never saw each other");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
-    switch_over(&s, &a, &b).await;
+    switch_over(&servers[0], &a, &b).await;
     let message = tokio::time::timeout(Duration::from_secs(10), futures_util::StreamExt::next(&mut sub))
         .await
         .expect("a message on switchyard.writer within 10 s")
@@ -195,7 +205,24 @@ async fn with_a_fleet_a_writer_change_goes_out_on_a_nats_subject() {
         (body["kind"].as_str(), body["from"].as_str(), body["to"].as_str()),
         (Some("writer_changed"), Some("pg-a"), Some("pg-b"))
     );
-    s.stop().await;
+    // Both recorded it; only one told.
+    for s in &servers {
+        let start = Instant::now();
+        loop {
+            let text = reqwest::get(format!("http://{}/events", s.admin)).await.unwrap().text().await.unwrap();
+            if text.contains("writer_changed") {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "{} has no writer change: {text}", s.admin);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    client.flush().await.unwrap();
+    let second = tokio::time::timeout(Duration::from_millis(500), futures_util::StreamExt::next(&mut sub)).await;
+    assert!(second.is_err(), "a second message: {second:?}");
+    for s in servers {
+        s.stop().await;
+    }
 }
 
 #[tokio::test]
