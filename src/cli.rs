@@ -324,6 +324,20 @@ fn check_config(path: PathBuf) -> Result<()> {
     for line in database_summary(config) {
         writeln!(out, "  {line}")?;
     }
+    for j in &config.jurisdictions {
+        let regions: Vec<&str> = j.regions.iter().map(|&r| config.regions[r].name.as_str()).collect();
+        let clients: Vec<String> = j.clients.iter().map(|a| a.to_string()).collect();
+        writeln!(out, "  jurisdiction {}: regions {}; clients {}", j.name, regions.join(", "), clients.join(", "))?;
+    }
+    for n in &config.names {
+        let unlocated = match n.residency {
+            None => continue,
+            Some(crate::config::Unlocated::Open) => "routed as of no jurisdiction".to_owned(),
+            Some(crate::config::Unlocated::ServFail) => "SERVFAIL".to_owned(),
+            Some(crate::config::Unlocated::As(j)) => format!("treated as of {}", config.jurisdictions[j].name),
+        };
+        writeln!(out, "  name {}: strict residency; clients of unknown location: {unlocated}", n.key)?;
+    }
     // Every declared budget fits (one that does not is an error above); say by how much.
     for n in config.names.iter().filter(|n| n.rto.is_some()) {
         let b = crate::config::budget::budget(config, n);

@@ -88,6 +88,13 @@ fn the_example_config_and_bundled_database_check_out() {
     let (code, out, err) = run(&["check-config", "config/example.toml"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("config/example.toml: ok (zone gslb.example.org."), "{out}");
+    assert!(out.contains("jurisdiction eu: regions eu-west; clients continent:EU"), "{out}");
+    assert!(
+        out.contains("name eu-app: strict residency; clients of unknown location: routed as of no jurisdiction"),
+        "{out}"
+    );
+    assert!(out.contains("name app: rto detection 2.7s [2 × (1s + 0.1s) + 0.5s (us-east/http:"), "{out}");
+    assert!(out.contains("= 62.7s; fits rto 120s"), "{out}");
 }
 
 /// check-config says, per cluster and database name, what happens when there is nothing
