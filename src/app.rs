@@ -66,7 +66,8 @@ impl Loaded {
 /// Opens a validated config's GeoIP database.
 pub fn open(config: Config) -> Result<Loaded> {
     let geo = match &config.server.geoip_db {
-        Some(path) => Some(Arc::new(GeoDb::open(path)?)),
+        Some(config::GeoipSource::File(path)) => Some(Arc::new(GeoDb::open(path)?)),
+        Some(config::GeoipSource::Bundled) => Some(Arc::new(GeoDb::bundled()?)),
         None => None,
     };
     Ok(Loaded { config: Arc::new(config), geo })
@@ -75,7 +76,7 @@ pub fn open(config: Config) -> Result<Loaded> {
 /// Reads and validates a config file (with `overrides` applied) and opens its GeoIP
 /// database: start-up minus sockets.
 pub fn load(path: &Path, overrides: &Overrides) -> Result<Loaded> {
-    let mut config = config::load(path)?;
+    let mut config = config::load_with(path, overrides.geoip.as_deref())?;
     overrides.apply(&mut config);
     open(config).with_context(|| format!("loading {}", path.display()))
 }

@@ -6,7 +6,7 @@
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -45,6 +45,8 @@ pub enum Command {
         /// The config file.
         #[arg(long, short)]
         config: PathBuf,
+        #[command(flatten)]
+        geoip: GeoipArg,
         /// Listen here instead of the config's `[server] listen` (repeatable).
         #[arg(long)]
         listen: Vec<SocketAddr>,
@@ -58,8 +60,11 @@ pub enum Command {
     },
     /// Serve the example config with local stand-in gateways you can stop and start.
     Demo {
+        /// The config to serve; its loopback HTTP checks get stand-in gateways.
         #[arg(long, short, default_value = "config/example.toml")]
         config: PathBuf,
+        #[command(flatten)]
+        geoip: GeoipArg,
         /// Listen here instead of the config's `[server] listen` (repeatable).
         #[arg(long)]
         listen: Vec<SocketAddr>,
@@ -71,11 +76,19 @@ pub enum Command {
         control: SocketAddr,
     },
     /// Validate a config file (and open its GeoIP database); print every error.
-    CheckConfig { file: PathBuf },
+    CheckConfig {
+        /// The config file.
+        file: PathBuf,
+        #[command(flatten)]
+        geoip: GeoipArg,
+    },
     /// Show which answer a client would get for a name, and why.
     Explain {
+        /// The config file.
         #[arg(long, short)]
         config: PathBuf,
+        #[command(flatten)]
+        geoip: GeoipArg,
         /// The GSLB name, relative to the zone origin or fully qualified.
         #[arg(long)]
         name: String,
@@ -94,8 +107,22 @@ pub enum Command {
         #[command(subcommand)]
         command: GeoipCommand,
     },
+    /// Write a commented starter config and a copy of the bundled GeoIP database into DIR.
+    Init {
+        /// The directory to write `switchyard.toml` and `default.mmdb` into (created if
+        /// missing; existing files are not overwritten).
+        dir: PathBuf,
+        /// The zone to serve.
+        #[arg(long, default_value = "gslb.example.org.")]
+        zone: String,
+        /// A region as NAME=LATITUDE,LONGITUDE,ADDRESS (repeatable), e.g.
+        /// eu-west=53.35,-6.26,192.0.2.2; default: one region per continent.
+        #[arg(long = "region", value_name = "NAME=LAT,LON,ADDRESS")]
+        regions: Vec<String>,
+    },
     /// Drain a region on a running server: after the notice, no name answers with it.
     Drain {
+        /// The region to drain.
         region: String,
         /// How long names that use the region answer with their failover_ttl before the
         /// drain takes effect, e.g. 60s (default: the longest TTL of those names).
@@ -112,9 +139,12 @@ pub enum Command {
     },
     /// Put a drained region back (its names answer with failover_ttl for the hold-down).
     Undrain {
+        /// The region to put back.
         region: String,
+        /// Who asks (kept with the undrain).
         #[arg(long)]
         by: Option<String>,
+        /// Why (kept with the undrain).
         #[arg(long)]
         reason: Option<String>,
         #[command(flatten)]
@@ -131,6 +161,31 @@ pub enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+}
+
+/// The GeoIP database in place of the config's `geoip_db`.
+#[derive(Debug, clap::Args)]
+pub struct GeoipArg {
+    /// Use this GeoIP database (a path, or `default`: the bundled one) instead of the
+    /// config's `[server] geoip_db`.
+    #[arg(long = "geoip", env = "SWITCHYARD_GEOIP", value_name = "FILE")]
+    path: Option<String>,
+}
+
+impl GeoipArg {
+    /// As an override: `default`, or an absolute path (a relative one is taken from the
+    /// working directory, not the config's).
+    fn resolved(&self) -> Option<String> {
+        let p = self.path.as_ref()?;
+        if p == "default" || Path::new(p).is_absolute() {
+            return Some(p.clone());
+        }
+        Some(std::env::current_dir().map_or_else(|_| p.clone(), |d| d.join(p).display().to_string()))
+    }
+
+    fn overrides(&self) -> Overrides {
+        Overrides { geoip: self.resolved(), ..Overrides::default() }
+    }
 }
 
 /// Where the running server's admin API is, and its token.
@@ -152,8 +207,10 @@ pub struct AdminArgs {
 pub enum GeoipCommand {
     /// Print what a database says about an address.
     Lookup {
+        /// The GeoIP database (MaxMind DB format).
         #[arg(long)]
         db: PathBuf,
+        /// The address to look up.
         ip: IpAddr,
     },
 }
@@ -165,12 +222,17 @@ pub struct UsageError(pub String);
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Serve { config, listen, admin, reload_on_change } => {
-            serve(config, listen, admin, None, reload_on_change)
+        Command::Serve { config, geoip, listen, admin, reload_on_change } => {
+            serve(config, Overrides { listen, admin, geoip: geoip.resolved() }, None, reload_on_change)
         }
-        Command::Demo { config, listen, admin, control } => serve(config, listen, admin, Some(control), false),
-        Command::CheckConfig { file } => check_config(file),
-        Command::Explain { config, name, client, down, drain } => explain(config, name, client, down, drain),
+        Command::Demo { config, geoip, listen, admin, control } => {
+            serve(config, Overrides { listen, admin, geoip: geoip.resolved() }, Some(control), false)
+        }
+        Command::CheckConfig { file, geoip } => check_config(file, &geoip.overrides()),
+        Command::Explain { config, geoip, name, client, down, drain } => {
+            explain(config, &geoip.overrides(), name, client, down, drain)
+        }
+        Command::Init { dir, zone, regions } => crate::init::write(&dir, &zone, &regions),
         Command::Geoip { command: GeoipCommand::Lookup { db, ip } } => geoip_lookup(db, ip),
         Command::Drain { region, notice, by, reason, admin } => {
             let query: Vec<(&str, String)> = [("notice", notice), ("by", by), ("reason", reason)]
@@ -264,20 +326,13 @@ fn events(admin: &AdminArgs, since: Option<String>, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn serve(
-    path: PathBuf,
-    listen: Vec<SocketAddr>,
-    admin: Option<SocketAddr>,
-    demo: Option<SocketAddr>,
-    reload_on_change: bool,
-) -> Result<()> {
+fn serve(path: PathBuf, overrides: Overrides, demo: Option<SocketAddr>, reload_on_change: bool) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     // The signal handlers come first: a SIGHUP while the server starts is held, not fatal.
     let signals = {
         let _context = runtime.enter();
         Signals::install()?
     };
-    let overrides = Overrides { listen, admin };
     let loaded = app::load(&path, &overrides)?;
     let config = loaded.config.clone();
     info!(config = %path.display(), zone = %config.zone.origin, names = config.names.len(),
@@ -307,8 +362,8 @@ fn serve(
     })
 }
 
-fn check_config(path: PathBuf) -> Result<()> {
-    let loaded = app::load(&path, &Overrides::default())?;
+fn check_config(path: PathBuf, overrides: &Overrides) -> Result<()> {
+    let loaded = app::load(&path, overrides)?;
     let config = &loaded.config;
     let mut out = std::io::stdout().lock();
     writeln!(
@@ -319,7 +374,11 @@ fn check_config(path: PathBuf) -> Result<()> {
         config.regions.len(),
         config.names.len(),
         config.zone.records.len(),
-        loaded.geo.as_ref().map(|g| format!(", GeoIP {}", g.database_type())).unwrap_or_default()
+        loaded
+            .geo
+            .as_ref()
+            .map(|g| format!(", GeoIP {} from {}", g.database_type(), g.path().display()))
+            .unwrap_or_default()
     )?;
     for line in database_summary(config) {
         writeln!(out, "  {line}")?;
@@ -410,8 +469,15 @@ fn database_summary(config: &crate::config::Config) -> Vec<String> {
     lines
 }
 
-fn explain(path: PathBuf, name: String, client: String, down: Vec<String>, drain: Vec<String>) -> Result<()> {
-    let loaded = app::load(&path, &Overrides::default())?;
+fn explain(
+    path: PathBuf,
+    overrides: &Overrides,
+    name: String,
+    client: String,
+    down: Vec<String>,
+    drain: Vec<String>,
+) -> Result<()> {
+    let loaded = app::load(&path, overrides)?;
     let model = loaded.model(None);
     let (addr, prefix) = routing::parse_client(&client).map_err(UsageError)?;
     let fqdn = if name.ends_with('.') { name.clone() } else { format!("{name}.{}", model.zone.origin) };

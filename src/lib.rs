@@ -27,7 +27,8 @@
 //!   `recent`: the status page's log of check results and state changes.
 //! - `events`: the failover record (each region transition and writer change with its
 //!   timeline, kept beside the state file).
-//! - `app`: wiring; `cli`: the subcommands; `demo`: stand-in gateways.
+//! - `app`: wiring; `cli`: the subcommands; `demo`: stand-in gateways; `init`: the
+//!   starter config.
 //! - `fuzzing`: the request path and the config loader as the fuzz targets call them.
 //!
 //! Arrows point one way: `listen` → `query` → `routing`/`model` → `geo`/`hash`; the
@@ -55,6 +56,7 @@ pub mod events;
 pub mod fleet;
 pub mod fuzzing;
 pub mod health;
+pub mod init;
 pub mod notify;
 pub mod recent;
 pub mod reload;

@@ -1,5 +1,6 @@
 //! The `switchyard` binary: parse the command line, set up logging, run, and map the
-//! outcome to an exit code (0 ok, 2 bad usage or config, 1 any other failure).
+//! outcome to an exit code (0 ok, 2 bad usage or a missing or invalid config, 1 any
+//! other failure).
 
 use std::process::ExitCode;
 
@@ -21,11 +22,13 @@ fn main() -> ExitCode {
     match cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            let usage = err.chain().any(|e| {
-                e.downcast_ref::<UsageError>().is_some()
-                    || matches!(e.downcast_ref::<LoadError>(), Some(LoadError::Invalid(_)))
-            });
-            eprintln!("error: {err:#}");
+            // A config that is missing or wrong is the caller's to fix: 2, like bad usage.
+            let usage = err.chain().any(|e| e.downcast_ref::<UsageError>().is_some() || e.is::<LoadError>());
+            match err.downcast_ref::<LoadError>() {
+                // Its lines are located diagnostics, each already saying "error:".
+                Some(invalid @ LoadError::Invalid(_)) => eprintln!("{invalid}"),
+                _ => eprintln!("error: {err:#}"),
+            }
             ExitCode::from(if usage { 2 } else { 1 })
         }
     }

@@ -113,6 +113,9 @@ pub(crate) fn unix_now() -> f64 {
 pub struct Overrides {
     pub listen: Vec<SocketAddr>,
     pub admin: Option<SocketAddr>,
+    /// The GeoIP database in place of the config's `geoip_db` (`--geoip`,
+    /// `SWITCHYARD_GEOIP`): an absolute path or `default`; applied while validating.
+    pub geoip: Option<String>,
 }
 
 impl Overrides {

@@ -42,10 +42,25 @@ pub struct Config {
     pub latency: Vec<(Area, Vec<Option<u32>>)>,
 }
 
+/// Where the GeoIP database comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GeoipSource {
+    File(PathBuf),
+    /// The database built into the binary (`geoip_db = "default"` when no copy is
+    /// installed in the usual places).
+    Bundled,
+}
+
+/// Where `geoip_db = "default"` looks, in order, before using the copy built into the
+/// binary: beside the config (`default.mmdb`, or `../geoip/default.mmdb` as in a clone
+/// of the repository), then these install locations.
+pub const GEOIP_DEFAULT_PLACES: &[&str] =
+    &["/etc/switchyard/default.mmdb", "/usr/local/share/switchyard/default.mmdb", "/usr/share/switchyard/default.mmdb"];
+
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: Vec<SocketAddr>,
-    pub geoip_db: Option<PathBuf>,
+    pub geoip_db: Option<GeoipSource>,
     pub ecs: bool,
     /// Resolvers whose ECS option is used; empty: every resolver's.
     pub ecs_trusted: Vec<IpNet>,
@@ -649,8 +664,10 @@ impl std::error::Error for ConfigErrors {}
 /// Why a config could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    /// The file is missing or unreadable (the OS error is part of the message, and not
+    /// a `source`, so that it is printed once).
+    #[error("cannot read config file {path}: {error}")]
+    Read { path: PathBuf, error: std::io::Error },
     #[error("{0}")]
     Invalid(Box<ConfigErrors>),
 }
@@ -658,15 +675,22 @@ pub enum LoadError {
 /// Reads and validates a config file. Relative paths inside it are taken from the
 /// file's own directory.
 pub fn load(path: &Path) -> Result<Config, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
+    load_with(path, None)
+}
+
+/// [`load`], with the GeoIP database given on the command line or in the environment
+/// (`--geoip`, `SWITCHYARD_GEOIP`: a path, relative to the working directory, or
+/// `default`) in place of the config's `geoip_db`.
+pub fn load_with(path: &Path, geoip: Option<&str>) -> Result<Config, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|error| LoadError::Read { path: path.to_owned(), error })?;
     let base = path.parent().map(Path::to_owned).unwrap_or_default();
-    parse(&text, &base)
+    validate::parse(&text, &base, geoip)
         .map_err(|diagnostics| LoadError::Invalid(Box::new(ConfigErrors { path: path.to_owned(), text, diagnostics })))
 }
 
 /// Parses and validates config text; `base` resolves relative paths.
 pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<Diagnostic>> {
-    validate::parse(text, base)
+    validate::parse(text, base, None)
 }
 
 #[cfg(test)]

@@ -122,10 +122,29 @@ fn code3(s: &str) -> Option<[u8; 3]> {
     Some(out)
 }
 
+/// The bundled database (`geoip/default.mmdb`, see `geoip/README.md`), built into the
+/// binary so that an installed switchyard has one wherever it runs.
+pub static BUNDLED: &[u8] = include_bytes!("../../geoip/default.mmdb");
+
+/// What `GeoDb::path` says of the built-in database.
+pub const BUNDLED_NAME: &str = "(built in) default.mmdb";
+
 impl GeoDb {
     pub fn open(path: &Path) -> Result<GeoDb, GeoError> {
         let reader = maxminddb::Reader::open_readfile(path)
             .map_err(|source| GeoError::Open { path: path.to_owned(), source })?;
+        Self::checked(reader, path)
+    }
+
+    /// The database built into the binary.
+    pub fn bundled() -> Result<GeoDb, GeoError> {
+        let path = Path::new(BUNDLED_NAME);
+        let reader = maxminddb::Reader::from_source(BUNDLED.to_vec())
+            .map_err(|source| GeoError::Open { path: path.to_owned(), source })?;
+        Self::checked(reader, path)
+    }
+
+    fn checked(reader: maxminddb::Reader<Vec<u8>>, path: &Path) -> Result<GeoDb, GeoError> {
         let kind = reader.metadata().database_type.clone();
         let lower = kind.to_ascii_lowercase();
         if lower.contains("asn") && !lower.contains("country") {

@@ -148,8 +148,8 @@ async fn demo_moves_an_answer_when_a_gateway_stops_and_back() {
         assert!(example.contains(gateway), "the example's gateways moved: update this test");
         example = example.replace(gateway, &format!("127.0.0.1:{}", free()));
     }
-    let geoip = repo().join("geoip/default.mmdb");
-    let example = example.replace("\"../geoip/default.mmdb\"", &format!("{:?}", geoip.display().to_string()));
+    // `geoip_db = "default"`: the built-in copy, from the temp dir too.
+    assert!(example.contains("geoip_db = \"default\""));
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("example.toml");
     std::fs::write(&config, example).unwrap();
@@ -239,4 +239,89 @@ async fn secrets_never_reach_logs_status_or_metrics() {
         assert!(!log.contains(secret), "`{secret}` leaked into the log:\n{log}");
         assert!(!pages.contains(secret), "`{secret}` leaked into status or metrics");
     }
+}
+
+/// A new user's first steps outside the clone: `init` writes a starter config and the
+/// bundled database that check-config accepts; a missing config is one line and exit 2;
+/// a config copied elsewhere finds the bundled database with `geoip_db = "default"`;
+/// `--geoip` and `SWITCHYARD_GEOIP` replace the config's.
+#[test]
+fn init_and_the_default_geoip_database_work_outside_the_clone() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    let site_s = site.to_str().unwrap();
+    let (code, out, err) = run(&["init", site_s]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("default.mmdb") && out.contains("switchyard.toml"), "{out}");
+    let config = site.join("switchyard.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    for region in ["us-east", "sa-east", "eu-west", "af-south", "ap-southeast", "au-east"] {
+        assert!(text.contains(&format!("[regions.{region}]")), "one region per continent: {text}");
+    }
+    let (code, out, err) = run(&["check-config", config.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("from {}", site.join("default.mmdb").display())), "the copy beside it: {out}");
+    // Not twice.
+    let (code, _, err) = run(&["init", site_s]);
+    assert_eq!(code, 2);
+    assert!(err.contains("exists: not overwritten"), "{err}");
+    // Regions from flags, and a bad one.
+    let (code, _, err) = run(&[
+        "init",
+        dir.path().join("two").to_str().unwrap(),
+        "--zone",
+        "gslb.example.com",
+        "--region",
+        "eu-west=53.35,-6.26,192.0.2.2",
+        "--region",
+        "us-east=39.04,-77.49,2001:db8::1",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let two = std::fs::read_to_string(dir.path().join("two/switchyard.toml")).unwrap();
+    assert!(two.contains("origin = \"gslb.example.com.\"") && two.contains("aaaa = [\"2001:db8::1\"]"), "{two}");
+    let (code, _, err) =
+        run(&["init", dir.path().join("three").to_str().unwrap(), "--region", "eu-west=north,-6.26,192.0.2.2"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("is not NAME=LATITUDE,LONGITUDE,ADDRESS"), "{err}");
+
+    // A missing config: one line, exit 2.
+    let (code, _, err) = run(&["check-config", "/nonexistent/switchyard.toml"]);
+    assert_eq!(code, 2);
+    assert_eq!(
+        err.trim(),
+        "error: cannot read config file /nonexistent/switchyard.toml: No such file or directory (os error 2)"
+    );
+
+    // The example, copied away from the clone: "default" is the built-in copy.
+    let away = dir.path().join("etc");
+    std::fs::create_dir(&away).unwrap();
+    std::fs::copy(repo().join("config/example.toml"), away.join("switchyard.toml")).unwrap();
+    let away_s = away.join("switchyard.toml");
+    let (code, out, err) = run(&["check-config", away_s.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("from (built in) default.mmdb"), "{out}");
+    // A wrong path: that one error, no knock-on errors from the names that need GeoIP,
+    // no doubled prefix.
+    let broken =
+        std::fs::read_to_string(&away_s).unwrap().replace("geoip_db = \"default\"", "geoip_db = \"gone.mmdb\"");
+    std::fs::write(&away_s, broken).unwrap();
+    let (code, _, err) = run(&["check-config", away_s.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert_eq!(err.matches(": error: ").count(), 1, "{err}");
+    assert!(
+        err.contains("gone.mmdb` (geoip_db) not found") && err.ends_with(&format!("1 error in {}\n", away_s.display())),
+        "{err}"
+    );
+    assert!(!err.starts_with("error: "), "no doubled prefix: {err}");
+    // Overridden on the command line, or in the environment.
+    let (code, out, err) =
+        run(&["check-config", away_s.to_str().unwrap(), "--geoip", site.join("default.mmdb").to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("from {}", site.join("default.mmdb").display())), "{out}");
+    let out = Command::new(bin())
+        .args(["check-config", away_s.to_str().unwrap()])
+        .env("SWITCHYARD_GEOIP", "default")
+        .output()
+        .unwrap();
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("(built in)"), "{out:?}");
 }

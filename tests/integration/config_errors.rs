@@ -231,7 +231,8 @@ fn each_broken_config_gets_its_located_error() {
             "GeoIP database `",
             Some("\"missing.mmdb\""),
         )
-        .hint("missing.mmdb` not found"),
+        .hint("missing.mmdb` (geoip_db) not found")
+        .hint("or \"default\": the bundled database, wherever switchyard is installed"),
         case(
             "nearest without GeoIP or locations",
             with("policy = \"failover\"", "policy = \"nearest\"").replace("location = [39.0, -77.5]\n", ""),

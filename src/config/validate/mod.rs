@@ -29,12 +29,17 @@ const POLICIES: &[&str] =
     &["latency", "nearest", "geo", "failover", "weighted", "multivalue", "static", "writer", "reader"];
 const RECORD_TYPES: &[&str] = &["A", "AAAA", "CNAME", "MX", "TXT", "SRV", "CAA", "NS", "PTR"];
 
-pub(super) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Diagnostic>> {
+pub(super) fn parse(text: &str, base: &Path, geoip: Option<&str>) -> Result<Config, Vec<Diagnostic>> {
     let (root, syntax) = DeTable::parse_recoverable(text);
     if !syntax.is_empty() {
         return Err(syntax.iter().map(toml_diagnostic).collect());
     }
-    let mut v = Validator { errors: Vec::new(), broken_regions: Vec::new(), zone_present: false };
+    let mut v = Validator {
+        errors: Vec::new(),
+        broken_regions: Vec::new(),
+        zone_present: false,
+        geoip_override: geoip.map(str::to_owned),
+    };
     let config = v.config(root.into_inner(), base);
     match config {
         Some(config) if v.errors.is_empty() => Ok(config),
@@ -82,6 +87,8 @@ struct Validator {
     broken_regions: Vec<String>,
     /// A `[zone]` section exists, even if it could not be read.
     zone_present: bool,
+    /// `--geoip` / `SWITCHYARD_GEOIP`, in place of `[server] geoip_db`.
+    geoip_override: Option<String>,
 }
 
 /// Spans of the raw sections, kept for errors that concern a whole section.
@@ -249,7 +256,8 @@ impl Validator {
             None => Vec::new(),
         };
         let clusters = self.clusters(&s, &regions, &health, &defaults, base);
-        let have_geoip = server.geoip_db.is_some();
+        // A broken `geoip_db` is reported where it is written; the rest only needs it given.
+        let have_geoip = s.server.geoip_db.is_some() || self.geoip_override.is_some();
         let jurisdictions = self.jurisdictions(&s.jurisdictions, &regions, have_geoip);
         let notify = self.notify(&s.notify, fleet.is_some(), base);
         let zone = zone?;

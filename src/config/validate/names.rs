@@ -107,7 +107,7 @@ impl Validator {
         jurisdictions: &[JurisdictionConfig],
     ) -> Vec<NameConfig> {
         // A broken `geoip_db` is reported where it is written; here it only needs to be given.
-        let have_geoip = s.server.geoip_db.is_some();
+        let have_geoip = s.server.geoip_db.is_some() || self.geoip_override.is_some();
         let d = &s.defaults;
         let default_ttl = d.ttl.as_ref().map_or(60, |t| *t.get_ref());
         // An explicit default is checked against each name's ttl; the implicit one adapts.

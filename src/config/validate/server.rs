@@ -64,16 +64,12 @@ impl Validator {
                 }
             }
         }
-        let geoip_db = raw.geoip_db.as_ref().and_then(|p| {
-            let path = base.join(p.get_ref());
-            if path.is_file() {
-                Some(path)
-            } else {
-                self.err(Some(p.span()), format!("GeoIP database `{}` not found", path.display())).hint =
-                    Some("the path is relative to the config file; the bundled one is geoip/default.mmdb".into());
-                None
-            }
-        });
+        let geoip_db = match (self.geoip_override.clone(), &raw.geoip_db) {
+            // From the command line or the environment: relative to the working directory.
+            (Some(o), _) => self.geoip_source(&o, Path::new("."), None, "--geoip / SWITCHYARD_GEOIP"),
+            (None, Some(p)) => self.geoip_source(p.get_ref(), base, Some(p.span()), "geoip_db"),
+            (None, None) => None,
+        };
         let ecs_trusted = self.networks(&raw.ecs_trusted);
         let edns_udp_size = self.ranged(
             &raw.edns_udp_size,
@@ -117,5 +113,37 @@ impl Validator {
             chaos_version: chaos.and_then(|c| c.version.clone()),
             chaos_id: chaos.and_then(|c| c.id.clone()),
         }
+    }
+}
+
+impl Validator {
+    /// A GeoIP database setting: `"default"` (a copy beside the config or installed in
+    /// the usual places, else the one built into the binary) or a path from `base`.
+    fn geoip_source(
+        &mut self,
+        value: &str,
+        base: &Path,
+        span: Option<Range<usize>>,
+        what: &str,
+    ) -> Option<crate::config::GeoipSource> {
+        use crate::config::{GEOIP_DEFAULT_PLACES, GeoipSource};
+        if value == "default" {
+            // Beside the config, or in a clone of the repository (config/ beside geoip/).
+            let local = [base.join("default.mmdb"), base.join("../geoip/default.mmdb")];
+            let found = local
+                .into_iter()
+                .chain(GEOIP_DEFAULT_PLACES.iter().map(std::path::PathBuf::from))
+                .find(|p| p.is_file());
+            return Some(found.map_or(GeoipSource::Bundled, GeoipSource::File));
+        }
+        let path = base.join(value);
+        if path.is_file() {
+            return Some(GeoipSource::File(path));
+        }
+        self.err(span, format!("GeoIP database `{}` ({what}) not found", path.display())).hint = Some(
+            "a path relative to the config file; or \"default\": the bundled database, wherever switchyard is installed"
+                .into(),
+        );
+        None
     }
 }
