@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, lints, unit and integration tests.
-# Installs what the tests need (dig, unbound, PostgreSQL 15, Prometheus, nats-server) with apt-get when it is missing.
+# Installs what the tests need (dig, unbound, PostgreSQL 15, Prometheus, nats-server,
+# BIND's named-compilezone) with apt-get when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,7 @@ command -v unbound >/dev/null || need+=(unbound)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql-15)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v nats-server >/dev/null || need+=(nats-server)
+command -v named-compilezone >/dev/null || need+=(bind9-utils)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi

@@ -4,12 +4,14 @@
 //! collects **every** error with its location and a hint; the result is a [`Config`]
 //! whose names are resolved to region indices, ready for `model` to compile into the
 //! hot-path tables. `check-config`, start-up and reload all run this same pipeline.
-//! This module does no I/O beyond reading the one file, and never touches sockets.
+//! This module does no I/O beyond reading the files the config names (itself, a zone
+//! file, and checking that others exist), and never touches sockets.
 
 pub mod budget;
 pub mod dsn;
 mod raw;
 mod validate;
+pub mod zonefile;
 
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -598,13 +600,16 @@ impl Area {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Diagnostic {
     pub span: Option<Range<usize>>,
+    /// A place in another file the config names (a zone file), when that is where the
+    /// problem is.
+    pub place: Option<zonefile::Place>,
     pub message: String,
     pub hint: Option<String>,
 }
 
 impl Diagnostic {
     pub fn new(span: Option<Range<usize>>, message: impl Into<String>) -> Self {
-        Diagnostic { span, message: message.into(), hint: None }
+        Diagnostic { span, place: None, message: message.into(), hint: None }
     }
 
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
@@ -649,7 +654,15 @@ impl fmt::Display for ConfigErrors {
                         writeln!(f, "       | {}{}", " ".repeat(col - 1), "^".repeat(width.min(80)))?;
                     }
                 }
-                None => writeln!(f, "{path}: error: {}", d.message)?,
+                None => match &d.place {
+                    Some(p) => {
+                        writeln!(f, "{p}: error: {}", d.message)?;
+                        if !p.text.is_empty() {
+                            writeln!(f, "  {:>4} | {}", p.line, p.text)?;
+                        }
+                    }
+                    None => writeln!(f, "{path}: error: {}", d.message)?,
+                },
             }
             if let Some(hint) = &d.hint {
                 writeln!(f, "       = hint: {hint}")?;

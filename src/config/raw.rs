@@ -157,8 +157,11 @@ pub struct Zone {
     pub origin: S<String>,
     /// Default TTL of static records.
     pub ttl: Option<S<u32>>,
-    pub soa: Soa,
-    pub ns: S<Vec<S<NameServer>>>,
+    /// Static records (and the SOA and apex NS, if `soa`/`ns` are not given) from an
+    /// RFC 1035 master file, relative to the config file.
+    pub file: Option<S<String>>,
+    pub soa: Option<S<Soa>>,
+    pub ns: Option<S<Vec<S<NameServer>>>>,
     #[serde(default)]
     pub records: Vec<S<StaticRecord>>,
 }

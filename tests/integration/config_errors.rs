@@ -187,7 +187,7 @@ fn each_broken_config_gets_its_located_error() {
                  [[zone.records]]\nname = \"x\"\ntype = \"A\"\nvalues = [\"192.0.2.9\"]\n",
             ),
             "`x.gslb.example.org.` has a CNAME and other records",
-            None,
+            Some("\"x\""),
         ),
         case(
             "a region with nothing to answer",
@@ -259,9 +259,9 @@ fn each_broken_config_gets_its_located_error() {
                  [[zone.records]]\nname = \"b\"\ntype = \"CNAME\"\nvalues = [\"a\"]\n",
             ),
             "`a.gslb.example.org.` is part of a CNAME loop",
-            None,
+            Some("\"a\""),
         )
-        .and("`b.gslb.example.org.` is part of a CNAME loop", None),
+        .and("`b.gslb.example.org.` is part of a CNAME loop", Some("\"b\"")),
         case(
             "CNAME and address regions with several answers",
             records("[regions.lb]\ncname = \"lb.example.net.\"\n[names.mix]\npolicy = \"multivalue\"\nanswers = 2\n"),

@@ -56,3 +56,5 @@ mod residency;
 mod resolver;
 /// The writer and reader names against a real PostgreSQL primary and standbys.
 mod writer;
+/// `[zone] file`: an RFC 1035 master file, as written and as a peer exports it.
+mod zonefile;

@@ -236,7 +236,7 @@ impl Validator {
         let admin = self.admin(&s.admin, base);
         let rrl = self.rrl(&s.rrl);
         let zone = match &s.zone {
-            Some((_, z)) => self.zone(z),
+            Some((_, z)) => self.zone(z, base),
             None if self.zone_present => None,
             None => {
                 self.err(None, "missing section `[zone]`").hint =

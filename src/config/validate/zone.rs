@@ -1,6 +1,29 @@
-//! `[zone]`: the origin, SOA and NS, static records, and their consistency.
+//! `[zone]`: the origin, SOA and NS, static records (from the TOML and a zone file), and
+//! their consistency.
 
 use super::*;
+use crate::config::zonefile::{self, Place, ZoneFile};
+
+/// Where a static record was written.
+#[derive(Debug, Clone)]
+pub(super) enum Loc {
+    Span(Range<usize>),
+    Place(Place),
+}
+
+/// Names in a zone file's record data written without a trailing dot are relative to
+/// its origin already (hickory resolves them); this makes sure they are absolute.
+fn absolute_targets(mut r: Record, origin: &Name) -> Record {
+    let absolute = |n: &Name| {
+        if n.is_fqdn() { n.to_lowercase() } else { n.clone().append_domain(origin).unwrap_or(n.clone()).to_lowercase() }
+    };
+    r.data = match &r.data {
+        RData::CNAME(c) => RData::CNAME(CNAME(absolute(&c.0))),
+        RData::NS(n) => RData::NS(NS(absolute(&n.0))),
+        other => other.clone(),
+    };
+    r
+}
 
 impl Validator {
     /// A domain name, relative to `origin` unless it ends in a dot; lower-cased.
@@ -42,17 +65,53 @@ impl Validator {
         }
     }
 
-    pub(super) fn zone(&mut self, raw: &raw::Zone) -> Option<ZoneConfig> {
+    /// An error at a place in a zone file.
+    pub(super) fn err_at(&mut self, place: Place, message: impl Into<String>) -> &mut Diagnostic {
+        let mut d = Diagnostic::new(None, message);
+        d.place = Some(place);
+        self.errors.push(d);
+        self.errors.last_mut().expect("just pushed")
+    }
+
+    /// An error where `loc` says (a config span or a zone file's line).
+    fn err_loc(&mut self, loc: Option<&Loc>, message: impl Into<String>) -> &mut Diagnostic {
+        match loc {
+            Some(Loc::Span(span)) => self.err(Some(span.clone()), message),
+            Some(Loc::Place(place)) => self.err_at(place.clone(), message),
+            None => self.err(None, message),
+        }
+    }
+
+    pub(super) fn zone(&mut self, raw: &raw::Zone, base: &Path) -> Option<ZoneConfig> {
         let origin = self.domain(&raw.origin, None, "zone origin")?;
         let zone_ttl = raw.ttl.as_ref().map_or(3600, |t| *t.get_ref());
         let mut records = Vec::new();
+        // Where each static record was written, for errors about it.
+        let mut locs: Vec<Loc> = Vec::new();
+
+        // A zone file that cannot be found is one error, not also a missing SOA and NS.
+        let mut file_missing = false;
+        let from_file = match &raw.file {
+            Some(f) => {
+                let path = base.join(f.get_ref());
+                if path.is_file() {
+                    zonefile::read(&path, &origin, zone_ttl)
+                } else {
+                    self.err(Some(f.span()), format!("zone file `{}` not found", path.display())).hint =
+                        Some("a path relative to the config file".into());
+                    file_missing = true;
+                    ZoneFile::default()
+                }
+            }
+            None => ZoneFile::default(),
+        };
+        for (place, message) in from_file.errors {
+            self.err_at(place, message);
+        }
 
         let mut ns = Vec::new();
-        if raw.ns.get_ref().is_empty() {
-            self.err(Some(raw.ns.span()), "the zone needs at least one name server").hint =
-                Some("add `[[zone.ns]]` entries; two or more instances is the norm".into());
-        }
-        for server in raw.ns.get_ref() {
+        let mut ns_places: Vec<(Name, Loc)> = Vec::new();
+        for server in raw.ns.iter().flat_map(|list| list.get_ref()) {
             let server_raw = server.get_ref();
             let Some(name) = self.domain(&server_raw.name, Some(&origin), "name server") else {
                 continue;
@@ -67,11 +126,13 @@ impl Validator {
                 for a in &server_raw.ipv4 {
                     if let Some(ip) = self.parse::<Ipv4Addr>(a, "IPv4 address") {
                         records.push(Record::from_rdata(name.clone(), zone_ttl, RData::A(A(ip))));
+                        locs.push(Loc::Span(a.span()));
                     }
                 }
                 for a in &server_raw.ipv6 {
                     if let Some(ip) = self.parse::<Ipv6Addr>(a, "IPv6 address") {
                         records.push(Record::from_rdata(name.clone(), zone_ttl, RData::AAAA(AAAA(ip))));
+                        locs.push(Loc::Span(a.span()));
                     }
                 }
             } else if glue {
@@ -83,9 +144,97 @@ impl Validator {
             }
         }
 
-        let soa_raw = &raw.soa;
+        // The zone file's records: its SOA and apex NS stand in for `[zone.soa]` and
+        // `[[zone.ns]]`; the rest are static records like `[[zone.records]]`.
+        let mut file_soa: Option<(Record, Place)> = None;
+        for (record, place) in from_file.records {
+            let rtype = record.record_type();
+            if !origin.zone_of(&record.name) {
+                self.err_at(place, format!("`{}` is outside the zone `{origin}`", record.name)).hint =
+                    Some("check the file's $ORIGIN, or relative names that should end in a dot".into());
+                continue;
+            }
+            match rtype {
+                RecordType::SOA if record.name == origin => {
+                    if raw.soa.is_some() {
+                        self.err_at(place, "the zone file has an SOA, and so has `[zone.soa]`").hint =
+                            Some("keep one: remove `[zone.soa]` to use the file's".into());
+                    } else if file_soa.is_some() {
+                        self.err_at(place, "a second SOA");
+                    } else {
+                        file_soa = Some((record, place));
+                    }
+                }
+                RecordType::SOA => {
+                    self.err_at(place, format!("an SOA at `{}`, not at the apex", record.name));
+                }
+                RecordType::NS if record.name == origin => {
+                    let target = match &record.data {
+                        RData::NS(n) => n.0.to_lowercase(),
+                        _ => continue,
+                    };
+                    if ns.iter().any(|r| matches!(&r.data, RData::NS(n) if n.0 == target)) {
+                        continue;
+                    }
+                    ns_places.push((target.clone(), Loc::Place(place)));
+                    ns.push(Record::from_rdata(origin.clone(), record.ttl, RData::NS(NS(target))));
+                }
+                t if RECORD_TYPES.contains(&t.to_string().as_str()) => {
+                    let record = absolute_targets(record, &origin);
+                    records.push(record);
+                    locs.push(Loc::Place(place));
+                }
+                t => {
+                    self.err_at(place, format!("record type {t} is not served by switchyard")).hint = Some(format!(
+                        "static records may be {}; remove the others from the file",
+                        RECORD_TYPES.join(" ")
+                    ));
+                }
+            }
+        }
+        if ns.is_empty() && !file_missing {
+            self.err(raw.ns.as_ref().map(|n| n.span()).or(Some(raw.origin.span())), "the zone needs at least one name server")
+                .hint = Some("add `[[zone.ns]]` entries (or NS records at the apex of the zone file); two or more instances is the norm".into());
+        }
+
+        let soa = match (&raw.soa, file_soa) {
+            (Some(soa_raw), _) => self.toml_soa(soa_raw.get_ref(), &origin, &ns, zone_ttl),
+            (None, Some((record, _))) => record,
+            (None, None) => {
+                if !file_missing {
+                    self.err(Some(raw.origin.span()), "the zone needs an SOA").hint =
+                        Some("add `[zone.soa]` with at least `rname`, or an SOA record in the zone file".into());
+                }
+                Record::from_rdata(
+                    origin.clone(),
+                    zone_ttl,
+                    RData::SOA(SOA::new(origin.clone(), origin.clone(), 1, 3600, 600, 1_209_600, 60)),
+                )
+            }
+        };
+
+        for rec in &raw.records {
+            let before = records.len();
+            self.static_record(rec, &origin, zone_ttl, &mut records);
+            locs.extend(std::iter::repeat_n(Loc::Span(rec.get_ref().name.span()), records.len() - before));
+        }
+        // In-zone name servers from the zone file need their glue in it.
+        for (target, loc) in &ns_places {
+            let has_address = records
+                .iter()
+                .any(|r| r.name == *target && matches!(r.record_type(), RecordType::A | RecordType::AAAA));
+            if origin.zone_of(target) && !has_address {
+                self.err_loc(Some(loc), format!("in-zone name server `{target}` has no address")).hint =
+                    Some("add its A/AAAA records: the parent needs glue".into());
+            }
+        }
+        self.zone_consistency(&origin, &records, &locs);
+        Some(ZoneConfig { origin, soa, ns, records })
+    }
+
+    fn toml_soa(&mut self, soa_raw: &raw::Soa, origin: &Name, ns: &[Record], zone_ttl: u32) -> Record {
         let mname = match &soa_raw.mname {
-            Some(m) => self.domain(m, Some(&origin), "SOA mname"),
+            Some(m) => self.domain(m, Some(origin), "SOA mname"),
             None => ns.first().and_then(|r| match &r.data {
                 RData::NS(n) => Some(n.0.clone()),
                 _ => None,
@@ -97,7 +246,7 @@ impl Validator {
             Some((user, domain)) => format!("{}.{}.", user.replace('.', "\\."), domain.trim_end_matches('.')),
             None => rname_raw.clone(),
         };
-        let rname = self.domain(&Spanned::new(soa_raw.rname.span(), rname_text), Some(&origin), "SOA rname (mailbox)");
+        let rname = self.domain(&Spanned::new(soa_raw.rname.span(), rname_text), Some(origin), "SOA rname (mailbox)");
         let minimum = soa_raw.minimum.unwrap_or(60);
         let soa = SOA::new(
             mname.unwrap_or_else(|| origin.clone()),
@@ -108,13 +257,7 @@ impl Validator {
             soa_raw.expire.unwrap_or(1_209_600) as i32,
             minimum,
         );
-        let soa = Record::from_rdata(origin.clone(), soa_raw.ttl.unwrap_or(zone_ttl), RData::SOA(soa));
-
-        for rec in &raw.records {
-            self.static_record(rec, &origin, zone_ttl, &mut records);
-        }
-        self.zone_consistency(&origin, &records);
-        Some(ZoneConfig { origin, soa, ns, records })
+        Record::from_rdata(origin.clone(), soa_raw.ttl.unwrap_or(zone_ttl), RData::SOA(soa))
     }
 
     pub(super) fn parse<T: FromStr>(&mut self, s: &S<String>, what: &str) -> Option<T> {
@@ -206,8 +349,16 @@ impl Validator {
         })
     }
 
-    /// CNAME exclusivity and delegation rules across all static records.
-    pub(super) fn zone_consistency(&mut self, origin: &Name, records: &[Record]) {
+    /// CNAME exclusivity and delegation rules across all static records; `locs` says
+    /// where each record was written (errors point at a name's first record).
+    pub(super) fn zone_consistency(&mut self, origin: &Name, records: &[Record], locs: &[Loc]) {
+        let first: HashMap<&Name, &Loc> = {
+            let mut m = HashMap::new();
+            for (r, loc) in records.iter().zip(locs) {
+                m.entry(&r.name).or_insert(loc);
+            }
+            m
+        };
         // CNAME chains must end: follow each one, at most as many steps as there are CNAMEs.
         let cnames: HashMap<&Name, &Name> = records
             .iter()
@@ -223,8 +374,8 @@ impl Validator {
                 match cnames.get(at) {
                     Some(next) if *next == *start => {
                         if reported.insert(start) {
-                            self.err(None, format!("`{start}` is part of a CNAME loop")).hint =
-                                Some("a chain of CNAMEs must end at a name with data".into());
+                            self.err_loc(first.get(*start).copied(), format!("`{start}` is part of a CNAME loop"))
+                                .hint = Some("a chain of CNAMEs must end at a name with data".into());
                         }
                         break;
                     }
@@ -240,22 +391,23 @@ impl Validator {
         let cuts: Vec<&Name> =
             types.iter().filter(|(n, t)| t.contains(&RecordType::NS) && ***n != *origin).map(|(n, _)| *n).collect();
         for (name, t) in &types {
+            let loc = first.get(*name).copied();
             if t.contains(&RecordType::CNAME) && t.len() > 1 {
-                self.err(None, format!("`{name}` has a CNAME and other records")).hint =
+                self.err_loc(loc, format!("`{name}` has a CNAME and other records")).hint =
                     Some("a CNAME must be the only record at its name (RFC 1034 3.6.2)".into());
             }
             if *name == origin && t.contains(&RecordType::CNAME) {
-                self.err(None, "the zone apex cannot be a CNAME");
+                self.err_loc(loc, "the zone apex cannot be a CNAME");
             }
             for cut in &cuts {
                 let below = cut.zone_of(name) && name != cut;
                 let glue_only = t.iter().all(|t| matches!(t, RecordType::A | RecordType::AAAA));
                 if below && !glue_only {
-                    self.err(None, format!("`{name}` is below the delegation `{cut}`")).hint =
+                    self.err_loc(loc, format!("`{name}` is below the delegation `{cut}`")).hint =
                         Some("only glue (A/AAAA) may sit below a delegated name".into());
                 }
                 if name == cut && t.iter().any(|t| *t != RecordType::NS) {
-                    self.err(None, format!("`{name}` is delegated (NS) and has other records"));
+                    self.err_loc(loc, format!("`{name}` is delegated (NS) and has other records"));
                 }
             }
         }
