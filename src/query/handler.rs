@@ -69,6 +69,9 @@ impl RequestHandler for Handler {
         let reply = |metadata: Metadata, edns: Option<Edns>, r: Option<Response>| (metadata, edns, r);
         let (mut metadata, edns, response) = if request.metadata.op_code != OpCode::Query {
             metadata.response_code = ResponseCode::NotImp;
+            // Only RD is echoed to an opcode we do not implement (as Knot and gdnsd do).
+            metadata.checking_disabled = false;
+            metadata.authentic_data = false;
             reply(metadata, query_edns.map(|e| response_edns(e, ours, None)), None)
         } else if let Some(e) = query_edns.filter(|e| e.version() > 0) {
             // RFC 6891 6.1.3: BADVERS, with an OPT of the version we do speak.

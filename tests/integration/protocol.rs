@@ -203,6 +203,19 @@ async fn odd_queries_get_protocol_answers_and_the_server_keeps_serving() {
     let mut m = query("static.gslb.example.org.", RecordType::A);
     m.metadata.op_code = OpCode::Notify;
     assert_eq!(udp(s.addr, &m).await.metadata.response_code, ResponseCode::NotImp);
+    // An unknown opcode (15) with RD, CD and AD set: NOTIMP with RD echoed and CD and AD
+    // clear, as Knot and gdnsd answer (ISC genreport's `opcodeflg`).
+    for opcode in [3u8, 15] {
+        let mut q = raw_query(7, "static.gslb.example.org", 1, IN, None);
+        q[2] = (opcode << 3) | 0x01; // opcode, RD
+        q[3] = 0x30; // AD, CD
+        let reply = udp_raw(s.addr, &q, t).await.expect("an answer to an unknown opcode");
+        assert_eq!(
+            (reply[2], reply[3]),
+            (0x80 | (opcode << 3) | 0x01, 0x04),
+            "opcode {opcode}: QR, opcode, RD; NOTIMP"
+        );
+    }
     // No question, or two.
     let mut none = raw_query(1, "static.gslb.example.org", 1, IN, None);
     none[5] = 0;
