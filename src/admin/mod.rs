@@ -48,6 +48,7 @@ impl AdminServer {
             .with_context(|| format!("admin server cannot listen on {addr}"))?;
         let addr = listener.local_addr()?;
         info!(%addr, "admin HTTP listening on {addr}");
+        let control_for_history = control.clone();
         let router = Router::new()
             .route("/", get(page))
             .route("/metrics", get(metrics))
@@ -61,6 +62,8 @@ impl AdminServer {
             .route("/reload", post(reload))
             .with_state(control);
         let stop = CancellationToken::new();
+        // The status page's sparklines: a sample of every cluster every five seconds.
+        tokio::spawn(sample_history(control_for_history, stop.clone()));
         let token = stop.clone();
         let task = tokio::spawn(async move {
             let serve = axum::serve(listener, router).with_graceful_shutdown(async move { token.cancelled().await });
@@ -78,6 +81,102 @@ impl AdminServer {
 }
 
 type Ctl = AxState<Arc<Control>>;
+
+/// Samples each cluster's writer and members' lag every five seconds, until `stop`.
+async fn sample_history(c: Arc<Control>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let snap = c.state.snapshot();
+        let clusters: Vec<_> = snap
+            .model
+            .clusters
+            .iter()
+            .zip(&snap.health.clusters)
+            .map(|(cluster, view)| {
+                let writer = view.writer.map(|w| cluster.members[w as usize].name.clone());
+                let lags = cluster.members.iter().zip(&view.lag).map(|(m, l)| (m.name.clone(), *l)).collect();
+                (cluster.name.clone(), writer, lags)
+            })
+            .collect();
+        c.recent.sample(&clusters);
+    }
+}
+
+/// Representative clients for the routing matrix: a network on each continent that the
+/// bundled GeoIP database places there, and a resolver the database does not know
+/// (no ECS).
+const MATRIX_CLIENTS: &[(&str, &str)] = &[
+    ("North America", "8.8.8.0/24"),
+    ("South America", "200.147.3.0/24"),
+    ("Europe", "81.2.69.0/24"),
+    ("Africa", "196.25.1.0/24"),
+    ("Asia", "133.0.0.0/24"),
+    ("Oceania", "1.1.1.0/24"),
+    ("resolver only, location unknown", "192.0.2.1"),
+];
+
+/// Where each name sends each representative client now: the region (or member)
+/// answered, its TTL, and whether it is a fallback.
+fn routing_json(snap: &crate::state::Snapshot) -> Value {
+    use crate::routing::Outcome;
+    let model = &snap.model;
+    let clients: Vec<Value> = MATRIX_CLIENTS
+        .iter()
+        .map(|(label, net)| {
+            let (addr, _) = routing::parse_client(net).expect("valid");
+            let geo = model.geo.as_ref().map(|g| g.lookup(addr));
+            let country =
+                geo.filter(|g| g.found).and_then(|g| g.info.country).map(|c| String::from_utf8_lossy(&c).into_owned());
+            json!({"label": label, "client": net, "country": country})
+        })
+        .collect();
+    let names: Vec<Value> = model
+        .names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let cells: Vec<Value> = MATRIX_CLIENTS
+                .iter()
+                .map(|(_, net)| {
+                    let (addr, prefix) = routing::parse_client(net).expect("valid");
+                    if !snap.health.ready {
+                        return json!({"answer": "SERVFAIL", "ttl": 0, "fallback": true, "why": "first round of checks not done"});
+                    }
+                    let client = Client::new(addr, prefix, model.geo.as_deref());
+                    let route = routing::route(model, &snap.health, i, &client);
+                    let cluster = match &n.ranker {
+                        crate::model::Ranker::Writer { cluster, .. } | crate::model::Ranker::Reader { cluster, .. } => {
+                            Some(&model.clusters[*cluster as usize])
+                        }
+                        _ => None,
+                    };
+                    let answer = match (route.outcome, cluster) {
+                        (Outcome::AllDownServFail | Outcome::AllDownUnknown | Outcome::Unlocated, _) => "SERVFAIL".to_owned(),
+                        (Outcome::AllDownFallback, _) => "fixed answer".to_owned(),
+                        (_, Some(c)) => route
+                            .members
+                            .first()
+                            .map(|&m| format!("{} ({})", c.members[m as usize].name, model.region_name(c.members[m as usize].region)))
+                            .unwrap_or_else(|| "SERVFAIL".to_owned()),
+                        (_, None) => route.regions.iter().map(|&r| model.region_name(r)).collect::<Vec<_>>().join(", "),
+                    };
+                    json!({
+                        "answer": answer,
+                        "ttl": route.ttl,
+                        "fallback": route.outcome != Outcome::Preferred,
+                        "why": format!("{:?}", route.outcome),
+                    })
+                })
+                .collect();
+            json!({"name": n.key, "policy": n.policy, "cells": cells})
+        })
+        .collect();
+    json!({"clients": clients, "names": names})
+}
 
 /// Refreshes the gauges that mirror the live snapshot (drains change them too).
 fn refresh(control: &Control) {
@@ -119,6 +218,7 @@ pub fn status_json(c: &Control) -> Value {
             "id": id,
             "up": s.and_then(|s| s.up),
             "last": s.map(|s| s.last.clone()),
+            "reason": s.map(|s| s.short.clone()),
             "at": s.map(|s| unix(s.at)),
         })
     };
@@ -196,6 +296,11 @@ pub fn status_json(c: &Control) -> Value {
                 "primaries": v.primaries.iter().map(|&p| name(Some(p))).collect::<Vec<_>>(),
                 "split_brain": v.primaries.len() > 1,
                 "members": members,
+                // The last ten minutes, a sample every five seconds, oldest first.
+                "history": c.recent.history(&cluster.name).map(|h| json!({
+                    "writer": h.writer,
+                    "lag": h.lag,
+                })),
             })
         })
         .collect();
@@ -215,6 +320,7 @@ pub fn status_json(c: &Control) -> Value {
             "build_epoch": g.build_epoch(),
         })),
         "regions": regions,
+        "routing": routing_json(&snap),
         "clusters": clusters,
         "fleet": fleet_json(c, &config),
         "names": model.names.iter().map(|n| {

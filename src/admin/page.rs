@@ -1,6 +1,8 @@
-//! The HTML status page: what a person needs at a glance (regions up or down, each
-//! cluster's writer and members, recent changes), rendered from the `/status` document. No scripts; it
-//! refreshes itself every five seconds.
+//! The HTML status page: what a person needs at a glance (regions up or down with each
+//! check's last result in a few words, where each name sends a client on each continent
+//! now, each cluster's writer and members with their recent lag, the failover record,
+//! recent changes), rendered from the `/status` document. No scripts; it refreshes
+//! itself every five seconds.
 
 use serde_json::Value;
 
@@ -14,6 +16,114 @@ fn text(v: &Value) -> String {
         Value::Null => "–".to_owned(),
         other => esc(&other.to_string()),
     }
+}
+
+/// A check's last result in a few words, the whole error a click away.
+fn reason(c: &Value) -> String {
+    match (&c["reason"], &c["last"]) {
+        (Value::String(short), Value::String(full)) if short != full => {
+            format!("<details><summary><span>{}</span></summary><small>{}</small></details>", esc(short), esc(full))
+        }
+        (_, last) => format!("<span>{}</span>", text(last)),
+    }
+}
+
+/// A sparkline of up to 120 samples (`None`: a gap), scaled to its own maximum.
+fn sparkline(values: &[Option<f64>]) -> String {
+    let max = values.iter().flatten().fold(0.0f64, |m, v| m.max(*v));
+    let (w, h) = (240.0, 24.0);
+    let step = w / (values.len().max(2) - 1) as f64;
+    let mut paths = String::new();
+    let mut run = String::new();
+    for (i, v) in values.iter().enumerate() {
+        match v {
+            Some(v) => {
+                let y = if max > 0.0 { h - 2.0 - (v / max) * (h - 4.0) } else { h - 2.0 };
+                run.push_str(&format!("{}{:.1},{:.1} ", if run.is_empty() { "M" } else { "L" }, i as f64 * step, y));
+            }
+            None if !run.is_empty() => paths.push_str(&std::mem::take(&mut run)),
+            None => {}
+        }
+    }
+    paths.push_str(&run);
+    let gaps = values.iter().filter(|v| v.is_none()).count();
+    format!(
+        "<svg class=\"spark\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\"><path d=\"{paths}\" fill=\"none\" stroke=\"#0969da\" stroke-width=\"1.5\"/></svg> <small>max {max:.1} s{}</small>",
+        if gaps > 0 { format!(", {gaps} samples down or unknown") } else { String::new() }
+    )
+}
+
+/// Who was the writer at each sample: one coloured stripe per sample, a colour per member.
+fn writer_strip(writers: &[Value], members: &[String]) -> String {
+    const COLOURS: &[&str] = &["#1a7f37", "#0969da", "#8250df", "#bf3989", "#9a6700", "#1b7c83"];
+    let w = 240.0 / writers.len().max(1) as f64;
+    let mut rects = String::new();
+    for (i, v) in writers.iter().enumerate() {
+        let colour = match v.as_str().and_then(|m| members.iter().position(|k| k == m)) {
+            Some(k) => COLOURS[k % COLOURS.len()],
+            None => "#cf222e",
+        };
+        rects.push_str(&format!(
+            "<rect x=\"{:.1}\" y=\"0\" width=\"{:.1}\" height=\"10\" fill=\"{colour}\"><title>{}</title></rect>",
+            i as f64 * w,
+            w + 0.5,
+            esc(v.as_str().unwrap_or("no writer"))
+        ));
+    }
+    let legend: Vec<String> = members
+        .iter()
+        .enumerate()
+        .map(|(k, m)| format!("<span style=\"color:{}\">■</span> {}", COLOURS[k % COLOURS.len()], esc(m)))
+        .collect();
+    format!(
+        "<svg class=\"spark\" width=\"240\" height=\"10\">{rects}</svg> <small>{} · <span style=\"color:#cf222e\">■</span> none</small>",
+        legend.join(" ")
+    )
+}
+
+/// "Where do my users go right now?": each name × a client on each continent.
+fn routing_matrix(r: &Value) -> String {
+    let clients = r["clients"].as_array().cloned().unwrap_or_default();
+    if r["names"].as_array().is_none_or(|n| n.is_empty()) {
+        return String::new();
+    }
+    let head: String = clients
+        .iter()
+        .map(|c| {
+            let country = c["country"].as_str().map(|c| format!(", {c}")).unwrap_or_default();
+            format!("<th>{}<br><small>{}{}</small></th>", text(&c["label"]), text(&c["client"]), esc(&country))
+        })
+        .collect();
+    let mut rows = String::new();
+    for n in r["names"].as_array().into_iter().flatten() {
+        let cells: String = n["cells"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                let class = match (c["answer"].as_str(), c["fallback"].as_bool()) {
+                    (Some("SERVFAIL"), _) => "cell down",
+                    (_, Some(true)) => "cell fallback",
+                    _ => "cell",
+                };
+                format!(
+                    "<td class=\"{class}\" title=\"{}\">{} <small>TTL {}</small></td>",
+                    text(&c["why"]),
+                    text(&c["answer"]),
+                    text(&c["ttl"])
+                )
+            })
+            .collect();
+        rows.push_str(&format!(
+            "<tr><td class=\"name\">{} <small>{}</small></td>{cells}</tr>",
+            text(&n["name"]),
+            text(&n["policy"])
+        ));
+    }
+    format!(
+        "<h2>Where users go now</h2><table class=\"matrix\"><tr><th>Name</th>{head}</tr>{rows}</table>\
+         <p><small>Highlighted: a fallback (not the client's first choice) or the all-down rule; red: SERVFAIL.</small></p>"
+    )
 }
 
 pub fn render(s: &Value) -> String {
@@ -32,9 +142,9 @@ pub fn render(s: &Value) -> String {
                 None => "unknown",
             };
             checks.push_str(&format!(
-                "<div class=\"check {state}\"><code>{}</code> <span>{}</span></div>",
+                "<div class=\"check {state}\"><code>{}</code> {}</div>",
                 text(&c["id"]),
-                text(&c["last"])
+                reason(c)
             ));
         }
         rows.push_str(&format!(
@@ -83,16 +193,39 @@ pub fn render(s: &Value) -> String {
                 }
                 (role, _) => text(role),
             };
+            let lag: Vec<Option<f64>> = c["history"]["lag"][m["name"].as_str().unwrap_or("")]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(Value::as_f64)
+                .collect();
             members.push_str(&format!(
-                "<tr><td>{}</td><td>{}</td><td>{role}</td><td><small>{}</small></td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{role}</td><td>{}</td><td>{}</td></tr>",
                 text(&m["name"]),
                 text(&m["region"]),
-                text(&m["last"])
+                if lag.is_empty() { String::new() } else { sparkline(&lag) },
+                reason(m)
             ));
         }
+        let member_names: Vec<String> = c["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m["name"].as_str().map(str::to_owned))
+            .collect();
+        let strip = match c["history"]["writer"].as_array() {
+            Some(w) if !w.is_empty() => {
+                format!(
+                    "<div>Writer, last {} min: {}</div>",
+                    (w.len() * 5).div_ceil(60),
+                    writer_strip(w, &member_names)
+                )
+            }
+            _ => String::new(),
+        };
         clusters.push_str(&format!(
-            "<h3>{}</h3><div class=\"writer\">Writer: {writer}</div>\
-             <table><tr><th>Member</th><th>Region</th><th>Role</th><th>Last probe</th></tr>{members}</table>",
+            "<h3>{}</h3><div class=\"writer\">Writer: {writer}</div>{strip}\
+             <table><tr><th>Member</th><th>Region</th><th>Role</th><th>Lag, last minutes</th><th>Last probe</th></tr>{members}</table>",
             text(&c["name"])
         ));
     }
@@ -193,6 +326,7 @@ pub fn render(s: &Value) -> String {
         ),
         _ => String::new(),
     };
+    let matrix = routing_matrix(&s["routing"]);
     format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="5">
@@ -208,12 +342,15 @@ td, th {{ text-align: left; padding: .5em .8em; border-bottom: 1px solid #ddd; v
 .check {{ font-size: .85em; }} .check.down span {{ color: #cf222e; }} .check.unknown span {{ color: #888; }}
 .warn {{ background: #fff8c5; padding: .6em 1em; border-left: 4px solid #9a6700; }}
 .writer {{ font-size: 1.2em; }} time {{ color: #666; font-variant-numeric: tabular-nums; }}
+.matrix td.cell {{ white-space: nowrap; }} .matrix td.fallback {{ background: #fff8c5; }} .matrix td.down {{ background: #ffebe9; color: #cf222e; }}
+details {{ display: inline; }} summary {{ cursor: pointer; display: inline; }} .spark {{ vertical-align: middle; }}
 ul {{ padding-left: 1.2em; }} small {{ color: #666; }}
 </style></head><body>
 <h1>switchyard — {zone}</h1>
 <div class="sub">config generation {generation} · GeoIP {geoip}</div>
 {ready}{reload_error}
 <table><tr><th>Region</th><th>State</th><th>Checks</th></tr>{rows}</table>
+{matrix}
 {fleet}
 <h2>Database clusters</h2>
 {clusters}

@@ -668,9 +668,9 @@ impl Supervisor {
             self.metrics.check_failures.with_label_values(&[region, &id, f.kind.as_str()]).inc();
         }
         let ok = outcome.is_ok();
-        let reason = match &outcome {
-            Ok(_) => "ok".to_owned(),
-            Err(f) => f.to_string(),
+        let (reason, short) = match &outcome {
+            Ok(_) => ("ok".to_owned(), "ok".to_owned()),
+            Err(f) => (f.to_string(), f.short()),
         };
         if let Ok(Some(status)) = &outcome {
             // The worse of the member's own lag and what its upstream sees of it.
@@ -741,6 +741,7 @@ impl Supervisor {
             database: c.member.is_some(),
             up: c.hysteresis.state(),
             last: reason,
+            short,
             role,
             at: SystemTime::now(),
         };

@@ -48,9 +48,52 @@ impl FailureKind {
     }
 }
 
+impl Failure {
+    /// A few words a person reads at a glance ("connection refused", "HTTP 503",
+    /// "timeout after 1s"); the whole `detail` stays for logs and a click away.
+    pub fn short(&self) -> String {
+        let d = &self.detail;
+        match self.kind {
+            FailureKind::Timeout => d
+                .strip_prefix("no answer within ")
+                .map_or_else(|| "timeout".to_owned(), |t| format!("timeout after {t}")),
+            FailureKind::Refused => "connection refused".to_owned(),
+            FailureKind::Connect if d.contains("dns error") || d.contains("failed to lookup") => {
+                "name does not resolve".to_owned()
+            }
+            FailureKind::Connect => "cannot connect".to_owned(),
+            FailureKind::Tls => "TLS handshake failed".to_owned(),
+            FailureKind::Status => d
+                .strip_prefix("status ")
+                .and_then(|s| s.split_whitespace().next())
+                .map_or_else(|| "unexpected HTTP status".to_owned(), |code| format!("HTTP {code}")),
+            FailureKind::Body => "unexpected body".to_owned(),
+            FailureKind::Protocol => "protocol error".to_owned(),
+            FailureKind::Database => "database error".to_owned(),
+        }
+    }
+}
+
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.kind.as_str(), self.detail)
+    }
+}
+
+#[cfg(test)]
+mod short_tests {
+    use super::*;
+
+    #[test]
+    fn short_reasons() {
+        let f = |kind, detail: &str| fail(kind, detail).short();
+        assert_eq!(f(FailureKind::Timeout, "no answer within 1s"), "timeout after 1s");
+        assert_eq!(f(FailureKind::Status, "status 503 Service Unavailable"), "HTTP 503");
+        assert_eq!(f(FailureKind::Refused, "Connection refused (os error 111)"), "connection refused");
+        assert_eq!(
+            f(FailureKind::Connect, "error sending request: dns error: failed to lookup"),
+            "name does not resolve"
+        );
     }
 }
 

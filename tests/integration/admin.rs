@@ -184,6 +184,60 @@ async fn the_cli_drains_and_undrains_through_the_admin_api() {
     s.stop().await;
 }
 
+/// The status page at a glance: each check's reason in a few words (the whole error a
+/// click away), where each name sends a client on each continent now (fallbacks
+/// marked), and each cluster's writer and lag over the last minutes.
+#[tokio::test]
+async fn the_status_page_shows_where_users_go_short_reasons_and_recent_lag() {
+    use crate::support::gateway::{Gateway, Mode};
+    let (gw, role) = (Gateway::http("127.0.0.98").await, Gateway::http("127.0.0.99").await);
+    gw.set(Mode::Status(503));
+    let config = POLICIES.replace(
+        "[regions.eu-west]\n",
+        &format!(
+            "[[regions.us-east.checks]]\nkind = \"http\"\nurl = \"http://{}/\"\ninterval = \"200ms\"\ntimeout = \"100ms\"\nfall = 1\n\n\
+             [clusters.main.members.pg-eu]\nregion = \"eu-west\"\nkind = \"http_role\"\nurl = \"http://{}/primary\"\ninterval = \"200ms\"\ntimeout = \"100ms\"\n\n\
+             [names.db]\npolicy = \"writer\"\n\n[regions.eu-west]\n",
+            gw.addr, role.addr
+        ),
+    );
+    let s = TestServer::start(&with_token(&config)).await;
+    let start = Instant::now();
+    let status = loop {
+        let v: Value = serde_json::from_str(&get(&s, "/status").await.1).unwrap();
+        let sampled = v["clusters"][0]["history"]["writer"].as_array().is_some_and(|w| w.iter().any(|x| x == "pg-eu"));
+        if v["regions"][0]["checks"][0]["reason"] == "HTTP 503" && sampled {
+            break v;
+        }
+        assert!(start.elapsed() < Duration::from_secs(15), "no short reason or no sample: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status["regions"][0]["checks"][0]["last"].as_str().unwrap().starts_with("status: status 503"));
+    // us-east is down: every client of `fo` (eu-west first) is unaffected, `mv` and `w`
+    // fall back; `db` answers the writer's member and region.
+    let routing = &status["routing"];
+    assert_eq!(routing["clients"].as_array().unwrap().len(), 7);
+    let row = |name: &str| routing["names"].as_array().unwrap().iter().find(|n| n["name"] == name).unwrap().clone();
+    for cell in row("lat")["cells"].as_array().unwrap() {
+        assert_ne!(cell["answer"], "us-east", "{cell}");
+    }
+    let w = row("w");
+    assert!(w["cells"].as_array().unwrap().iter().any(|c| c["fallback"] == true && c["ttl"] == 10), "{w}");
+    assert_eq!(row("db")["cells"][0]["answer"], "pg-eu (eu-west)");
+    let page = get(&s, "/").await.1;
+    for want in [
+        "Where users go now",
+        "<summary><span>HTTP 503</span></summary>",
+        "class=\"cell fallback\"",
+        "pg-eu (eu-west)",
+        "<svg class=\"spark\"",
+        "Writer, last 1 min",
+    ] {
+        assert!(page.contains(want), "missing `{want}` in the page");
+    }
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn without_a_token_mutations_are_refused() {
     let s = TestServer::start(POLICIES).await;
