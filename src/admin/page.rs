@@ -342,7 +342,7 @@ td, th {{ text-align: left; padding: .5em .8em; border-bottom: 1px solid #ddd; v
 .check {{ font-size: .85em; }} .check.down span {{ color: #cf222e; }} .check.unknown span {{ color: #888; }}
 .warn {{ background: #fff8c5; padding: .6em 1em; border-left: 4px solid #9a6700; }}
 .writer {{ font-size: 1.2em; }} time {{ color: #666; font-variant-numeric: tabular-nums; }}
-.matrix td.cell {{ white-space: nowrap; }} .matrix td.fallback {{ background: #fff8c5; }} .matrix td.down {{ background: #ffebe9; color: #cf222e; }}
+.matrix {{ font-size: .85em; }} .matrix td, .matrix th {{ padding: .35em .5em; }} .matrix td.fallback {{ background: #fff8c5; }} .matrix td.down {{ background: #ffebe9; color: #cf222e; }}
 details {{ display: inline; }} summary {{ cursor: pointer; display: inline; }} .spark {{ vertical-align: middle; }}
 ul {{ padding-left: 1.2em; }} small {{ color: #666; }}
 </style></head><body>
