@@ -44,3 +44,5 @@ if [ "$fuzz_status" -ne 0 ]; then
   echo "fuzzing found a crash (see the fuzz table above)" >&2
   exit "$fuzz_status"
 fi
+# The Debian package: build it from the debug binary above, install, serve, purge (root only).
+scripts/package-test.sh
