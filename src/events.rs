@@ -5,9 +5,10 @@
 //! [`Events::writer`]): the timeline it knows then (the first failed probe, the verdict,
 //! the end of the hold-down; for a writer: when the old one was last seen primary, when
 //! the promotion was seen, the promoted member's lag before it). One field comes later:
-//! `first_answer_changed`, the first DNS answer given on the new state, which a small
-//! task reads off the query counters (every 20 ms, until the hold-down ends), so the DNS
-//! path itself does nothing for it.
+//! `first_answer_changed`, the first DNS answer given on the new state after it was
+//! published (going down: an answer from another region; coming back or a new writer:
+//! one from that region), which a small task reads off the per-region query counters
+//! (every 20 ms, until the hold-down ends), so the DNS path itself does nothing for it.
 //!
 //! The last [`KEEP`] events are kept in memory and, with a state file, beside it
 //! (`<state file stem>.events.json`, written atomically), so a restart keeps them. A
@@ -31,6 +32,9 @@ pub const KEEP: usize = 500;
 
 /// How often the counters are read for an event's first changed answer.
 const ANSWER_POLL: Duration = Duration::from_millis(20);
+
+/// At most this many events wait for their first changed answer at once.
+const MAX_WATCHERS: usize = 16;
 
 /// The region transition the engine decided, with what it knows of its timeline.
 #[derive(Debug, Clone)]
@@ -85,11 +89,17 @@ pub struct Events {
     log: Mutex<Log>,
     metrics: Arc<Metrics>,
     /// Whom to tell about writer changes: set from each config.
-    notifier: Mutex<Option<(crate::config::NotifyConfig, crate::notify::Notifier)>>,
+    notifier: Mutex<Option<(crate::config::NotifyConfig, Fingerprint, crate::notify::Notifier)>>,
     /// With a fleet and `nats_subject`: where writer changes are published too.
     nats: Mutex<Option<(String, Arc<crate::fleet::Fleet>)>>,
     written: Arc<Mutex<u64>>,
+    /// Events waiting for their first changed answer.
+    watching: std::sync::atomic::AtomicUsize,
 }
+
+/// What a notifier was started with: each webhook's URL and secret (to notice a
+/// rotated secret).
+type Fingerprint = Vec<(String, Option<String>)>;
 
 /// The events file that goes with a state file.
 pub fn file_for(state_file: &Path) -> PathBuf {
@@ -114,6 +124,7 @@ impl Events {
             notifier: Mutex::new(None),
             nats: Mutex::new(None),
             written: Arc::new(Mutex::new(0)),
+            watching: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -148,35 +159,42 @@ impl Events {
         log.file = file;
     }
 
-    /// Who to tell about writer changes, from the config now serving (a notifier is
-    /// started afresh only when `[notify]` changed).
+    /// Who to tell about writer changes, from the config now serving. The secrets are
+    /// read again each time (a rotated secret file takes effect on reload); a notifier is
+    /// started afresh only when `[notify]` or a secret changed. A webhook whose secret
+    /// cannot be read, or is empty, is left out (and said so): it is never sent unsigned.
     pub fn set_notify(&self, config: &crate::config::NotifyConfig, fleet: Option<Arc<crate::fleet::Fleet>>) {
         *self.nats.lock().expect("not poisoned") = config.nats_subject.clone().zip(fleet);
+        let mut hooks = Vec::new();
+        for w in &config.webhooks {
+            let secret = match &w.secret_file {
+                None => None,
+                Some(p) => match std::fs::read_to_string(p).map(|s| s.trim().to_owned()) {
+                    Ok(s) if !s.is_empty() => Some(crate::config::Secret::new(s)),
+                    Ok(_) => {
+                        tracing::error!(path = %p.display(), "a webhook's secret file is empty: the webhook is left out");
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::error!(path = %p.display(), error = %e, "cannot read a webhook's secret file: the webhook is left out");
+                        continue;
+                    }
+                },
+            };
+            hooks.push(crate::notify::Webhook { url: w.url.clone(), secret, timeout: w.timeout });
+        }
+        let fingerprint: Vec<(String, Option<String>)> =
+            hooks.iter().map(|h| (h.url.clone(), h.secret.as_ref().map(|s| s.expose().to_owned()))).collect();
         let mut current = self.notifier.lock().expect("not poisoned");
-        if current.as_ref().is_some_and(|(c, _)| c == config) {
+        if current.as_ref().is_some_and(|(c, f, _)| c == config && *f == fingerprint) {
             return;
         }
-        if let Some((_, old)) = current.take() {
+        if let Some((_, _, old)) = current.take() {
             old.stop();
         }
-        if config.webhooks.is_empty() {
+        if hooks.is_empty() {
             return;
         }
-        let hooks = config
-            .webhooks
-            .iter()
-            .map(|w| crate::notify::Webhook {
-                url: w.url.clone(),
-                secret: w.secret_file.as_ref().and_then(|p| match std::fs::read_to_string(p) {
-                    Ok(s) => Some(crate::config::Secret::new(s.trim())),
-                    Err(e) => {
-                        warn!(path = %p.display(), error = %e, "cannot read a webhook's secret file: sending unsigned");
-                        None
-                    }
-                }),
-                timeout: w.timeout,
-            })
-            .collect();
         let policy = crate::notify::Policy {
             queue: config.queue,
             give_up_after: config.give_up_after,
@@ -189,12 +207,12 @@ impl Events {
             failed_attempts: m.notifications.with_label_values(&["failed_attempt"]),
             dropped: m.notifications.with_label_values(&["dropped"]),
         };
-        *current = Some((config.clone(), crate::notify::Notifier::start(hooks, policy, counters)));
+        *current = Some((config.clone(), fingerprint, crate::notify::Notifier::start(hooks, policy, counters)));
     }
 
     /// Stops the webhooks' delivery (shutdown).
     pub fn stop(&self) {
-        if let Some((_, n)) = self.notifier.lock().expect("not poisoned").take() {
+        if let Some((_, _, n)) = self.notifier.lock().expect("not poisoned").take() {
             n.stop();
         }
     }
@@ -230,10 +248,10 @@ impl Events {
             "detection_seconds": detection.map(ms),
         });
         self.push(event);
-        // Going down, an answer that changed names another region (or none); coming
-        // back, it names this one.
+        // Going down, an answer that changed names another region; coming back, it
+        // names this one. (Slot 0 is no region: static data, NXDOMAIN, SERVFAIL.)
         let (slot, up) = (c.slot, c.up);
-        self.watch_answers(id, c.hold_down, move |s| if up { s == slot } else { s != slot });
+        self.watch_answers(id, c.hold_down, move |s| if up { s == slot } else { s != slot && s != 0 });
     }
 
     /// Records a writer change, and tells the application.
@@ -266,7 +284,7 @@ impl Events {
         });
         self.push(event.clone());
         if c.tell
-            && let Some((_, n)) = self.notifier.lock().expect("not poisoned").as_ref()
+            && let Some((_, _, n)) = self.notifier.lock().expect("not poisoned").as_ref()
         {
             n.notify(&id, "writer.changed", event.clone());
         }
@@ -275,8 +293,10 @@ impl Events {
         {
             fleet.publish(subject, serde_json::to_vec(&event).unwrap_or_default());
         }
-        let slot = c.slot;
-        self.watch_answers(id, c.hold_down, move |s| slot.is_none_or(|w| s == w));
+        // The first answer from the new writer's region; no writer, nothing to watch.
+        if let Some(slot) = c.slot.filter(|&s| s != 0) {
+            self.watch_answers(id, c.hold_down, move |s| s == slot);
+        }
     }
 
     fn push(&self, event: Value) {
@@ -320,6 +340,11 @@ impl Events {
     /// `changed` accepts, and records its time as the event's first changed answer.
     fn watch_answers(self: &Arc<Self>, id: String, within: Duration, changed: impl Fn(u16) -> bool + Send + 'static) {
         let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+        // A flapping region must not pile watchers up: past a few, the field stays empty.
+        if self.watching.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= MAX_WATCHERS {
+            self.watching.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            return;
+        }
         let events = self.clone();
         let baseline = self.metrics.queries.answered(&changed);
         let deadline = std::time::Instant::now() + within.max(Duration::from_secs(1));
@@ -328,9 +353,10 @@ impl Events {
                 tokio::time::sleep(ANSWER_POLL).await;
                 if events.metrics.queries.answered(&changed) > baseline {
                     events.set_timeline(&id, "first_answer_changed", unix_now());
-                    return;
+                    break;
                 }
             }
+            events.watching.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         });
     }
 }

@@ -39,8 +39,10 @@
 //! [`Policy::first_backoff`], doubling each time up to [`Policy::max_backoff`], until
 //! [`Policy::give_up_after`] has passed since it was queued; then it is dropped. Each
 //! webhook queues at most [`Policy::queue`] events, the one being delivered included;
-//! when a new one comes to a full queue, the oldest is dropped, so a receiver that comes
-//! back after an outage hears the newest news first, not stale news. An oldest event
+//! when a new one comes to a full queue, the oldest is dropped, so that what is kept
+//! for a receiver that comes back after an outage is the newest news (delivered oldest
+//! first, in order; one event the receiver keeps refusing holds the ones after it until
+//! its `give_up_after`). An oldest event
 //! that is mid-attempt when it is pushed out still has that attempt decide: delivered if
 //! it succeeds, dropped (and not retried) if it fails.
 //!
@@ -53,7 +55,7 @@
 //!
 //! `debug` for each failed attempt with its reason, `info` for an event delivered after
 //! retries, `warn` for every dropped event (with the URL and the event id). The secret
-//! and header values are never logged; a password in the URL is shown as `redacted`.
+//! and header values are never logged; a URL is logged as its scheme, host and port.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -83,7 +85,7 @@ const USER_AGENT: &str = concat!("switchyard/", env!("CARGO_PKG_VERSION"));
 #[derive(Debug, Clone)]
 pub struct Webhook {
     /// An `http://` or `https://` URL. Not treated as a secret (it is logged), except
-    /// for a password in it, which logs show as `redacted`.
+    /// for what its path or query may carry: logs show only its scheme, host and port.
     pub url: String,
     /// The HMAC-SHA256 key; without it, requests carry no signature.
     pub secret: Option<Secret>,
@@ -317,14 +319,16 @@ impl Notifier {
     }
 }
 
-/// The URL for logs: a password in it replaced with `redacted`.
+/// The URL for logs: scheme, host and port only. Many webhook URLs carry their
+/// credential in the path or the query (Slack's, Discord's), or a password.
 fn shown(url: &str) -> String {
     match reqwest::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("redacted"));
-            u.to_string()
+        Ok(u) => {
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let rest = if u.path() == "/" && u.query().is_none() { "/" } else { "/…" };
+            format!("{}://{}{port}{rest}", u.scheme(), u.host_str().unwrap_or(""))
         }
-        _ => url.to_owned(),
+        Err(_) => "(not a URL)".to_owned(),
     }
 }
 
@@ -480,7 +484,7 @@ async fn attempt(client: &reqwest::Client, hook: &Webhook, event: &Event) -> Res
     if status.is_success() { Ok(status.as_u16()) } else { Err(format!("status {status}")) }
 }
 
-/// A reqwest error and its causes, without the URL (logs carry the redacted one).
+/// A reqwest error and its causes, without the URL (logs carry its scheme and host).
 fn describe(e: reqwest::Error) -> String {
     let kind = if e.is_timeout() { "timeout: " } else { "" };
     let e = e.without_url();
@@ -538,9 +542,13 @@ mod tests {
     }
 
     #[test]
-    fn a_password_in_the_url_is_not_shown() {
-        assert_eq!(shown("https://app:hunter2@example.com/hook"), "https://app:redacted@example.com/hook");
-        assert_eq!(shown("https://example.com/hook?x=1"), "https://example.com/hook?x=1");
-        assert_eq!(shown("not a url"), "not a url");
+    fn logs_show_only_scheme_host_and_port() {
+        assert_eq!(shown("https://app:hunter2@example.com/hook"), "https://example.com/…");
+        assert_eq!(
+            shown("https://hooks.example.com:8443/services/T000/B000/XXXX?x=1"),
+            "https://hooks.example.com:8443/…"
+        );
+        assert_eq!(shown("http://example.com/"), "http://example.com/");
+        assert_eq!(shown("not a url"), "(not a URL)");
     }
 }

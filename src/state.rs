@@ -127,7 +127,7 @@ impl Drain {
 
     /// The next time after `now` at which this drain changes what is answered.
     pub fn next_change(&self, now: f64) -> Option<f64> {
-        [self.effective_at, self.short_until].into_iter().filter(|&t| t > now).reduce(f64::min)
+        [self.effective_at, self.short_until].into_iter().filter(|&t| t.is_finite() && t > now).reduce(f64::min)
     }
 }
 
@@ -149,7 +149,9 @@ pub async fn run_drain_clock(state: Arc<State>, stop: tokio_util::sync::Cancella
     loop {
         let now = unix_now();
         state.apply_drains(now);
-        let wait = state.next_drain_change(now).map(|t| std::time::Duration::from_secs_f64((t - now).max(0.0)));
+        // At most a day at a time: a time from a bucket or a file may be anything.
+        let wait =
+            state.next_drain_change(now).map(|t| std::time::Duration::from_secs_f64((t - now).clamp(0.0, 86_400.0)));
         // Registered before looking again, so a drain set meanwhile is not missed.
         let changed = state.drains_changed.notified();
         tokio::select! {

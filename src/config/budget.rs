@@ -12,7 +12,9 @@
 //! - **hold-down**: it only shortens TTLs after a change; it never delays one: 0.
 //! - **cached answer**: an answer given just before detection lives in caches for the
 //!   name's `ttl`; a name that may answer SERVFAIL meanwhile (its all-down rule, a
-//!   writer gap, residency) may be cached for the zone's negative TTL (SOA minimum).
+//!   writer gap, residency) is counted as cached for the zone's negative TTL (SOA
+//!   minimum). That one is an assumption, not a bound: a SERVFAIL carries no SOA, and
+//!   RFC 2308 lets a resolver keep it up to five minutes (most keep it seconds).
 //!
 //! The database's own promotion time is not in the config, so it is not in the sum:
 //! the budget covers switchyard's part.
@@ -76,7 +78,7 @@ pub fn secs(d: Duration) -> String {
 /// `fall`: a writer change needs one round).
 fn detect(c: &CheckConfig, rounds: Option<u32>) -> (Duration, String) {
     let n = rounds.unwrap_or(c.fall);
-    let d = (c.interval + c.jitter) * n + c.timeout;
+    let d = c.interval.saturating_add(c.jitter).checked_mul(n).unwrap_or(Duration::MAX).saturating_add(c.timeout);
     let text = format!("{n} × ({} + {}) + {} ({})", secs(c.interval), secs(c.jitter), secs(c.timeout), c.id);
     (d, text)
 }
@@ -151,7 +153,7 @@ pub fn budget(config: &Config, n: &NameConfig) -> Budget {
     } else {
         (ttl, format!("ttl {}s", n.ttl))
     };
-    let total = detection + propagation + hold_down + cached;
+    let total = detection.saturating_add(propagation).saturating_add(hold_down).saturating_add(cached);
     Budget { detection, detection_text, propagation, hold_down, cached, cached_text, total, rto: n.rto }
 }
 

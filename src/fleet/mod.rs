@@ -104,7 +104,8 @@ impl Fleet {
 
     /// Publishes `payload` on `subject` without waiting: while NATS is unreachable it
     /// waits in the task's queue (with the overrides, 64 in all) and goes out once the
-    /// connection is back; beyond that it is dropped, and logged.
+    /// connection is back; beyond that, or if the send itself fails, it is dropped, and
+    /// logged.
     pub fn publish(&self, subject: &str, payload: Vec<u8>) {
         if self.ops.try_send(Op::Publish(subject.to_owned(), payload)).is_err() {
             tracing::warn!(subject, "fleet: the NATS queue is full or stopped: a writer-change message is dropped");

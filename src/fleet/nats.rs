@@ -229,8 +229,15 @@ async fn session(
                     None => return Ok(()),
                     Some(Op::Override(region, o, done)) => (region, o, done),
                     Some(Op::Publish(subject, payload)) => {
-                        client.publish(subject, payload.into()).await.map_err(|e| format!("publish: {e}"))?;
-                        client.flush().await.map_err(|e| format!("publish: {e}"))?;
+                        // A message that cannot be sent is lost, and said so; the
+                        // connection itself is judged by the heartbeat.
+                        let sent = match client.publish(subject.clone(), payload.into()).await {
+                            Ok(()) => client.flush().await.map_err(|e| e.to_string()),
+                            Err(e) => Err(e.to_string()),
+                        };
+                        if let Err(e) = sent {
+                            warn!(subject = %subject, error = %e, "fleet: a writer-change message could not be published");
+                        }
                         continue;
                     }
                 };

@@ -796,6 +796,9 @@ impl Supervisor {
         let member = |c: usize, m: Option<MemberId>| {
             m.map_or("none".to_owned(), |m| config.clusters[c].members[m as usize].name.clone())
         };
+        // The failover record's entries, recorded once the change is published (so that
+        // the first answer on the new state is counted from then).
+        let mut recorded = Vec::new();
         for change in &changes {
             match change {
                 Change::Ready { unknown: 0, elapsed } => {
@@ -822,7 +825,7 @@ impl Supervisor {
                         .filter(|c| c.region == *r && c.member.is_none())
                         .filter_map(|c| c.seen.streak.filter(|(ok, _)| ok == up).map(|(_, at)| at))
                         .min();
-                    self.events.region(crate::events::RegionChange {
+                    recorded.push(Recorded::Region(crate::events::RegionChange {
                         region: region.clone(),
                         up: *up,
                         reasons: reasons.clone(),
@@ -830,7 +833,7 @@ impl Supervisor {
                         verdict: unix(SystemTime::now()),
                         hold_down: config.health.hold_down,
                         slot: model.metric_slots[*r],
-                    });
+                    }));
                 }
                 Change::Writer { cluster, from: was, last, to, why, promotion, rpo } => {
                     let name = &config.clusters[*cluster].name;
@@ -854,7 +857,7 @@ impl Supervisor {
                     if last.is_none() {
                         continue;
                     }
-                    self.events.writer(crate::events::WriterChange {
+                    recorded.push(Recorded::Writer(crate::events::WriterChange {
                         cluster: name.clone(),
                         from: was.map(|_| from.clone()),
                         to: to.map(|_| to_name.clone()),
@@ -868,7 +871,7 @@ impl Supervisor {
                         hold_down: config.health.hold_down,
                         slot: to.map(|m| model.metric_slots[config.clusters[*cluster].members[m as usize].region]),
                         tell: tells,
-                    });
+                    }));
                 }
                 Change::SplitBrain { cluster, primaries } => {
                     let name = &config.clusters[*cluster].name;
@@ -960,6 +963,13 @@ impl Supervisor {
             }
             true
         });
+
+        for r in recorded {
+            match r {
+                Recorded::Region(c) => self.events.region(c),
+                Recorded::Writer(c) => self.events.writer(c),
+            }
+        }
 
         let drains = self.state.drains();
         let changed = changes
@@ -1262,6 +1272,12 @@ fn forget_old_members(m: &Metrics, config: &Config) {
     for c in &config.clusters {
         m.writer_gap.with_label_values(&[&c.name]);
     }
+}
+
+/// A failover record entry waiting for its change to be published.
+enum Recorded {
+    Region(crate::events::RegionChange),
+    Writer(crate::events::WriterChange),
 }
 
 /// Other vantages by name, with what each sees.

@@ -271,6 +271,9 @@ impl Model {
                 let may_cname = member_cname
                     || n.regions.iter().any(|&r| config.regions[r].cname.is_some())
                     || matches!(&n.when_all_down, config::AllDown::Fallback { cname: Some(_), .. })
+                    // A strict name's clients may get their jurisdiction's sorry CNAME.
+                    || (n.residency.is_some()
+                        && config.jurisdictions.iter().any(|j| matches!(&j.sorry, Some(config::AllDown::Fallback { cname: Some(_), .. }))))
                     || matches!(&n.policy, Policy::Geo { map, default }
                         if map.iter().flat_map(|(_, rs)| rs).chain(default).any(|&r| config.regions[r].cname.is_some()));
                 GslbName {

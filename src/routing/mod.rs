@@ -225,9 +225,13 @@ pub fn finish(
 ) -> Route {
     let scope = ranking.scope.max(placement.scope).min(client_prefix);
     let confine = placement.confine;
-    let (order, excluded): (Regions, Regions) = match confine {
-        Confine::Anywhere => (ranking.order.clone(), Regions::new()),
-        _ => ranking.order.iter().copied().partition(|&r| confine.allows(model, r)),
+    let partitioned: (Regions, Regions);
+    let (order, excluded): (&Regions, Regions) = match confine {
+        Confine::Anywhere => (&ranking.order, Regions::new()),
+        _ => {
+            partitioned = ranking.order.iter().copied().partition(|&r| confine.allows(model, r));
+            (&partitioned.0, partitioned.1.clone())
+        }
     };
     let ideal = || order.iter().copied().take(n.answers).collect::<Regions>();
     let route =

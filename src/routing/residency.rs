@@ -2,10 +2,11 @@
 //!
 //! A client belongs to the jurisdiction whose most specific client area covers it
 //! (CIDR, subdivision, country, continent: the same table lookup as latency rows and
-//! geo maps). A client no area covers is of no jurisdiction if its location is known
-//! (GeoIP found its network, or the areas are all CIDRs); otherwise it is *unlocated*,
-//! and the name's `unlocated` setting says what it gets. The ECS scope of the decision
-//! is bounded by the block of addresses that share the client's jurisdiction.
+//! geo maps). A client no area covers is of no jurisdiction if GeoIP places it (or
+//! there is no GeoIP database); otherwise it is *unlocated*, and the name's `unlocated`
+//! setting says what it gets. So is a client whose ECS subnet is wider than the block
+//! of addresses that decides its jurisdiction: that subnet may hold clients of several.
+//! The ECS scope of the decision is bounded by that block.
 
 use super::{Client, geo_scope};
 use crate::model::{GslbName, Model, RegionId, Unlocated};
@@ -56,14 +57,29 @@ pub fn place(model: &Model, n: &GslbName, client: &Client<'_>) -> Placement {
     if m.used_geo {
         scope = scope.max(geo_scope(client));
     }
-    if let Some(&j) = m.row {
-        return Placement { confine: Confine::Within(j), scope, unlocated: false };
+    // A client subnet wider than the block that decides its jurisdiction may hold
+    // clients of several: its location is not known well enough to answer for all.
+    let ambiguous = scope > client.prefix;
+    match m.row {
+        Some(&j) if !ambiguous => return Placement { confine: Confine::Within(j), scope, unlocated: false },
+        Some(_) => {}
+        None => {
+            // Not in a jurisdiction's CIDRs: located if GeoIP places it (asked even when
+            // every area is a CIDR, so that `unlocated` means the same everywhere);
+            // without a GeoIP database, every such client is of no jurisdiction.
+            let located = match model.geo {
+                None => true,
+                Some(_) => {
+                    scope = scope.max(geo_scope(client));
+                    client.geo().is_some_and(|g| g.found && (g.info.country.is_some() || g.info.continent.is_some()))
+                }
+            };
+            if located && scope <= client.prefix {
+                return Placement { confine: Confine::Anywhere, scope, unlocated: false };
+            }
+        }
     }
-    let located = !m.used_geo
-        || client.geo().is_some_and(|g| g.found && (g.info.country.is_some() || g.info.continent.is_some()));
-    if located {
-        return Placement { confine: Confine::Anywhere, scope, unlocated: false };
-    }
+    let scope = scope.min(client.prefix);
     let confine = match unlocated {
         Unlocated::Open => Confine::Anywhere,
         Unlocated::ServFail => Confine::Nowhere,

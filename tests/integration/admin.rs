@@ -125,9 +125,10 @@ async fn a_drain_with_notice_shortens_ttls_first_and_moves_answers_at_its_end() 
     assert!(during > 0);
     assert_eq!(moved, 10, "a fallback answer has the short TTL");
     // Undrain: back at once, with the short TTL for the 2 s hold-down, then 60.
+    // Timed from before the request: the server's hold-down starts when it gets it.
+    let back = Instant::now();
     let (code, body) = post(&s, "/regions/eu-west/undrain", Some(ADMIN_TOKEN)).await;
     assert_eq!(code, 200, "{body}");
-    let back = Instant::now();
     assert_eq!(gb().await, ("192.0.2.2".to_owned(), 10));
     while gb().await.1 != 60 {
         assert!(back.elapsed() < Duration::from_secs(20), "the hold-down never ended");

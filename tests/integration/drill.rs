@@ -19,6 +19,8 @@ const FAILOVER_TTL: u32 = 5;
 #[derive(Debug, Clone)]
 struct Sample {
     at: Instant,
+    /// The same moment in Unix seconds, to compare with the failover record.
+    wall: f64,
     app: String,
     app_ttl: Vec<u32>,
     writer: String,
@@ -97,6 +99,7 @@ policy = "writer"
                 let w = udp(addr, &query("writer.gslb.example.org.", RecordType::A)).await;
                 samples.lock().unwrap().push(Sample {
                     at: Instant::now(),
+                    wall: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64(),
                     app: first(&a),
                     app_ttl: ttls(&a),
                     writer: first(&w),
@@ -214,6 +217,10 @@ policy = "writer"
     let (failed, verdict, answered, settled) =
         (t(down, "first_failed_probe"), t(down, "verdict"), t(down, "first_answer_changed"), t(down, "hold_down_end"));
     assert!(failed <= verdict && verdict <= answered && answered < settled, "{down}");
+    // The record's first changed answer is the drill's own first answer that left
+    // us-east (it was the only traffic), read off the counters within a poll.
+    let seen = v.iter().find(|x| x.at > killed && x.app != "192.0.2.1").unwrap().wall;
+    assert!(answered <= seen + 0.15, "first changed answer {answered} vs the drill's {seen}: {down}");
     assert!((settled - verdict - 5.0).abs() < 0.01, "the hold-down is 5 s: {down}");
     let detection = down["detection_seconds"].as_f64().expect("detection");
     // fall (2) failed probes, 500 ms apart, each bounded by a 250 ms timeout.
@@ -230,6 +237,8 @@ policy = "writer"
     let (last_primary, promotion, verdict, answered) =
         (t(w, "last_seen_primary"), t(w, "promotion_seen"), t(w, "verdict"), t(w, "first_answer_changed"));
     assert!(last_primary <= promotion && promotion <= verdict && verdict <= answered, "{w}");
+    let seen = v.iter().find(|x| x.writer == "192.0.2.2").unwrap().wall;
+    assert!(answered <= seen + 0.15, "first answer naming the new writer {answered} vs the drill's {seen}: {w}");
     assert!(t(w, "hold_down_end") > verdict);
     let lag = w["promoted_lag_seconds"].as_f64().expect("the RPO");
     assert!((lag - rpo).abs() < 0.01, "the record's RPO {lag} is the metric's {rpo}");

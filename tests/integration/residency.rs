@@ -158,6 +158,16 @@ async fn no_answer_crosses_a_border_in_any_failure() {
     let r = udp(s.addr, &ecs("u-eu.gslb.example.org.", RecordType::A, UNKNOWN)).await;
     assert_eq!(got(&r).1, vec!["10.0.1.1".to_owned()], "treated as a client of eu");
 
+    // A client subnet wider than the block that decides its jurisdiction (a /24 over
+    // GeoIP's two /25s) is of unknown location: each treatment, and the scope never
+    // claims more than the subnet sent.
+    let wide = "192.0.2.0/24";
+    let r = udp(s.addr, &ecs("u-servfail.gslb.example.org.", RecordType::A, wide)).await;
+    assert_eq!(got(&r).0, ResponseCode::ServFail);
+    let r = udp(s.addr, &ecs("u-eu.gslb.example.org.", RecordType::A, wide)).await;
+    assert_eq!(got(&r).1, vec!["10.0.1.1".to_owned()]);
+    assert!(ecs_echo(&r).unwrap().1 <= 24, "{r:?}");
+
     // The counter, by jurisdiction, and explain's account.
     let metrics = reqwest::get(format!("http://{}/metrics", s.admin)).await.unwrap().text().await.unwrap();
     let count = |label: &str| {

@@ -80,6 +80,16 @@ impl Validator {
                 }
             }
             let secret_file = self.existing_file(&w.secret_file, base, "webhook secret file");
+            // Read here only to say early what would otherwise leave the webhook out.
+            if let (Some(path), Some(raw)) = (&secret_file, &w.secret_file)
+                && std::fs::read_to_string(path).map_or(true, |s| s.trim().is_empty())
+            {
+                self.err(
+                    Some(raw.span()),
+                    format!("webhook secret file `{}` is empty or unreadable", path.display()),
+                )
+                .hint = Some("an HMAC key of your own, e.g. `openssl rand -hex 32 > hook.secret`".into());
+            }
             let timeout = self.duration(w.timeout.as_ref(), Duration::from_secs(5));
             if timeout.is_zero() {
                 self.err(w.timeout.as_ref().map(|t| t.span()), "a webhook timeout must be above zero");
