@@ -60,9 +60,10 @@ pub enum Command {
     },
     /// Serve the example config with local stand-in gateways you can stop and start.
     Demo {
-        /// The config to serve; its loopback HTTP checks get stand-in gateways.
-        #[arg(long, short, default_value = "config/example.toml")]
-        config: PathBuf,
+        /// The config to serve; its loopback HTTP checks get stand-in gateways (default:
+        /// config/example.toml in a clone, else the copy of it built into switchyard).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
         #[command(flatten)]
         geoip: GeoipArg,
         /// Listen here instead of the config's `[server] listen` (repeatable).
@@ -226,7 +227,16 @@ pub fn run(cli: Cli) -> Result<()> {
             serve(config, Overrides { listen, admin, geoip: geoip.resolved() }, None, reload_on_change)
         }
         Command::Demo { config, geoip, listen, admin, control } => {
-            serve(config, Overrides { listen, admin, geoip: geoip.resolved() }, Some(control), false)
+            let (config, written) = match config {
+                Some(c) => (c, false),
+                None => demo_config()?,
+            };
+            let served =
+                serve(config.clone(), Overrides { listen, admin, geoip: geoip.resolved() }, Some(control), false);
+            if written {
+                let _ = std::fs::remove_file(&config);
+            }
+            served
         }
         Command::CheckConfig { file, geoip } => check_config(file, &geoip.overrides()),
         Command::Explain { config, geoip, name, client, down, drain } => {
@@ -248,6 +258,23 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Events { since, json, admin } => events(&admin, since, json),
     }
+}
+
+/// The example config, built in so that `switchyard demo` runs anywhere.
+const EXAMPLE: &str = include_str!("../config/example.toml");
+
+/// The demo's config: `config/example.toml` when run from a clone, else the built-in
+/// copy written to a temporary file (its GeoIP database is the built-in one too), and
+/// whether it was written.
+fn demo_config() -> Result<(PathBuf, bool)> {
+    let local = PathBuf::from("config/example.toml");
+    if local.is_file() {
+        return Ok((local, false));
+    }
+    let path = std::env::temp_dir().join(format!("switchyard-demo-{}.toml", std::process::id()));
+    std::fs::write(&path, EXAMPLE).with_context(|| format!("writing the demo config to {}", path.display()))?;
+    info!(config = %path.display(), "demo: serving the built-in example config");
+    Ok((path, true))
 }
 
 /// Calls the admin API of a running server: the HTTP status and the body.
