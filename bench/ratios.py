@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Per-round ratios to gdnsd (and to the minimal responder) from a harness runs.tsv.
+"""Per-round ratios to gdnsd (and to the minimal responder) from a bench/run.sh runs.tsv.
 
 CPU per answer = server CPU busy fraction / answered q/s (the server is pinned to one
 core). Each ratio is taken within a round (servers in a round share the machine's
@@ -7,7 +7,12 @@ momentary state), then the median over rounds is reported."""
 import csv, statistics, sys
 
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
-f = lambda x: float(x) if x not in (None, "", "n/a") else None
+def f(x):
+    try:
+        return float(x)
+    except (TypeError, ValueError):  # "", "n/a", "NA" (no latency sample)
+        return None
+
 by = {}
 for r in rows:
     by.setdefault(r["server"], {})[r["round"]] = r
