@@ -47,6 +47,7 @@ log "$((names + 1)) names, a SIGHUP a second for ${secs}s, dnsperf at $qps q/s"
 dnsperf_run "$dir/dnsperf.txt" "$secs" -Q "$qps" -c 4 || true
 wait "$hups" || true
 hups=
+sleep 1  # the last SIGHUP's reload
 grep -E "Queries (sent|completed|lost)" "$dir/dnsperf.txt"
 took=$(grep -o 'took_ms=[0-9]*' "$dir/log" | cut -d= -f2 | tr '\n' ' ')
 echo "reloads: $(wc -w <<<"$took"), each (ms): $took"
