@@ -76,7 +76,10 @@ PY
     sleep 0.1
   done
   cpu0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
-  out=$(timeout -k 5 $((secs + 30)) dnsperf -s 127.0.0.1 -p "$port" -d "$dir/queries.txt" -l "$secs" -c "$clients" -q 500 "${ecs[@]}" 2>&1)
+  # at most SECONDS_LOAD seconds and SECONDS_LOAD x DNSPERF_MAX_QPS queries
+  passes=$((secs * DNSPERF_MAX_QPS / $(wc -l <"$dir/queries.txt") + 1))
+  out=$(timeout -k 5 $((secs + 30)) dnsperf -s 127.0.0.1 -p "$port" -d "$dir/queries.txt" -l "$secs" -n "$passes" \
+    -c "$clients" -q 500 "${ecs[@]}" 2>&1)
   cpu1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
   qps=$(echo "$out" | awk '/Queries per second/ {print $4}')
   done_q=$(echo "$out" | awk '/Queries completed/ {print $3}')
