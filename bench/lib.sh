@@ -152,13 +152,13 @@ declare -A GW_ADDR=([us-east]=127.0.0.11 [eu-west]=127.0.0.12 [ap-southeast]=127
 GW_PORT=8080
 
 gw_start() {  # gw_start REGION
-  local r=$1 i
+  local r=$1
   mkdir -p "$WORK/www"
   echo ok >"$WORK/www/index.html"
   taskset -c "$LOADGEN_CPU" python3 -m http.server --bind "${GW_ADDR[$r]}" --directory "$WORK/www" "$GW_PORT" \
     >"$WORK/gw-$r.log" 2>&1 &
   GW_PID[$r]=$!
-  for i in $(seq 50); do
+  for _ in $(seq 50); do
     (exec 3<>"/dev/tcp/${GW_ADDR[$r]}/$GW_PORT") 2>/dev/null && return 0
     sleep 0.1
   done
@@ -187,7 +187,6 @@ gw_stop_all() { local r; for r in "${!GW_PID[@]}"; do gw_stop "$r"; done; }
 load_server() {  # load_server NAME
   unset -f server_prepare server_cmd server_version server_setup
   unset PORT CHECK HEALTH PACKAGES
-  SERVER_NAME=$1
   if [ -f "$BENCH/$1/server.sh" ]; then
     SERVER_DIR=$BENCH/$1
   else
@@ -202,7 +201,7 @@ load_server() {  # load_server NAME
 
 SERVER_PID=
 server_start() {  # server_start NAME: pinned to SERVER_CPU, up within 30 s
-  local i cmd
+  local cmd
   load_server "$1" || return 1
   rm -rf "$RUNDIR"
   mkdir -p "$RUNDIR"
@@ -212,7 +211,7 @@ server_start() {  # server_start NAME: pinned to SERVER_CPU, up within 30 s
   # shellcheck disable=SC2086
   taskset -c "$SERVER_CPU" $cmd >"$RUNDIR/server.log" 2>&1 &
   SERVER_PID=$!
-  for i in $(seq 300); do
+  for _ in $(seq 300); do
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then
       log "$1 exited while starting:"
       tail -20 "$RUNDIR/server.log" >&2

@@ -133,7 +133,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     c0=$(cpu_ticks "$SERVER_CPU"); g0=$(cpu_ticks "$LOADGEN_CPU")
     dnsperf_run "$raw-load.txt" "$DURATION" -c "$CLIENTS" -q "$OUTSTANDING"
     c1=$(cpu_ticks "$SERVER_CPU"); g1=$(cpu_ticks "$LOADGEN_CPU")
-    read -r qps avg lost done sent < <(dnsperf_parse "$raw-load.txt")
+    read -r qps avg lost answered sent < <(dnsperf_parse "$raw-load.txt")
     cpu=$(busy_pct "$c0" "$c1"); gcpu=$(busy_pct "$g0" "$g1")
     # latency at a fixed rate: dnsperf -v prints every query (kept out of results/)
     dnsperf_run "$WORK/latency.txt" "$LAT_DURATION" -c "$CLIENTS" -q "$OUTSTANDING" -Q "$LAT_QPS" -v
@@ -143,7 +143,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     rm -f "$WORK/latency.txt"
     rss=$(server_peak_rss_mib)
     server_stop
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$s" "$qps" "$avg" "$lost" "$done" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$s" "$qps" "$avg" "$lost" "$answered" \
       "$sent" "$cpu" "$p50" "$p99" "$p999" "$latn" "${latlost:-NA}" "$rss" "$gcpu" >>"$RUNS"
     log "  $s: $qps q/s, lost $lost, CPU $SERVER_CPU (server) $cpu %, CPU $LOADGEN_CPU (dnsperf) $gcpu %, p99 at $LAT_QPS q/s $p99 ms, RSS $rss MiB"
   done
