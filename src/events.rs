@@ -107,10 +107,6 @@ pub fn file_for(state_file: &Path) -> PathBuf {
     state_file.with_file_name(format!("{stem}.events.json"))
 }
 
-fn unix_now() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
-}
-
 /// Rounds to the millisecond: the record is for people.
 fn ms(t: f64) -> f64 {
     (t * 1000.0).round() / 1000.0
@@ -352,7 +348,7 @@ impl Events {
             while std::time::Instant::now() < deadline {
                 tokio::time::sleep(ANSWER_POLL).await;
                 if events.metrics.queries.answered(&changed) > baseline {
-                    events.set_timeline(&id, "first_answer_changed", unix_now());
+                    events.set_timeline(&id, "first_answer_changed", crate::reload::unix_now());
                     break;
                 }
             }
