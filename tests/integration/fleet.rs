@@ -319,6 +319,30 @@ async fn a_drain_sent_to_one_instance_applies_to_all_and_outlives_a_restart_of_a
         async move { s.state.snapshot().health.drained[0] && answer(s, "app").await == "192.0.2.2" }
     })
     .await;
+    // A planned change through the fleet: eu-west drains with a 2 s notice, sent to one
+    // instance. Every instance shortens its TTLs during the notice and drains at its
+    // end: the times travel with the drain.
+    let url = format!("http://{}/regions/eu-west/drain?by=alice&notice=2s", servers[2].admin);
+    // Timed from before the request: the notice runs from when the server took it.
+    let asked = Instant::now();
+    let r = reqwest::Client::new().post(url).bearer_auth(crate::support::ADMIN_TOKEN).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    until_all(&servers, Duration::from_secs(5), "the notice everywhere", |i| {
+        let s = &servers[i];
+        async move {
+            let h = s.state.snapshot().health.clone();
+            let ttl = crate::support::dns::ttls(&udp(s.addr, &query("app.gslb.example.org.", RecordType::A)).await);
+            (h.noticed[1] && !h.drained[1] && ttl == vec![5]) || asked.elapsed() >= Duration::from_secs(2)
+        }
+    })
+    .await;
+    assert!(asked.elapsed() < Duration::from_secs(2), "the notice was not seen on every instance within it");
+    until_all(&servers, Duration::from_secs(10), "drained at the notice's end", |i| {
+        let s = &servers[i];
+        async move { s.state.snapshot().health.drained[1] }
+    })
+    .await;
+    assert!(asked.elapsed() >= Duration::from_secs(2), "drained before the notice ended");
     // Without NATS, a drain is refused rather than applied here alone and lost.
     drop(nats);
     until_all(&servers, Duration::from_secs(5), "disconnected", |i| {
@@ -326,9 +350,10 @@ async fn a_drain_sent_to_one_instance_applies_to_all_and_outlives_a_restart_of_a
         async move { metric(s, "switchyard_fleet_connected").await == Some(0.0) }
     })
     .await;
-    let (code, body) = drain(&servers[0], "eu-west", "x").await;
-    assert_eq!(code, 503, "{body}");
-    assert!(!servers[0].state.snapshot().health.drained[1]);
+    let url = format!("http://{}/regions/eu-west/undrain?by=alice", servers[0].admin);
+    let r = reqwest::Client::new().post(url).bearer_auth(crate::support::ADMIN_TOKEN).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert!(servers[0].state.snapshot().health.drained[1], "refused: nothing changed here");
     for s in servers {
         s.stop().await;
     }
