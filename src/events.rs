@@ -325,7 +325,7 @@ impl Events {
             if *last >= generation {
                 return;
             }
-            if let Err(e) = write_atomically(&path, &body) {
+            if let Err(e) = crate::health::statefile::write_atomically(&path, &body) {
                 warn!(path = %path.display(), error = %e, "cannot write the events file");
             }
             *last = generation;
@@ -355,21 +355,6 @@ impl Events {
             events.watching.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         });
     }
-}
-
-fn write_atomically(path: &Path, body: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("json.tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(body)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent()
-        && let Ok(d) = std::fs::File::open(dir)
-    {
-        let _ = d.sync_all();
-    }
-    Ok(())
 }
 
 /// One event as a line of a postmortem timeline.

@@ -141,10 +141,16 @@ pub fn save(path: &Path, saved: &Saved) -> std::io::Result<()> {
         "drains": saved.drains.iter().map(|(k, d)| (k.clone(), crate::fleet::override_to_value(d)))
             .collect::<serde_json::Map<_, _>>(),
     });
+    write_atomically(path, serde_json::to_string_pretty(&v).unwrap_or_default().as_bytes())
+}
+
+/// Replaces `path` with `body` so that a crash leaves the old file or the new one, never
+/// a part: a temporary file beside it, fsync, rename, and the directory synced.
+pub fn write_atomically(path: &Path, body: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(serde_json::to_string_pretty(&v).unwrap_or_default().as_bytes())?;
+        f.write_all(body)?;
         f.sync_all()?;
     }
     std::fs::rename(&tmp, path)?;
