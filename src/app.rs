@@ -55,6 +55,7 @@ impl Loaded {
                 MetricSlots {
                     regions: m.queries.slots(&self.config.zone.origin.to_ascii(), &names),
                     jurisdictions: m.queries.jurisdiction_slots(&jurisdictions),
+                    signing: m.signing.clone(),
                 }
             }
             None => MetricSlots::none(&self.config),
@@ -185,6 +186,11 @@ impl App {
             events: Arc::new(crate::events::Events::new(metrics.clone())),
         });
         control.take_events_config(&config);
+        if let Some(path) = &control.config_path {
+            for w in crate::config::dnssec::record_keys(path, &config, unix_now() as u64) {
+                tracing::warn!(warning = %w, "dnssec key change");
+            }
+        }
         metrics.reload_last_ok.set(1);
         metrics.reload_last_success.set(unix_now());
         metrics.config_generation.set(1);

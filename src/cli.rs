@@ -108,6 +108,11 @@ pub enum Command {
         #[command(subcommand)]
         command: GeoipCommand,
     },
+    /// DNSSEC: make keys, show what the parent needs.
+    Dnssec {
+        #[command(subcommand)]
+        command: DnssecCommand,
+    },
     /// Write a commented starter config and a copy of the bundled GeoIP database into DIR.
     Init {
         /// The directory to write `switchyard.toml` and `default.mmdb` into (created if
@@ -216,6 +221,33 @@ pub enum GeoipCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum DnssecCommand {
+    /// Make a signing key for ZONE in a new owner-only file, and print its DS record
+    /// (for the parent) and its DNSKEY.
+    Keygen {
+        /// The zone the key signs, e.g. gslb.example.org.
+        zone: String,
+        /// ecdsap256sha256 (13, the default) or ed25519 (15).
+        #[arg(long, default_value = "ecdsap256sha256")]
+        algorithm: String,
+        /// csk: one key signs everything (the default); ksk: signs the DNSKEY set only
+        /// (the parent's DS points at it); zsk: signs the zone's data only.
+        #[arg(long, default_value = "csk")]
+        role: String,
+        /// The directory to write the key file into.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Print the configured keys: tag, role, whether each signs, and the DS records
+    /// for the parent (the same as the zone's CDS).
+    Keys {
+        /// The config file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
 /// A usage error: exit code 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -243,6 +275,10 @@ pub fn run(cli: Cli) -> Result<()> {
             explain(config, &geoip.overrides(), name, client, down, drain)
         }
         Command::Init { dir, zone, regions } => crate::init::write(&dir, &zone, &regions),
+        Command::Dnssec { command: DnssecCommand::Keygen { zone, algorithm, role, dir } } => {
+            keygen(&zone, &algorithm, &role, &dir)
+        }
+        Command::Dnssec { command: DnssecCommand::Keys { config } } => dnssec_keys(&config),
         Command::Geoip { command: GeoipCommand::Lookup { db, ip } } => geoip_lookup(db, ip),
         Command::Drain { region, notice, by, reason, admin } => {
             let query: Vec<(&str, String)> = [("notice", notice), ("by", by), ("reason", reason)]
@@ -429,7 +465,97 @@ fn check_config(path: PathBuf, overrides: &Overrides) -> Result<()> {
         let b = crate::config::budget::budget(config, n);
         writeln!(out, "  name {}: rto {}", n.key, b.arithmetic())?;
     }
+    if let Some(d) = &config.dnssec {
+        let tags: Vec<String> = d
+            .keys
+            .iter()
+            .map(|k| format!("{} ({}{})", k.tag, k.role.as_str(), if k.active { "" } else { ", inactive" }))
+            .collect();
+        writeln!(out, "  dnssec: keys {}", tags.join(", "))?;
+    }
+    drop(out);
+    for w in rollover_warnings(&path, config) {
+        eprintln!("{}: warning: {w}", path.display());
+    }
     Ok(())
+}
+
+fn keygen(zone: &str, algorithm: &str, role: &str, dir: &Path) -> Result<()> {
+    use crate::config::dnssec::{KeyRole, algorithm_from, generate};
+    let zone = hickory_proto::rr::Name::from_ascii(zone)
+        .map_err(|e| UsageError(format!("`{zone}` is not a zone name: {e}")))?
+        .to_lowercase();
+    let zone = if zone.is_fqdn() { zone } else { zone.append_domain(&hickory_proto::rr::Name::root())? };
+    let algorithm = algorithm_from(algorithm)
+        .ok_or_else(|| UsageError(format!("unknown algorithm `{algorithm}`: ecdsap256sha256 (13) or ed25519 (15)")))?;
+    let role = KeyRole::parse(role).ok_or_else(|| UsageError(format!("unknown role `{role}`: csk, ksk or zsk")))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let (path, key) = generate(&zone, algorithm, role, dir).map_err(anyhow::Error::msg)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "; wrote {} (owner-only): {} key {}, {}", path.display(), role.as_str(), key.tag, algorithm)?;
+    let zk = crate::config::dnssec::ZoneKey {
+        file: path.clone(),
+        role,
+        active: true,
+        algorithm,
+        dnskey: key.dnskey,
+        tag: key.tag,
+        private: key.private,
+    };
+    write_key_records(&mut out, &zone, &zk, 3600)?;
+    writeln!(out, "; in the config:\n; [dnssec]\n; keys = [{{ file = \"{}\" }}]", path.display())?;
+    Ok(())
+}
+
+/// A key's DNSKEY, and for a key the parent points at, its DS.
+fn write_key_records(
+    out: &mut impl Write,
+    zone: &hickory_proto::rr::Name,
+    key: &crate::config::dnssec::ZoneKey,
+    ttl: u32,
+) -> Result<()> {
+    use hickory_proto::dnssec::rdata::DNSSECRData;
+    use hickory_proto::rr::{RData, Record};
+    if key.role.signs_keys() {
+        let ds = key.ds(zone).map_err(anyhow::Error::msg)?;
+        writeln!(out, "; DS for the parent zone:")?;
+        writeln!(out, "{}", Record::from_rdata(zone.clone(), ttl, RData::DNSSEC(DNSSECRData::DS(ds))))?;
+    }
+    writeln!(out, "; DNSKEY:")?;
+    writeln!(out, "{}", Record::from_rdata(zone.clone(), ttl, RData::DNSSEC(DNSSECRData::DNSKEY(key.dnskey.clone()))))?;
+    Ok(())
+}
+
+fn dnssec_keys(path: &Path) -> Result<()> {
+    let config = crate::config::load(path)?;
+    let Some(d) = &config.dnssec else {
+        bail!(UsageError(format!("{}: the zone is not signed (no [dnssec])", path.display())));
+    };
+    let mut out = std::io::stdout().lock();
+    for k in &d.keys {
+        let signs = match (k.role, k.active) {
+            (crate::config::dnssec::KeyRole::Ksk, _) => "signs the DNSKEY set",
+            (crate::config::dnssec::KeyRole::Csk, true) => "signs the DNSKEY set and the zone",
+            (crate::config::dnssec::KeyRole::Csk, false) => "signs the DNSKEY set; published for the zone",
+            (_, true) => "signs the zone",
+            (_, false) => "published, not signing",
+        };
+        writeln!(out, "; key {} ({}, {}): {signs}; {}", k.tag, k.role.as_str(), k.algorithm, k.file.display())?;
+        write_key_records(&mut out, &config.zone.origin, k, d.dnskey_ttl)?;
+    }
+    Ok(())
+}
+
+/// Warnings about a key change the running server has not made yet (from the key
+/// history it keeps), printed by check-config.
+pub fn rollover_warnings(path: &Path, config: &crate::config::Config) -> Vec<String> {
+    use crate::config::dnssec::KeyHistory;
+    let Some(d) = &config.dnssec else { return Vec::new() };
+    let file = KeyHistory::path(config.health.state_file.as_deref(), path);
+    match KeyHistory::read(&file) {
+        Ok(h) => h.rollover_warnings(d, crate::config::dnssec::max_ttl(config), crate::reload::unix_now() as u64),
+        Err(e) => vec![format!("cannot check the key rollover: {e}")],
+    }
 }
 
 /// A duration as the config would write it: `15m`, `10s`, `500ms`.

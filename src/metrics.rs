@@ -7,6 +7,7 @@
 //! scrape time, for non-zero counts only. Everything else here is updated by the
 //! control plane (health engine, reload, admin).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -48,6 +49,9 @@ pub const RESIDENCY_RESTRICTED: &str = "switchyard_residency_restricted_total";
 pub const FAILOVER_DETECTION: &str = "switchyard_failover_detection_seconds";
 pub const WRITER_GAP: &str = "switchyard_writer_gap_seconds";
 pub const NOTIFICATIONS: &str = "switchyard_notifications_total";
+pub const DNSSEC_SIGNATURES: &str = "switchyard_dnssec_signatures_total";
+pub const DNSSEC_CACHE_ENTRIES: &str = "switchyard_dnssec_signature_cache_entries";
+pub const DNSSEC_CACHE_EVICTIONS: &str = "switchyard_dnssec_signature_cache_evictions_total";
 
 /// Query types counted by name; the rest are `other`.
 pub const QTYPES: &[&str] =
@@ -251,6 +255,8 @@ impl Collector for QueryCounters {
 pub struct Metrics {
     pub registry: Registry,
     pub queries: Arc<QueryCounters>,
+    /// DNSSEC signing (shared with every model's signer).
+    pub signing: Arc<SignCounters>,
     pub region_up: IntGaugeVec,
     pub region_drained: IntGaugeVec,
     pub check_up: IntGaugeVec,
@@ -293,6 +299,26 @@ impl Metrics {
         let queries = Arc::new(QueryCounters::new());
         let reg = |c: Box<dyn Collector>| registry.register(c).expect("metric names are unique");
         reg(Box::new(QueryCountersHandle(queries.clone())));
+        let signing = Arc::new(SignCounters::default());
+        let desc = |name: &str, help: &str, labels: Vec<String>| {
+            Desc::new(name.to_owned(), help.to_owned(), labels, HashMap::new()).expect("valid metric")
+        };
+        reg(Box::new(SignCountersHandle(
+            signing.clone(),
+            [
+                desc(
+                    DNSSEC_SIGNATURES,
+                    "DNSSEC signatures made, by kind: rrset (static and GSLB RRsets, kept in the cache) or denial (a name that does not exist, not kept).",
+                    vec!["kind".into()],
+                ),
+                desc(DNSSEC_CACHE_ENTRIES, "Signed RRsets in the signature cache.", vec![]),
+                desc(
+                    DNSSEC_CACHE_EVICTIONS,
+                    "Times the signature cache was full and its GSLB entries dropped.",
+                    vec![],
+                ),
+            ],
+        )));
         macro_rules! vec_of {
             ($ty:ty, $name:expr, $help:expr, $labels:expr) => {{
                 let v = <$ty>::new(Opts::new($name, $help), $labels).expect("valid metric");
@@ -321,6 +347,7 @@ impl Metrics {
         };
         let m = Metrics {
             queries,
+            signing,
             region_up: vec_of!(
                 IntGaugeVec,
                 REGION_UP,
@@ -496,6 +523,73 @@ impl Metrics {
         let encoder = prometheus::TextEncoder::new();
         encoder.encode_utf8(&self.registry.gather(), &mut out).expect("text encoding does not fail");
         out
+    }
+}
+
+/// What signing has done: the signer (per-query plane) counts, the registry reads.
+#[derive(Debug, Default)]
+pub struct SignCounters {
+    /// Signatures made over cacheable RRsets (static and GSLB).
+    pub rrsets: AtomicU64,
+    /// Signatures made over a compact denial of a name that does not exist.
+    pub denials: AtomicU64,
+    /// Times the GSLB part of the signature cache was full and emptied.
+    pub evictions: AtomicU64,
+    /// Entries in the cache (after the last insert).
+    pub entries: AtomicU64,
+}
+
+struct SignCountersHandle(Arc<SignCounters>, [Desc; 3]);
+
+impl Collector for SignCountersHandle {
+    fn desc(&self) -> Vec<&Desc> {
+        self.1.iter().collect()
+    }
+    fn collect(&self) -> Vec<MetricFamily> {
+        let c = &self.0;
+        let family = |name: &str, help: &str, kind: MetricType, metrics: Vec<Metric>| {
+            let mut mf = MetricFamily::default();
+            mf.set_name(name.to_owned());
+            mf.set_help(help.to_owned());
+            mf.set_field_type(kind);
+            mf.set_metric(metrics);
+            mf
+        };
+        let counter = |v: u64, labels: Vec<LabelPair>| {
+            let mut counter = Counter::default();
+            counter.set_value(v as f64);
+            let mut m = Metric::from_label(labels);
+            m.set_counter(counter);
+            m
+        };
+        let kind = |k: &str| {
+            let mut l = LabelPair::default();
+            l.set_name("kind".to_owned());
+            l.set_value(k.to_owned());
+            vec![l]
+        };
+        let mut gauge = prometheus::proto::Gauge::default();
+        gauge.set_value(c.entries.load(Ordering::Relaxed) as f64);
+        let mut entries = Metric::default();
+        entries.set_gauge(gauge);
+        vec![
+            family(
+                DNSSEC_SIGNATURES,
+                &self.1[0].help,
+                MetricType::COUNTER,
+                vec![
+                    counter(c.rrsets.load(Ordering::Relaxed), kind("rrset")),
+                    counter(c.denials.load(Ordering::Relaxed), kind("denial")),
+                ],
+            ),
+            family(DNSSEC_CACHE_ENTRIES, &self.1[1].help, MetricType::GAUGE, vec![entries]),
+            family(
+                DNSSEC_CACHE_EVICTIONS,
+                &self.1[2].help,
+                MetricType::COUNTER,
+                vec![counter(c.evictions.load(Ordering::Relaxed), vec![])],
+            ),
+        ]
     }
 }
 

@@ -42,7 +42,8 @@ impl Control {
         };
         let started = std::time::Instant::now();
         let overrides = self.overrides.clone();
-        let loaded = tokio::task::spawn_blocking(move || app::load(&path, &overrides)).await?;
+        let loading = path.clone();
+        let loaded = tokio::task::spawn_blocking(move || app::load(&loading, &overrides)).await?;
         let loaded = match loaded {
             Ok(loaded) => loaded,
             Err(e) => {
@@ -80,6 +81,9 @@ impl Control {
         // The engine also keeps the state file (drains too) and talks to the fleet.
         let start_engine = model.probed() || config.health.state_file.is_some() || config.fleet.is_some();
         self.state.replace_model(model);
+        for w in crate::config::dnssec::record_keys(&path, &config, unix_now() as u64) {
+            warn!(warning = %w, "dnssec key change");
+        }
         self.config.store(config.clone());
         self.take_events_config(&config);
         // A limiter with unchanged settings keeps its counts.

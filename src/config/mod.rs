@@ -8,6 +8,7 @@
 //! file, and checking that others exist), and never touches sockets.
 
 pub mod budget;
+pub mod dnssec;
 pub mod dsn;
 mod raw;
 mod validate;
@@ -32,6 +33,8 @@ pub struct Config {
     /// Shared health with the other instances; `None`: this instance decides alone.
     pub fleet: Option<FleetConfig>,
     pub zone: ZoneConfig,
+    /// Sign the zone; `None`: unsigned.
+    pub dnssec: Option<dnssec::DnssecConfig>,
     pub regions: Vec<RegionConfig>,
     /// Database clusters, for `writer` and `reader` names.
     pub clusters: Vec<ClusterConfig>,
@@ -536,8 +539,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "" | "s" => 1.0,
         "m" => 60.0,
         "h" => 3600.0,
+        "d" => 86400.0,
         other => {
-            return Err(format!("unknown duration unit `{other}` in `{s}` (ms, s, m, h)"));
+            return Err(format!("unknown duration unit `{other}` in `{s}` (ms, s, m, h, d)"));
         }
     };
     Duration::try_from_secs_f64(n * scale).map_err(|_| format!("`{s}` is out of range"))

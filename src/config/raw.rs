@@ -22,6 +22,7 @@ pub const SECTIONS: &[&str] = &[
     "fleet",
     "notify",
     "zone",
+    "dnssec",
     "regions",
     "clusters",
     "jurisdictions",
@@ -164,6 +165,34 @@ pub struct Zone {
     pub ns: Option<S<Vec<S<NameServer>>>>,
     #[serde(default)]
     pub records: Vec<S<StaticRecord>>,
+}
+
+/// `[dnssec]`: sign the zone.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dnssec {
+    /// The zone's keys (files written by `switchyard dnssec keygen`).
+    pub keys: S<Vec<S<DnssecKey>>>,
+    /// How long a signature is valid (default 14 days).
+    pub validity: Option<S<Dur>>,
+    /// Sign again when less than this is left (default 7 days).
+    pub refresh: Option<S<Dur>>,
+    /// Inception this far in the past (default 1 hour).
+    pub inception: Option<S<Dur>>,
+    /// TTL of the DNSKEY, CDS and CDNSKEY RRsets (default: the SOA's TTL).
+    pub dnskey_ttl: Option<S<u32>>,
+    /// Signed GSLB RRsets kept (default 10000).
+    pub cache_size: Option<S<u64>>,
+    /// Publish CDS and CDNSKEY at the apex (default true).
+    pub cds: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnssecKey {
+    pub file: S<String>,
+    /// false: published, not signing (default true).
+    pub active: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,6 +6,7 @@
 //! no health state (that is `state::HealthView`) and does no I/O.
 
 pub mod area;
+pub mod dnssec;
 pub mod zone;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -43,6 +44,8 @@ pub struct Model {
     pub geo: Option<Arc<GeoDb>>,
     /// Each region's slot in the query counters.
     pub metric_slots: Vec<u16>,
+    /// The zone is signed: the keys and the signature cache.
+    pub signer: Option<dnssec::Signer>,
 }
 
 /// Where the query counters count a config's regions and jurisdictions.
@@ -52,12 +55,18 @@ pub struct MetricSlots {
     pub regions: Vec<u16>,
     /// One per jurisdiction, in order.
     pub jurisdictions: Vec<u16>,
+    /// Where signing counts what it does.
+    pub signing: Arc<dnssec::SignCounters>,
 }
 
 impl MetricSlots {
     /// Slot 0 for everything: a model nothing counts for (tests, `explain`).
     pub fn none(config: &Config) -> MetricSlots {
-        MetricSlots { regions: vec![0; config.regions.len()], jurisdictions: vec![0; config.jurisdictions.len()] }
+        MetricSlots {
+            regions: vec![0; config.regions.len()],
+            jurisdictions: vec![0; config.jurisdictions.len()],
+            signing: Arc::default(),
+        }
     }
 }
 
@@ -296,7 +305,7 @@ impl Model {
             })
             .collect();
         let fqdns: Vec<Name> = names.iter().map(|n| n.fqdn.clone()).collect();
-        let zone = Zone::new(&config.zone, &fqdns);
+        let zone = Zone::new(&config.zone, config.dnssec.as_ref(), &fqdns);
         let regions = config
             .regions
             .iter()
@@ -360,7 +369,16 @@ impl Model {
                 .collect(),
         };
         let metric_slots = slots.regions;
-        Model { zone, names, regions, clusters, readers, residency, dns, geo, metric_slots }
+        // Keys were read and checked when the config was validated.
+        let signer = config.dnssec.as_ref().and_then(|d| {
+            dnssec::Signer::new(d, &config.zone.origin, slots.signing.clone())
+                .map_err(|e| tracing::error!(error = %e, "cannot use a DNSSEC key; the zone is served unsigned"))
+                .ok()
+        });
+        if let Some(signer) = &signer {
+            zone.presign(signer, dnssec::unix_now());
+        }
+        Model { zone, names, regions, clusters, readers, residency, dns, geo, metric_slots, signer }
     }
 
     pub fn region_name(&self, id: RegionId) -> &str {

@@ -10,6 +10,8 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::BinEncodable;
 
 use crate::config::ZoneConfig;
+use crate::config::dnssec::DnssecConfig;
+use crate::model::dnssec::Signer;
 
 /// One RRset.
 #[derive(Debug, Clone)]
@@ -61,7 +63,7 @@ pub fn key(name: &Name) -> Box<[u8]> {
 }
 
 impl Zone {
-    pub fn new(z: &ZoneConfig, gslb: &[Name]) -> Zone {
+    pub fn new(z: &ZoneConfig, dnssec: Option<&DnssecConfig>, gslb: &[Name]) -> Zone {
         let origin_key = key(&z.origin);
         let negative_ttl = match &z.soa.data {
             RData::SOA(soa) => soa.minimum.min(z.soa.ttl),
@@ -69,7 +71,14 @@ impl Zone {
         };
         let mut zone =
             Zone { origin: z.origin.clone(), origin_key, soa: z.soa.clone(), negative_ttl, nodes: HashMap::new() };
-        let apex = std::iter::once(&z.soa).chain(&z.ns);
+        let mut keys = Vec::new();
+        if let Some(d) = dnssec {
+            keys = Signer::dnskeys(d, &z.origin);
+            if d.cds {
+                keys.extend(Signer::cds(d, &z.origin));
+            }
+        }
+        let apex = std::iter::once(&z.soa).chain(&z.ns).chain(&keys);
         for record in apex.chain(&z.records) {
             let node = zone.node_mut(&record.name);
             match node.rrsets.iter_mut().find(|s| s.rtype == record.record_type()) {
@@ -83,7 +92,37 @@ impl Zone {
         for (i, name) in gslb.iter().enumerate() {
             zone.node_mut(name).gslb = Some(i);
         }
+        // An RRset has one TTL (RFC 2181 5.2): the lowest of its records'.
+        for node in zone.nodes.values_mut() {
+            for set in &mut node.rrsets {
+                let ttl = set.records.iter().map(|r| r.ttl).min().unwrap_or(0);
+                set.records.iter_mut().for_each(|r| r.ttl = ttl);
+            }
+        }
         zone
+    }
+
+    /// Signs every authoritative RRset (not a delegation's NS, not glue), and the SOA
+    /// at the negative TTL, into the signer's cache.
+    pub fn presign(&self, signer: &Signer, now: u32) {
+        for (k, node) in &self.nodes {
+            let sets: Vec<&RrSet> = match self.lookup(k) {
+                Lookup::Found(n) if std::ptr::eq(n, node) => node.rrsets.iter().collect(),
+                Lookup::Delegated(n) if std::ptr::eq(n, node) => node.rrset(RecordType::DS).into_iter().collect(),
+                _ => Vec::new(),
+            };
+            for set in sets {
+                signer.presign(&set.records, now);
+            }
+        }
+        let mut soa = self.soa.clone();
+        soa.ttl = self.negative_ttl;
+        signer.presign(std::slice::from_ref(&soa), now);
+    }
+
+    /// The types at a node, for a denial's NSEC.
+    pub fn types(node: &Node) -> Vec<RecordType> {
+        node.rrsets.iter().map(|s| s.rtype).collect()
     }
 
     /// The node for `name`, creating it and its empty ancestors up to the apex.

@@ -25,6 +25,11 @@ pub struct Question<'a> {
     pub key: &'a [u8],
     pub qtype: RecordType,
     pub qclass: DNSClass,
+    /// The query's DO bit: sign the answer (if the zone is signed).
+    pub dnssec_ok: bool,
+    /// The query's CO bit (RFC 9824 "Compact Answers OK"): a compact denial of a name
+    /// that does not exist keeps the NXDOMAIN code.
+    pub compact_ok: bool,
 }
 
 /// What to send back (the handler adds header, question and OPT).
@@ -41,6 +46,17 @@ pub struct Response {
     pub region: Option<RegionId>,
     /// Residency restricted the answer: the residency counter slot, for metrics.
     pub restricted: Option<u16>,
+    /// What a signed answer must prove does not exist.
+    pub denial: Option<Denial>,
+}
+
+/// What a negative answer (or an unsigned delegation) denies, for DNSSEC.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Denial {
+    /// This name does not exist.
+    Name(Name),
+    /// This name has only these types (not the one asked for; at a delegation: no DS).
+    Types(Name, Vec<RecordType>),
 }
 
 impl Response {
@@ -54,19 +70,35 @@ impl Response {
             scope: 0,
             region: None,
             restricted: None,
+            denial: None,
         }
     }
 
     pub fn refused() -> Response {
         Response::new(ResponseCode::Refused, false)
     }
+
+    pub fn new_servfail() -> Response {
+        Response::new(ResponseCode::ServFail, false)
+    }
 }
 
 /// CNAME chains inside the zone are followed at most this far.
 const MAX_CHAIN: usize = 8;
 
-/// Answers one question from one snapshot.
-pub fn resolve(snap: &Snapshot, q: &Question<'_>, client: &client::Client) -> Response {
+/// Answers one question from one snapshot; signed if the query has DO and the zone has
+/// keys (`now`: unix seconds, for the signatures).
+pub fn resolve(snap: &Snapshot, q: &Question<'_>, client: &client::Client, now: u32) -> Response {
+    let mut r = unsigned(snap, q, client);
+    if q.dnssec_ok
+        && let Some(signer) = &snap.model.signer
+    {
+        super::sign::secure(&snap.model, signer, q, &mut r, now);
+    }
+    r
+}
+
+fn unsigned(snap: &Snapshot, q: &Question<'_>, client: &client::Client) -> Response {
     // Tests prove that a panicking query costs only itself (built only with the
     // `fault-injection` feature, which the test command turns on).
     #[cfg(feature = "fault-injection")]
@@ -86,13 +118,18 @@ pub fn resolve(snap: &Snapshot, q: &Question<'_>, client: &client::Client) -> Re
         0 | 41 => return Response::new(ResponseCode::FormErr, false),
         // TKEY, TSIG, MAILB, MAILA: meta types we do not implement.
         249 | 250 | 253 | 254 => return Response::new(ResponseCode::NotImp, false),
+        // NXNAME is for compact denials' NSEC only (RFC 9824 3.5).
+        128 => return Response::new(ResponseCode::FormErr, false),
         _ => {}
     }
     let mut r = Response::new(ResponseCode::NoError, true);
     let mut owner = q.name.clone();
     let mut node = match model.zone.lookup(q.key) {
         Lookup::OutOfZone => return Response::refused(),
-        Lookup::NxDomain => return negative(model, ResponseCode::NXDomain, r),
+        Lookup::NxDomain => {
+            r.denial = Some(Denial::Name(q.name.clone()));
+            return negative(model, ResponseCode::NXDomain, r);
+        }
         Lookup::Delegated(cut) => return referral(model, cut, q),
         Lookup::Found(node) => node,
     };
@@ -101,8 +138,11 @@ pub fn resolve(snap: &Snapshot, q: &Question<'_>, client: &client::Client) -> Re
             let before = r.answers.len();
             gslb(snap, name, &owner, q.qtype, client, &mut r);
             if r.rcode == ResponseCode::NoError && r.answers.len() == before {
-                // NODATA, possibly at the end of a CNAME chain (RFC 2308 2.2).
+                // NODATA, possibly at the end of a CNAME chain (RFC 2308 2.2). The name
+                // has addresses, just not of this type (or not now).
                 r.authority.push(soa(model));
+                let types = [RecordType::A, RecordType::AAAA].into_iter().filter(|t| *t != q.qtype).collect();
+                r.denial = Some(Denial::Types(owner, types));
             }
             return r;
         }
@@ -120,6 +160,7 @@ pub fn resolve(snap: &Snapshot, q: &Question<'_>, client: &client::Client) -> Re
             return r;
         }
         let Some(cname) = node.rrset(RecordType::CNAME) else {
+            r.denial = Some(Denial::Types(owner, crate::model::zone::Zone::types(node)));
             return negative(model, ResponseCode::NoError, r);
         };
         let rec = &cname.records[0];
@@ -134,6 +175,7 @@ pub fn resolve(snap: &Snapshot, q: &Question<'_>, client: &client::Client) -> Re
             Lookup::NxDomain => {
                 r.rcode = ResponseCode::NXDomain;
                 r.authority.push(soa(model));
+                r.denial = Some(Denial::Name(target.clone()));
                 return r;
             }
         };
@@ -165,13 +207,28 @@ fn referral(model: &Model, cut: &Node, q: &Question<'_>) -> Response {
     let Some(ns) = cut.rrset(RecordType::NS) else {
         return Response::refused();
     };
-    let at_cut = ns.records.first().is_some_and(|r| key(&r.name).as_ref() == q.key);
+    let cut_name = &ns.records[0].name;
+    let ds = cut.rrset(RecordType::DS);
+    let at_cut = key(cut_name).as_ref() == q.key;
     if at_cut && q.qtype == RecordType::DS {
-        // The parent side of the cut answers DS; we have none.
-        return negative(model, ResponseCode::NoError, Response::new(ResponseCode::NoError, true));
+        // The parent side of the cut answers DS.
+        let mut r = Response::new(ResponseCode::NoError, true);
+        if let Some(ds) = ds {
+            r.answers.extend(ds.records.iter().map(|rec| with_owner(rec, q.name)));
+            return r;
+        }
+        r.denial = Some(Denial::Types(q.name.clone(), vec![RecordType::NS]));
+        return negative(model, ResponseCode::NoError, r);
     }
     let mut r = Response::new(ResponseCode::NoError, false);
     r.authority.extend(ns.records.iter().cloned());
+    if q.dnssec_ok {
+        // A signed delegation: its DS, or the proof that it has none (RFC 4035 3.1.4).
+        match ds {
+            Some(ds) => r.authority.extend(ds.records.iter().cloned()),
+            None => r.denial = Some(Denial::Types(cut_name.clone(), vec![RecordType::NS])),
+        }
+    }
     r.additional.extend(model.zone.glue(&ns.records).cloned());
     r
 }

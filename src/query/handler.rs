@@ -83,7 +83,8 @@ impl RequestHandler for Handler {
         } else {
             let policy = EcsPolicy { enabled: server.ecs, trusted: &server.ecs_trusted };
             let raw = request.as_slice();
-            match from_query(request.src().ip(), wire::opt(raw).map(|o| &raw[o.options]), policy) {
+            let opt = wire::opt(raw);
+            match from_query(request.src().ip(), opt.as_ref().map(|o| &raw[o.options.clone()]), policy) {
                 Err(error) => {
                     debug!(%error, src = %request.src(), "malformed client subnet option");
                     metadata.response_code = ResponseCode::FormErr;
@@ -98,8 +99,10 @@ impl RequestHandler for Handler {
                         key: &qkey,
                         qtype: original.query_type(),
                         qclass: original.query_class(),
+                        dnssec_ok: query_edns.is_some_and(|e| e.flags().dnssec_ok),
+                        compact_ok: opt.as_ref().is_some_and(|o| o.ttl[2] & 0x40 != 0),
                     };
-                    let r = resolve(&snap, &q, &client);
+                    let r = resolve(&snap, &q, &client, crate::model::dnssec::unix_now());
                     let ecs = client.ecs.map(|mut ecs| {
                         ecs.set_scope_prefix(r.scope.min(ecs.source_prefix()));
                         ecs

@@ -5,10 +5,12 @@
 //! which address routing should use (ECS or resolver) and rejects malformed ECS;
 //! `answer::resolve` is the pure function that decides every DNS outcome; `handler` is
 //! the general path (hickory decodes and encodes around `resolve`); `fast` answers the
-//! common shapes in place, byte for byte as the general path would.
+//! common shapes in place, byte for byte as the general path would; `sign` adds the
+//! signatures and the denial of existence to answers for queries with DO.
 
 pub mod answer;
 pub mod client;
 pub mod fast;
 pub mod handler;
+pub mod sign;
 pub mod wire;

@@ -27,7 +27,7 @@ use super::{
 
 const POLICIES: &[&str] =
     &["latency", "nearest", "geo", "failover", "weighted", "multivalue", "static", "writer", "reader"];
-const RECORD_TYPES: &[&str] = &["A", "AAAA", "CNAME", "MX", "TXT", "SRV", "CAA", "NS", "PTR"];
+const RECORD_TYPES: &[&str] = &["A", "AAAA", "CNAME", "MX", "TXT", "SRV", "CAA", "NS", "PTR", "DS"];
 
 pub(super) fn parse(text: &str, base: &Path, geoip: Option<&str>) -> Result<Config, Vec<Diagnostic>> {
     let (root, syntax) = DeTable::parse_recoverable(text);
@@ -100,6 +100,7 @@ struct Sections<'a> {
     health: raw::Health,
     fleet: Option<(Range<usize>, raw::Fleet)>,
     zone: Option<(Range<usize>, raw::Zone)>,
+    dnssec: Option<(Range<usize>, raw::Dnssec)>,
     regions: Vec<(S<String>, raw::Region)>,
     regions_span: Option<Range<usize>>,
     clusters: Vec<(S<String>, raw::Cluster)>,
@@ -111,6 +112,7 @@ struct Sections<'a> {
 }
 
 mod clusters;
+mod dnssec;
 mod fleet;
 mod names;
 mod regions;
@@ -188,6 +190,7 @@ impl Validator {
             health: raw::Health::default(),
             fleet: None,
             zone: None,
+            dnssec: None,
             regions: Vec::new(),
             regions_span: None,
             clusters: Vec::new(),
@@ -209,6 +212,7 @@ impl Validator {
                     self.zone_present = true;
                     s.zone = self.section(value).map(|z| (value.span(), z));
                 }
+                "dnssec" => s.dnssec = self.section(value).map(|d| (value.span(), d)),
                 "regions" => {
                     s.regions_span = Some(key.span());
                     s.regions = self.entries(value, "regions");
@@ -261,6 +265,7 @@ impl Validator {
         let jurisdictions = self.jurisdictions(&s.jurisdictions, &regions, have_geoip);
         let notify = self.notify(&s.notify, fleet.is_some(), base);
         let zone = zone?;
+        let dnssec = s.dnssec.as_ref().and_then(|(span, d)| self.dnssec(span.clone(), d, &zone, base));
         let names = self.names(&s, &zone, &regions, &clusters, &latency, &jurisdictions);
         let config = Config {
             server,
@@ -269,6 +274,7 @@ impl Validator {
             health,
             fleet,
             zone,
+            dnssec,
             regions,
             clusters,
             jurisdictions,

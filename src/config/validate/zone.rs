@@ -396,6 +396,10 @@ impl Validator {
                 self.err_loc(loc, format!("`{name}` has a CNAME and other records")).hint =
                     Some("a CNAME must be the only record at its name (RFC 1034 3.6.2)".into());
             }
+            if t.contains(&RecordType::DS) && !cuts.contains(name) {
+                self.err_loc(loc, format!("`{name}` has a DS record but is not delegated")).hint =
+                    Some("DS records belong beside the NS records that delegate a child zone".into());
+            }
             if *name == origin && t.contains(&RecordType::CNAME) {
                 self.err_loc(loc, "the zone apex cannot be a CNAME");
             }
@@ -406,7 +410,7 @@ impl Validator {
                     self.err_loc(loc, format!("`{name}` is below the delegation `{cut}`")).hint =
                         Some("only glue (A/AAAA) may sit below a delegated name".into());
                 }
-                if name == cut && t.iter().any(|t| *t != RecordType::NS) {
+                if name == cut && t.iter().any(|t| !matches!(t, RecordType::NS | RecordType::DS)) {
                     self.err_loc(loc, format!("`{name}` is delegated (NS) and has other records"));
                 }
             }

@@ -1,0 +1,383 @@
+//! DNSSEC keys: the key file `switchyard dnssec keygen` writes, what `[dnssec]`
+//! validates to, and the record of when each key was published and signed, from which
+//! `check-config` warns about a rollover step taken too early.
+//!
+//! A key file is TOML holding the zone, the algorithm, the role and the private key
+//! (PKCS#8, base64). It is written owner-only and never logged: [`PrivateKey`]'s
+//! `Debug` prints a placeholder, and nothing outside this module and the signer reads it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_proto::dnssec::crypto::{EcdsaSigningKey, Ed25519SigningKey, signing_key_from_der};
+use hickory_proto::dnssec::rdata::{DNSKEY, DS};
+use hickory_proto::dnssec::{Algorithm, DigestType, SigningKey};
+use hickory_proto::rr::Name;
+use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use serde::{Deserialize, Serialize};
+
+/// `[dnssec]`, validated: the zone's keys and how signatures are made.
+#[derive(Debug, Clone)]
+pub struct DnssecConfig {
+    /// In the config's order; at least one signs the zone's data and one the DNSKEY set.
+    pub keys: Vec<ZoneKey>,
+    /// How long a signature is valid from the moment it is made.
+    pub validity: Duration,
+    /// A signature is made again when less than this is left of its validity.
+    pub refresh: Duration,
+    /// How far in the past a signature's inception is put (clock skew among resolvers).
+    pub inception: Duration,
+    /// TTL of the DNSKEY, CDS and CDNSKEY RRsets.
+    pub dnskey_ttl: u32,
+    /// At most this many signed GSLB RRsets are kept (static RRsets are kept besides).
+    pub cache_size: usize,
+    /// Publish CDS and CDNSKEY at the apex (RFC 7344), for the parent to follow.
+    pub cds: bool,
+}
+
+/// What a key signs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyRole {
+    /// Combined signing key: the DNSKEY set and the zone's data (flags 257).
+    Csk,
+    /// Key-signing key: the DNSKEY, CDS and CDNSKEY sets only (flags 257).
+    Ksk,
+    /// Zone-signing key: the zone's data only (flags 256).
+    Zsk,
+}
+
+impl KeyRole {
+    pub fn flags(self) -> u16 {
+        match self {
+            KeyRole::Csk | KeyRole::Ksk => 257,
+            KeyRole::Zsk => 256,
+        }
+    }
+
+    /// Signs the DNSKEY, CDS and CDNSKEY RRsets.
+    pub fn signs_keys(self) -> bool {
+        self != KeyRole::Zsk
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyRole::Csk => "csk",
+            KeyRole::Ksk => "ksk",
+            KeyRole::Zsk => "zsk",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<KeyRole> {
+        match s {
+            "csk" => Some(KeyRole::Csk),
+            "ksk" => Some(KeyRole::Ksk),
+            "zsk" => Some(KeyRole::Zsk),
+            _ => None,
+        }
+    }
+}
+
+/// A private key's PKCS#8 bytes. `Debug` hides them.
+#[derive(Clone)]
+pub struct PrivateKey(Arc<[u8]>);
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PrivateKey(..)")
+    }
+}
+
+impl PrivateKey {
+    /// The signing key, for the signer.
+    pub fn signing_key(&self, algorithm: Algorithm) -> Result<Box<dyn SigningKey>, String> {
+        let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.0.to_vec()));
+        signing_key_from_der(&der, algorithm).map_err(|e| e.to_string())
+    }
+}
+
+/// One key of the zone, read from its file.
+#[derive(Debug, Clone)]
+pub struct ZoneKey {
+    pub file: PathBuf,
+    pub role: KeyRole,
+    /// Signs (for a ZSK or CSK: the zone's data); `false`: published only, as in the
+    /// first and last steps of a rollover. Keys with the SEP flag always sign the DNSKEY set.
+    pub active: bool,
+    pub algorithm: Algorithm,
+    pub dnskey: DNSKEY,
+    pub tag: u16,
+    pub private: PrivateKey,
+}
+
+impl ZoneKey {
+    /// The DS record the parent publishes for this key (SHA-256).
+    pub fn ds(&self, zone: &Name) -> Result<DS, String> {
+        let digest = self.dnskey.to_digest(zone, DigestType::SHA256).map_err(|e| e.to_string())?;
+        Ok(DS::new(self.tag, self.algorithm, DigestType::SHA256, digest.as_ref().to_vec()))
+    }
+}
+
+/// The longest TTL a zone answers with: how long a signature may sit in a cache.
+pub fn max_ttl(config: &super::Config) -> u32 {
+    let statics = config.zone.records.iter().chain(&config.zone.ns).map(|r| r.ttl);
+    let names = config.names.iter().flat_map(|n| [n.ttl, n.failover_ttl]);
+    let dnskey = config.dnssec.as_ref().map(|d| d.dnskey_ttl);
+    statics.chain(names).chain(dnskey).chain([config.zone.soa.ttl]).max().unwrap_or(0)
+}
+
+/// Notes the keys `config` publishes in the key history (beside the state file, else
+/// the config), after logging what check-config would have warned about. Returns the
+/// warnings.
+pub fn record_keys(config_path: &Path, config: &super::Config, now: u64) -> Vec<String> {
+    let Some(d) = &config.dnssec else { return Vec::new() };
+    let file = KeyHistory::path(config.health.state_file.as_deref(), config_path);
+    let mut history = match KeyHistory::read(&file) {
+        Ok(h) => h,
+        Err(e) => return vec![format!("the key history is unreadable and starts again: {e}")],
+    };
+    let warnings = history.rollover_warnings(d, max_ttl(config), now);
+    history.observe(&d.keys, now);
+    let tmp = file.with_extension("tmp");
+    let written = serde_json::to_vec_pretty(&history)
+        .map_err(std::io::Error::other)
+        .and_then(|body| std::fs::write(&tmp, body))
+        .and_then(|()| std::fs::rename(&tmp, &file));
+    let mut warnings = warnings;
+    if let Err(e) = written {
+        warnings.push(format!("cannot write the key history `{}`: {e}", file.display()));
+    }
+    warnings
+}
+
+/// The algorithms `keygen` makes and the signer uses.
+pub fn algorithm_from(s: &str) -> Option<Algorithm> {
+    match s.to_ascii_lowercase().as_str() {
+        "13" | "ecdsap256sha256" | "ecdsa" | "ecdsa-p256" | "p256" => Some(Algorithm::ECDSAP256SHA256),
+        "15" | "ed25519" => Some(Algorithm::ED25519),
+        _ => None,
+    }
+}
+
+/// The key file, as written.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyFile {
+    zone: String,
+    algorithm: u8,
+    role: KeyRole,
+    key_tag: u16,
+    created: String,
+    /// PKCS#8, base64.
+    private_key: String,
+}
+
+/// A key read from a file, before the config says whether it signs.
+pub struct LoadedKey {
+    pub zone: Name,
+    pub role: KeyRole,
+    pub algorithm: Algorithm,
+    pub dnskey: DNSKEY,
+    pub tag: u16,
+    pub private: PrivateKey,
+}
+
+fn public_dnskey(key: &dyn SigningKey, role: KeyRole) -> Result<DNSKEY, String> {
+    let public = key.to_public_key().map_err(|e| e.to_string())?;
+    Ok(DNSKEY::with_flags(role.flags(), public))
+}
+
+/// Reads a key file; the error says what is wrong with it (not where: the caller knows).
+pub fn read_key(path: &Path) -> Result<LoadedKey, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read key file `{}`: {e}", path.display()))?;
+    let file: KeyFile = toml::from_str(&text)
+        .map_err(|e| format!("`{}` is not a switchyard key file: {}", path.display(), e.message()))?;
+    let zone = Name::from_ascii(&file.zone)
+        .map(|n| n.to_lowercase())
+        .map_err(|e| format!("key file `{}`: zone `{}`: {e}", path.display(), file.zone))?;
+    let algorithm = Algorithm::from_u8(file.algorithm);
+    if !matches!(algorithm, Algorithm::ECDSAP256SHA256 | Algorithm::ED25519) {
+        return Err(format!(
+            "key file `{}`: algorithm {} is not supported (13, ECDSA P-256, or 15, Ed25519)",
+            path.display(),
+            file.algorithm
+        ));
+    }
+    let der = data_encoding::BASE64
+        .decode(file.private_key.trim().as_bytes())
+        .map_err(|e| format!("key file `{}`: private_key is not base64: {e}", path.display()))?;
+    let private = PrivateKey(der.into());
+    let signing = private.signing_key(algorithm).map_err(|e| format!("key file `{}`: {e}", path.display()))?;
+    let dnskey = public_dnskey(&*signing, file.role).map_err(|e| format!("key file `{}`: {e}", path.display()))?;
+    let tag = dnskey.calculate_key_tag().map_err(|e| e.to_string())?;
+    if tag != file.key_tag {
+        return Err(format!(
+            "key file `{}`: key_tag says {} but the key's tag is {tag} (edited by hand?)",
+            path.display(),
+            file.key_tag
+        ));
+    }
+    Ok(LoadedKey { zone: zone.clone(), role: file.role, algorithm, dnskey, tag, private })
+}
+
+/// Makes a new key for `zone` and writes it to a new file in `dir` (owner-only), named
+/// `K<zone>+<algorithm>+<tag>.key`. Returns the path and the key.
+pub fn generate(zone: &Name, algorithm: Algorithm, role: KeyRole, dir: &Path) -> Result<(PathBuf, LoadedKey), String> {
+    let pkcs8 = match algorithm {
+        Algorithm::ECDSAP256SHA256 => EcdsaSigningKey::generate_pkcs8(algorithm),
+        Algorithm::ED25519 => Ed25519SigningKey::generate_pkcs8(),
+        other => return Err(format!("algorithm {other} is not supported")),
+    }
+    .map_err(|e| format!("cannot make a key: {e}"))?;
+    let private = PrivateKey(pkcs8.secret_pkcs8_der().to_vec().into());
+    let signing = private.signing_key(algorithm)?;
+    let dnskey = public_dnskey(&*signing, role)?;
+    let tag = dnskey.calculate_key_tag().map_err(|e| e.to_string())?;
+    let zone = zone.to_lowercase();
+    let file = KeyFile {
+        zone: zone.to_ascii(),
+        algorithm: u8::from(algorithm),
+        role,
+        key_tag: tag,
+        created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        private_key: data_encoding::BASE64.encode(&private.0),
+    };
+    let body = toml::to_string(&file).map_err(|e| e.to_string())?;
+    let text = format!(
+        "# switchyard DNSSEC key for {zone} ({algorithm}, {role}, tag {tag}).\n\
+         # The private key: keep this file owner-only, back it up, never commit it.\n{body}",
+        role = role.as_str()
+    );
+    let name = zone.to_ascii();
+    let path = dir.join(format!("K{}+{:03}+{tag:05}.key", name.trim_end_matches('.'), u8::from(algorithm)));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(&path).map_err(|e| format!("cannot create `{}`: {e}", path.display()))?;
+    f.write_all(text.as_bytes()).map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+    f.sync_all().map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+    Ok((path, LoadedKey { zone, role, algorithm, dnskey, tag, private }))
+}
+
+/// When each key (by tag) was first published and first and last signed the zone's
+/// data, as the server saw it (unix seconds), and which keys it publishes now. Kept
+/// beside the state file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KeyHistory {
+    pub keys: BTreeMap<u16, KeyTimes>,
+    /// The keys published at the last observation, and which of them signed.
+    #[serde(default)]
+    pub published: Vec<u16>,
+    #[serde(default)]
+    pub signing: Vec<u16>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KeyTimes {
+    pub first_published: u64,
+    /// Unset: never signed the zone's data.
+    pub first_signed: Option<u64>,
+    /// The last moment it was seen signing (for a key still signing: the last observation).
+    pub last_signed: Option<u64>,
+}
+
+impl KeyHistory {
+    /// Where the history of a config's keys is kept: beside the state file, else beside
+    /// the config.
+    pub fn path(state_file: Option<&Path>, config: &Path) -> PathBuf {
+        match state_file {
+            Some(s) => {
+                let mut p = s.as_os_str().to_owned();
+                p.push(".dnssec.json");
+                PathBuf::from(p)
+            }
+            None => {
+                let mut p = config.as_os_str().to_owned();
+                p.push(".dnssec.json");
+                PathBuf::from(p)
+            }
+        }
+    }
+
+    /// Reads the history; a missing file is an empty history.
+    pub fn read(path: &Path) -> Result<KeyHistory, String> {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| format!("`{}`: {e}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KeyHistory::default()),
+            Err(e) => Err(format!("cannot read `{}`: {e}", path.display())),
+        }
+    }
+
+    /// Notes that `keys` are published (and the active ones sign) from `now` on.
+    pub fn observe(&mut self, keys: &[ZoneKey], now: u64) {
+        // The keys that signed until now (some may stop now).
+        for tag in &self.signing {
+            if let Some(t) = self.keys.get_mut(tag) {
+                t.last_signed = Some(now);
+            }
+        }
+        self.published.clear();
+        self.signing.clear();
+        for k in keys {
+            let t = self.keys.entry(k.tag).or_insert(KeyTimes { first_published: now, ..KeyTimes::default() });
+            self.published.push(k.tag);
+            if k.active && k.role != KeyRole::Ksk {
+                t.first_signed.get_or_insert(now);
+                t.last_signed = Some(now);
+                self.signing.push(k.tag);
+            }
+        }
+    }
+
+    /// What a change to `config`'s keys would break for resolvers that cached the
+    /// running zone's data, judged at `now`. `max_ttl` is the longest TTL the zone
+    /// answers with (signatures live in caches that long).
+    pub fn rollover_warnings(&self, config: &DnssecConfig, max_ttl: u32, now: u64) -> Vec<String> {
+        let mut warnings = Vec::new();
+        // A key that signs now and is newer than the DNSKEY TTL is not yet in every
+        // resolver's cached DNSKEY set (unless nothing was signed before: no cache).
+        let anyone_signed_before = self.keys.values().any(|t| t.first_signed.is_some());
+        let ttl = u64::from(config.dnskey_ttl);
+        for k in config.keys.iter().filter(|k| k.active && k.role != KeyRole::Ksk) {
+            match self.keys.get(&k.tag) {
+                Some(t) if t.first_signed.is_some() => {}
+                Some(t) if anyone_signed_before && now < t.first_published + ttl => warnings.push(format!(
+                    "key {} would start signing {}s after it was first published, before the DNSKEY TTL ({ttl}s) \
+                     has passed: resolvers that cached the DNSKEY set without it would fail to validate; wait {}s",
+                    k.tag,
+                    now - t.first_published,
+                    t.first_published + ttl - now
+                )),
+                None if anyone_signed_before => warnings.push(format!(
+                    "key {} would sign without having been published first: resolvers that cached the DNSKEY set \
+                     without it would fail to validate; add it with `active = false`, reload, and wait the DNSKEY \
+                     TTL ({ttl}s)",
+                    k.tag
+                )),
+                _ => {}
+            }
+        }
+        for tag in self.published.iter().filter(|t| !config.keys.iter().any(|k| k.tag == **t)) {
+            let t = &self.keys[tag];
+            // A key signing at the last observation signs to this moment.
+            let signed_until = if self.signing.contains(tag) { Some(now) } else { t.last_signed };
+            if let Some(until) = signed_until.map(|s| s + u64::from(max_ttl))
+                && now < until
+            {
+                warnings.push(format!(
+                    "removing key {tag}, which signed answers {}s ago: resolvers may hold those signatures for up to \
+                     {max_ttl}s (the zone's longest TTL) and would fail to validate them; make it inactive \
+                     (`active = false`), reload, and remove it {}s later",
+                    now - signed_until.unwrap_or(now),
+                    until - now
+                ));
+            }
+        }
+        warnings
+    }
+}

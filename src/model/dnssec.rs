@@ -1,0 +1,298 @@
+//! Signing: the zone's keys as the query plane uses them, and the signature cache.
+//!
+//! Every RRset switchyard answers with is signed once per distinct content and kept:
+//! the static RRsets when the model is built (kept for the model's life), GSLB RRsets
+//! the first time an answer has them (a few per name: subsets of its regions'
+//! addresses, at its TTL or its failover TTL; at most `cache_size`). A signature is made
+//! again when less than `refresh` of its validity is left, by the next query that needs
+//! it: no reload, no timer.
+//!
+//! The cache is a map behind an `ArcSwap`: a hit is a lock-free read; a miss signs (tens
+//! of microseconds) and swaps in a copy of the map with the new entry. Misses are rare
+//! by construction, except for the one thing that cannot be cached: the NSEC that
+//! denies a name that does not exist (its owner is the query name), which
+//! [`Signer::sign_uncached`] signs per query, as every online signer does.
+//!
+//! The cache key is the RRset in canonical form without its signatures' times: the
+//! owner (lower-case wire), the type, the TTL and the sorted RDATA. The UDP fast path
+//! builds the same key from its addresses, so both paths serve the same bytes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use arc_swap::ArcSwap;
+use hickory_proto::dnssec::rdata::sig::SigInput;
+use hickory_proto::dnssec::rdata::{CDNSKEY, CDS, DNSKEY, DNSSECRData, NSEC, RRSIG};
+use hickory_proto::dnssec::{Algorithm, PublicKey, SigningKey, TBS};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType, SerialNumber};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+
+use crate::config::dnssec::DnssecConfig;
+pub use crate::metrics::SignCounters;
+
+/// RFC 9824's meta-type: "this name does not exist", in a compact denial's NSEC.
+pub const NXNAME: RecordType = RecordType::Unknown(128);
+
+struct Key {
+    tag: u16,
+    algorithm: Algorithm,
+    signing: Box<dyn SigningKey>,
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Key {{ tag: {}, algorithm: {} }}", self.tag, self.algorithm)
+    }
+}
+
+/// The signatures over one RRset: one per signing key.
+#[derive(Debug)]
+pub struct Signed {
+    pub sigs: Vec<RRSIG>,
+    /// Each signature's RDATA as it goes on the wire (the fast path copies these).
+    pub wire: Vec<Box<[u8]>>,
+    /// Unix seconds after which it is made again.
+    refresh_at: u32,
+    /// A static RRset's: never evicted.
+    pinned: bool,
+}
+
+type Cache = HashMap<Arc<[u8]>, Arc<Signed>>;
+
+#[derive(Debug)]
+pub struct Signer {
+    /// The signer's name: the zone's origin, lower case.
+    pub zone: Name,
+    /// Keys that sign the zone's data (active CSKs and ZSKs).
+    data_keys: Vec<Key>,
+    /// Keys that sign the DNSKEY, CDS and CDNSKEY sets (every CSK and KSK).
+    key_keys: Vec<Key>,
+    validity: u32,
+    refresh: u32,
+    inception: u32,
+    cap: usize,
+    cache: ArcSwap<Cache>,
+    pub counters: Arc<SignCounters>,
+}
+
+/// The current time as RRSIG times count it (unix seconds, mod 2^32).
+pub fn unix_now() -> u32 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as u32)
+}
+
+/// The cache key of an RRset: owner (lower-case wire), type, TTL, RDATA sorted.
+pub fn rrset_key(owner_key: &[u8], rtype: u16, ttl: u32, rdatas: &mut [&[u8]]) -> Vec<u8> {
+    rdatas.sort_unstable();
+    let mut k = Vec::with_capacity(owner_key.len() + 6 + rdatas.iter().map(|r| r.len() + 2).sum::<usize>());
+    k.extend_from_slice(owner_key);
+    k.extend_from_slice(&rtype.to_be_bytes());
+    k.extend_from_slice(&ttl.to_be_bytes());
+    for r in rdatas.iter() {
+        k.extend_from_slice(&(r.len() as u16).to_be_bytes());
+        k.extend_from_slice(r);
+    }
+    k
+}
+
+/// A record's RDATA in canonical form (RFC 4034 6.2).
+pub fn canonical_rdata(data: &RData) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(32);
+    let mut e = BinEncoder::new(&mut buf);
+    e.set_canonical_form(true);
+    let _ = data.emit(&mut e);
+    buf
+}
+
+/// The cache key of a list of records that form one RRset.
+pub fn records_key(records: &[Record]) -> Vec<u8> {
+    let owner = crate::model::zone::key(&records[0].name);
+    let rdatas: Vec<Vec<u8>> = records.iter().map(|r| canonical_rdata(&r.data)).collect();
+    let mut refs: Vec<&[u8]> = rdatas.iter().map(|r| r.as_slice()).collect();
+    rrset_key(&owner, u16::from(records[0].record_type()), records[0].ttl, &mut refs)
+}
+
+/// Whether an RRset of this type is signed by the key-signing keys.
+fn is_key_set(rtype: RecordType) -> bool {
+    matches!(rtype, RecordType::DNSKEY | RecordType::CDS | RecordType::CDNSKEY)
+}
+
+impl Signer {
+    pub fn new(config: &DnssecConfig, zone: &Name, counters: Arc<SignCounters>) -> Result<Signer, String> {
+        let mut data_keys = Vec::new();
+        let mut key_keys = Vec::new();
+        for k in &config.keys {
+            let make = || -> Result<Key, String> {
+                Ok(Key { tag: k.tag, algorithm: k.algorithm, signing: k.private.signing_key(k.algorithm)? })
+            };
+            if k.active && k.role != crate::config::dnssec::KeyRole::Ksk {
+                data_keys.push(make()?);
+            }
+            if k.role.signs_keys() {
+                key_keys.push(make()?);
+            }
+        }
+        Ok(Signer {
+            zone: zone.to_lowercase(),
+            data_keys,
+            key_keys,
+            validity: config.validity.as_secs().min(u64::from(u32::MAX / 2)) as u32,
+            refresh: config.refresh.as_secs().min(u64::from(u32::MAX / 2)) as u32,
+            inception: config.inception.as_secs().min(u64::from(u32::MAX / 2)) as u32,
+            cap: config.cache_size,
+            cache: ArcSwap::from_pointee(HashMap::new()),
+            counters,
+        })
+    }
+
+    /// The DNSKEY records of the zone: every configured key.
+    pub fn dnskeys(config: &DnssecConfig, zone: &Name) -> Vec<Record> {
+        config
+            .keys
+            .iter()
+            .map(|k| {
+                Record::from_rdata(
+                    zone.clone(),
+                    config.dnskey_ttl,
+                    RData::DNSSEC(DNSSECRData::DNSKEY(k.dnskey.clone())),
+                )
+            })
+            .collect()
+    }
+
+    /// CDS and CDNSKEY (RFC 7344): the DS set the parent should have, one per SEP key.
+    pub fn cds(config: &DnssecConfig, zone: &Name) -> Vec<Record> {
+        let mut out = Vec::new();
+        for k in config.keys.iter().filter(|k| k.role.signs_keys()) {
+            if let Ok(ds) = k.ds(zone) {
+                let cds = CDS::new(ds.key_tag(), Some(ds.algorithm()), ds.digest_type(), ds.digest().to_vec());
+                out.push(Record::from_rdata(zone.clone(), config.dnskey_ttl, RData::DNSSEC(DNSSECRData::CDS(cds))));
+            }
+        }
+        for k in config.keys.iter().filter(|k| k.role.signs_keys()) {
+            let key: &DNSKEY = &k.dnskey;
+            let cdnskey = CDNSKEY::with_flags(key.flags(), Some(k.algorithm), key.public_key().public_bytes().to_vec());
+            out.push(Record::from_rdata(zone.clone(), config.dnskey_ttl, RData::DNSSEC(DNSSECRData::CDNSKEY(cdnskey))));
+        }
+        out
+    }
+
+    /// The signatures for an RRset whose key is `key`, if cached and fresh at `now`.
+    pub fn cached(&self, key: &[u8], now: u32) -> Option<Arc<Signed>> {
+        let cache = self.cache.load();
+        let hit = cache.get(key)?;
+        // Serial-number arithmetic: fresh while now is before refresh_at.
+        (hit.refresh_at.wrapping_sub(now) as i32 > 0).then(|| Arc::clone(hit))
+    }
+
+    /// The signatures for `records` (one RRset), from the cache or made now and kept.
+    pub fn signatures(&self, records: &[Record], now: u32) -> Option<Arc<Signed>> {
+        let key = records_key(records);
+        if let Some(hit) = self.cached(&key, now) {
+            return Some(hit);
+        }
+        self.sign_and_keep(records, key, now, false)
+    }
+
+    /// Signs a static RRset when the model is built (kept for the model's life).
+    pub fn presign(&self, records: &[Record], now: u32) {
+        let key = records_key(records);
+        let _ = self.sign_and_keep(records, key, now, true);
+    }
+
+    fn sign_and_keep(&self, records: &[Record], key: Vec<u8>, now: u32, pinned: bool) -> Option<Arc<Signed>> {
+        let mut signed = self.sign(records, now)?;
+        self.counters.rrsets.fetch_add(signed.sigs.len() as u64, Ordering::Relaxed);
+        let key: Arc<[u8]> = key.into();
+        let mut evicted = false;
+        let mut size = 0;
+        let cap = self.cap;
+        self.cache.rcu(|old| {
+            let mut map = Cache::clone(old);
+            signed.pinned = pinned || old.get(&key).is_some_and(|e| e.pinned);
+            if !signed.pinned && map.values().filter(|e| !e.pinned).count() >= cap {
+                map.retain(|_, e| e.pinned);
+                evicted = true;
+            }
+            map.insert(
+                Arc::clone(&key),
+                Arc::new(Signed {
+                    sigs: signed.sigs.clone(),
+                    wire: signed.wire.clone(),
+                    refresh_at: signed.refresh_at,
+                    pinned: signed.pinned,
+                }),
+            );
+            size = map.len();
+            map
+        });
+        if evicted {
+            self.counters.evictions.fetch_add(1, Ordering::Relaxed);
+        }
+        self.counters.entries.store(size as u64, Ordering::Relaxed);
+        self.cache.load().get(&key).cloned()
+    }
+
+    /// Signs an RRset that is not kept (a compact denial's NSEC for a name that does not exist).
+    pub fn sign_uncached(&self, records: &[Record], now: u32) -> Option<Signed> {
+        let signed = self.sign(records, now)?;
+        self.counters.denials.fetch_add(signed.sigs.len() as u64, Ordering::Relaxed);
+        Some(signed)
+    }
+
+    fn sign(&self, records: &[Record], now: u32) -> Option<Signed> {
+        let first = records.first()?;
+        let rtype = first.record_type();
+        let keys = if is_key_set(rtype) { &self.key_keys } else { &self.data_keys };
+        let inception = now.wrapping_sub(self.inception);
+        let expiration = now.wrapping_add(self.validity);
+        let mut sigs = Vec::with_capacity(keys.len());
+        let mut wire = Vec::with_capacity(keys.len());
+        for key in keys {
+            let input = SigInput {
+                type_covered: rtype,
+                algorithm: key.algorithm,
+                num_labels: first.name.num_labels(),
+                original_ttl: first.ttl,
+                sig_expiration: SerialNumber::new(expiration),
+                sig_inception: SerialNumber::new(inception),
+                key_tag: key.tag,
+                signer_name: self.zone.clone(),
+            };
+            let tbs = TBS::from_input(&first.name, DNSClass::IN, &input, records.iter()).ok()?;
+            let sig = key.signing.sign(&tbs).ok()?;
+            let rrsig = RRSIG::from_sig(input, sig);
+            let mut buf = Vec::with_capacity(100);
+            let mut e = BinEncoder::new(&mut buf);
+            RData::DNSSEC(DNSSECRData::RRSIG(rrsig.clone())).emit(&mut e).ok()?;
+            sigs.push(rrsig);
+            wire.push(buf.into_boxed_slice());
+        }
+        Some(Signed { sigs, wire, refresh_at: expiration.wrapping_sub(self.refresh), pinned: false })
+    }
+
+    /// Entries in the cache now.
+    pub fn cache_len(&self) -> usize {
+        self.cache.load().len()
+    }
+}
+
+/// The RRSIG records for one signed RRset.
+pub fn rrsig_records<'a>(signed: &'a Signed, owner: &Name, ttl: u32) -> impl Iterator<Item = Record> + 'a {
+    let owner = owner.clone();
+    signed
+        .sigs
+        .iter()
+        .map(move |s| Record::from_rdata(owner.clone(), ttl, RData::DNSSEC(DNSSECRData::RRSIG(s.clone()))))
+}
+
+/// The compact-denial NSEC at `owner` (RFC 9824): next name `\000.owner`, the types
+/// present (for a name that does not exist: NXNAME), RRSIG and NSEC.
+pub fn compact_nsec(owner: &Name, types: &[RecordType], ttl: u32) -> Option<Record> {
+    let lower = owner.to_lowercase();
+    let next = lower.prepend_label(hickory_proto::rr::domain::Label::from_raw_bytes(&[0]).ok()?).ok()?;
+    let mut all: Vec<RecordType> = types.to_vec();
+    all.extend([RecordType::RRSIG, RecordType::NSEC]);
+    let nsec = NSEC::new(next, all);
+    Some(Record::from_rdata(owner.clone(), ttl, RData::DNSSEC(DNSSECRData::NSEC(nsec))))
+}
