@@ -83,8 +83,15 @@ pub fn unix_now() -> u32 {
 
 /// The cache key of an RRset: owner (lower-case wire), type, TTL, RDATA sorted.
 pub fn rrset_key(owner_key: &[u8], rtype: u16, ttl: u32, rdatas: &mut [&[u8]]) -> Vec<u8> {
-    rdatas.sort_unstable();
     let mut k = Vec::with_capacity(owner_key.len() + 6 + rdatas.iter().map(|r| r.len() + 2).sum::<usize>());
+    rrset_key_into(&mut k, owner_key, rtype, ttl, rdatas);
+    k
+}
+
+/// [`rrset_key`] into a reused buffer (the fast path's).
+pub fn rrset_key_into(k: &mut Vec<u8>, owner_key: &[u8], rtype: u16, ttl: u32, rdatas: &mut [&[u8]]) {
+    rdatas.sort_unstable();
+    k.clear();
     k.extend_from_slice(owner_key);
     k.extend_from_slice(&rtype.to_be_bytes());
     k.extend_from_slice(&ttl.to_be_bytes());
@@ -92,7 +99,6 @@ pub fn rrset_key(owner_key: &[u8], rtype: u16, ttl: u32, rdatas: &mut [&[u8]]) -
         k.extend_from_slice(&(r.len() as u16).to_be_bytes());
         k.extend_from_slice(r);
     }
-    k
 }
 
 /// A record's RDATA in canonical form (RFC 4034 6.2).

@@ -11,7 +11,9 @@
 //!
 //! Shapes: an A or AAAA query for a GSLB name whose decision is addresses (its regions'
 //! or the all-down fallback's) or a static A/AAAA RRset, and NXDOMAIN with the SOA;
-//! with or without EDNS(0), with or without ECS.
+//! with or without EDNS(0), with or without ECS. With DO in a signed zone: the address
+//! answers whose signatures are in the signature cache (the general path signs what is
+//! not, and puts it there); never a denial (each is signed per query).
 
 use std::net::IpAddr;
 
@@ -20,6 +22,7 @@ use hickory_proto::rr::{RData, Record, RecordType};
 use super::answer::{Answer, decide};
 use super::client::{EcsPolicy, from_query};
 use super::wire::{self, u16_at};
+use crate::model::dnssec::{rrset_key_into, unix_now};
 use crate::model::zone::{Lookup, Node};
 use crate::state::Snapshot;
 
@@ -120,11 +123,13 @@ struct Names {
     bytes: Vec<u8>,
 }
 
-/// A worker's reusable buffers: the answer, and the compression table.
+/// A worker's reusable buffers: the answer, the compression table, a signature
+/// cache key.
 #[derive(Default)]
 pub struct Scratch {
     pub out: Vec<u8>,
     names: Names,
+    key: Vec<u8>,
 }
 
 impl Names {
@@ -189,7 +194,7 @@ fn rr_head(out: &mut Vec<u8>, rtype: u16, ttl: u32) {
 
 /// Answers `packet` from `snap` into `out`, or declines.
 pub fn answer(snap: &Snapshot, packet: &[u8], src: IpAddr, scratch: &mut Scratch) -> Option<Answered> {
-    let Scratch { out, names } = scratch;
+    let Scratch { out, names, key: sig_key } = scratch;
     names.clear();
     let model = &*snap.model;
     let mut key = [0u8; 256];
@@ -243,6 +248,37 @@ pub fn answer(snap: &Snapshot, packet: &[u8], src: IpAddr, scratch: &mut Scratch
     if (!nxdomain && n == 0) || n > addrs.len() {
         return None; // NODATA or a very large set: the general path
     }
+    // A signed answer: the RRset's signatures, if cached (else the general path signs).
+    let signed = match (&model.signer, q.edns) {
+        (Some(signer), Some((_, true))) => {
+            if nxdomain {
+                return None;
+            }
+            let mut octets = [[0u8; 16]; 16];
+            let mut lens = [0usize; 16];
+            for (i, (ip, _)) in addrs[..n].iter().flatten().enumerate() {
+                lens[i] = match ip {
+                    IpAddr::V4(v4) => {
+                        octets[i][..4].copy_from_slice(&v4.octets());
+                        4
+                    }
+                    IpAddr::V6(v6) => {
+                        octets[i] = v6.octets();
+                        16
+                    }
+                };
+            }
+            let mut rdatas: [&[u8]; 16] = [&[]; 16];
+            for i in 0..n {
+                rdatas[i] = &octets[i][..lens[i]];
+            }
+            let ttl = addrs[0].map_or(0, |(_, ttl)| ttl);
+            rrset_key_into(sig_key, &key[..klen], q.qtype, ttl, &mut rdatas[..n]);
+            Some((signer.cached(sig_key, unix_now())?, ttl))
+        }
+        _ => None,
+    };
+    let sigs = signed.as_ref().map_or(0, |(s, _)| s.wire.len());
 
     // Encode, as hickory would.
     out.clear();
@@ -251,7 +287,7 @@ pub fn answer(snap: &Snapshot, packet: &[u8], src: IpAddr, scratch: &mut Scratch
     out.push(0x80 | 0x04 | u8::from(q.rd));
     out.push(if q.cd { 0x10 } else { 0 } | rcode as u8);
     out.extend_from_slice(&1u16.to_be_bytes());
-    out.extend_from_slice(&(n as u16).to_be_bytes());
+    out.extend_from_slice(&((n + sigs) as u16).to_be_bytes());
     out.extend_from_slice(&u16::from(nxdomain).to_be_bytes());
     out.extend_from_slice(&u16::from(q.edns.is_some()).to_be_bytes());
     out.extend_from_slice(&packet[q.question.0..q.question.1]);
@@ -269,6 +305,14 @@ pub fn answer(snap: &Snapshot, packet: &[u8], src: IpAddr, scratch: &mut Scratch
                 out.extend_from_slice(&16u16.to_be_bytes());
                 out.extend_from_slice(&v6.octets());
             }
+        }
+    }
+    if let Some((signed, ttl)) = &signed {
+        for rdata in &signed.wire {
+            names.emit(out, owner)?;
+            rr_head(out, 46, *ttl);
+            out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+            out.extend_from_slice(rdata);
         }
     }
     if nxdomain {

@@ -86,6 +86,21 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Makes a DNSSEC key for `zone` in `dir` as `switchyard dnssec keygen` does; its path.
+pub fn keygen(dir: &Path, zone: &str, role: switchyard::config::dnssec::KeyRole) -> (PathBuf, u16) {
+    let zone = hickory_proto::rr::Name::from_ascii(zone).expect("zone name");
+    let (path, key) =
+        switchyard::config::dnssec::generate(&zone, hickory_proto::dnssec::Algorithm::ECDSAP256SHA256, role, dir)
+            .expect("key made");
+    (path, key.tag)
+}
+
+/// `config` with a `[dnssec]` section signing it with a new combined key in `dir`.
+pub fn signed(config: &str, dir: &Path) -> String {
+    let (key, _) = keygen(dir, "gslb.example.org.", switchyard::config::dnssec::KeyRole::Csk);
+    format!("{config}\n[dnssec]\nkeys = [{{ file = \"{}\" }}]\n", key.display())
+}
+
 /// The zone of the small test configs: `gslb.example.org.`, with ns1 and its glue.
 pub const ZONE: &str = include_str!("../../fixtures/configs/zone.toml");
 
