@@ -187,7 +187,7 @@ impl App {
         });
         control.take_events_config(&config);
         if let Some(path) = &control.config_path {
-            for w in crate::config::dnssec::record_keys(path, &config, unix_now() as u64) {
+            for w in crate::config::dnssec::record_keys(path, &config, unix_now()) {
                 tracing::warn!(warning = %w, "dnssec key change");
             }
         }

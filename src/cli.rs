@@ -553,7 +553,9 @@ pub fn rollover_warnings(path: &Path, config: &crate::config::Config) -> Vec<Str
     let Some(d) = &config.dnssec else { return Vec::new() };
     let file = KeyHistory::path(config.health.state_file.as_deref(), path);
     match KeyHistory::read(&file) {
-        Ok(h) => h.rollover_warnings(d, crate::config::dnssec::max_ttl(config), crate::reload::unix_now() as u64),
+        Ok(h) => {
+            h.rollover_warnings(d, crate::config::dnssec::max_ttl(config), crate::reload::unix_now().floor() as u64)
+        }
         Err(e) => vec![format!("cannot check the key rollover: {e}")],
     }
 }

@@ -81,7 +81,7 @@ impl Control {
         // The engine also keeps the state file (drains too) and talks to the fleet.
         let start_engine = model.probed() || config.health.state_file.is_some() || config.fleet.is_some();
         self.state.replace_model(model);
-        for w in crate::config::dnssec::record_keys(&path, &config, unix_now() as u64) {
+        for w in crate::config::dnssec::record_keys(&path, &config, unix_now()) {
             warn!(warning = %w, "dnssec key change");
         }
         self.config.store(config.clone());

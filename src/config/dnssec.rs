@@ -18,7 +18,7 @@ use hickory_proto::dnssec::rdata::{DNSKEY, DS};
 use hickory_proto::dnssec::{Algorithm, DigestType, SigningKey};
 use hickory_proto::rr::Name;
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 /// `[dnssec]`, validated: the zone's keys and how signatures are made.
 #[derive(Debug, Clone)]
@@ -40,8 +40,7 @@ pub struct DnssecConfig {
 }
 
 /// What a key signs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyRole {
     /// Combined signing key: the DNSKEY set and the zone's data (flags 257).
     Csk,
@@ -132,21 +131,19 @@ pub fn max_ttl(config: &super::Config) -> u32 {
 
 /// Notes the keys `config` publishes in the key history (beside the state file, else
 /// the config), after logging what check-config would have warned about. Returns the
-/// warnings.
-pub fn record_keys(config_path: &Path, config: &super::Config, now: u64) -> Vec<String> {
+/// warnings. `now`: unix seconds.
+pub fn record_keys(config_path: &Path, config: &super::Config, now: f64) -> Vec<String> {
     let Some(d) = &config.dnssec else { return Vec::new() };
     let file = KeyHistory::path(config.health.state_file.as_deref(), config_path);
     let mut history = match KeyHistory::read(&file) {
         Ok(h) => h,
         Err(e) => return vec![format!("the key history is unreadable and starts again: {e}")],
     };
-    let warnings = history.rollover_warnings(d, max_ttl(config), now);
-    history.observe(&d.keys, now);
+    // Whole seconds, rounded so that no wait comes out shorter than it is.
+    let warnings = history.rollover_warnings(d, max_ttl(config), now.floor() as u64);
+    history.observe(&d.keys, now.ceil() as u64);
     let tmp = file.with_extension("tmp");
-    let written = serde_json::to_vec_pretty(&history)
-        .map_err(std::io::Error::other)
-        .and_then(|body| std::fs::write(&tmp, body))
-        .and_then(|()| std::fs::rename(&tmp, &file));
+    let written = std::fs::write(&tmp, history.to_json()).and_then(|()| std::fs::rename(&tmp, &file));
     let mut warnings = warnings;
     if let Err(e) = written {
         warnings.push(format!("cannot write the key history `{}`: {e}", file.display()));
@@ -161,19 +158,6 @@ pub fn algorithm_from(s: &str) -> Option<Algorithm> {
         "15" | "ed25519" => Some(Algorithm::ED25519),
         _ => None,
     }
-}
-
-/// The key file, as written.
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KeyFile {
-    zone: String,
-    algorithm: u8,
-    role: KeyRole,
-    key_tag: u16,
-    created: String,
-    /// PKCS#8, base64.
-    private_key: String,
 }
 
 /// A key read from a file, before the config says whether it signs.
@@ -194,8 +178,10 @@ fn public_dnskey(key: &dyn SigningKey, role: KeyRole) -> Result<DNSKEY, String> 
 /// Reads a key file; the error says what is wrong with it (not where: the caller knows).
 pub fn read_key(path: &Path) -> Result<LoadedKey, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read key file `{}`: {e}", path.display()))?;
-    let file: KeyFile = toml::from_str(&text)
+    let file: super::raw::KeyFile = toml::from_str(&text)
         .map_err(|e| format!("`{}` is not a switchyard key file: {}", path.display(), e.message()))?;
+    let role = KeyRole::parse(&file.role)
+        .ok_or_else(|| format!("key file `{}`: role `{}` is not csk, ksk or zsk", path.display(), file.role))?;
     let zone = Name::from_ascii(&file.zone)
         .map(|n| n.to_lowercase())
         .map_err(|e| format!("key file `{}`: zone `{}`: {e}", path.display(), file.zone))?;
@@ -212,7 +198,7 @@ pub fn read_key(path: &Path) -> Result<LoadedKey, String> {
         .map_err(|e| format!("key file `{}`: private_key is not base64: {e}", path.display()))?;
     let private = PrivateKey(der.into());
     let signing = private.signing_key(algorithm).map_err(|e| format!("key file `{}`: {e}", path.display()))?;
-    let dnskey = public_dnskey(&*signing, file.role).map_err(|e| format!("key file `{}`: {e}", path.display()))?;
+    let dnskey = public_dnskey(&*signing, role).map_err(|e| format!("key file `{}`: {e}", path.display()))?;
     let tag = dnskey.calculate_key_tag().map_err(|e| e.to_string())?;
     if tag != file.key_tag {
         return Err(format!(
@@ -221,7 +207,7 @@ pub fn read_key(path: &Path) -> Result<LoadedKey, String> {
             file.key_tag
         ));
     }
-    Ok(LoadedKey { zone: zone.clone(), role: file.role, algorithm, dnskey, tag, private })
+    Ok(LoadedKey { zone, role, algorithm, dnskey, tag, private })
 }
 
 /// Makes a new key for `zone` and writes it to a new file in `dir` (owner-only), named
@@ -238,19 +224,15 @@ pub fn generate(zone: &Name, algorithm: Algorithm, role: KeyRole, dir: &Path) ->
     let dnskey = public_dnskey(&*signing, role)?;
     let tag = dnskey.calculate_key_tag().map_err(|e| e.to_string())?;
     let zone = zone.to_lowercase();
-    let file = KeyFile {
-        zone: zone.to_ascii(),
-        algorithm: u8::from(algorithm),
-        role,
-        key_tag: tag,
-        created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-        private_key: data_encoding::BASE64.encode(&private.0),
-    };
-    let body = toml::to_string(&file).map_err(|e| e.to_string())?;
     let text = format!(
         "# switchyard DNSSEC key for {zone} ({algorithm}, {role}, tag {tag}).\n\
-         # The private key: keep this file owner-only, back it up, never commit it.\n{body}",
-        role = role.as_str()
+         # The private key: keep this file owner-only, back it up, never commit it.\n\
+         zone = \"{zone}\"\nalgorithm = {alg}\nrole = \"{role}\"\nkey_tag = {tag}\ncreated = \"{created}\"\n\
+         private_key = \"{private}\"\n",
+        role = role.as_str(),
+        alg = u8::from(algorithm),
+        created = humantime::format_rfc3339_seconds(std::time::SystemTime::now()),
+        private = data_encoding::BASE64.encode(&private.0),
     );
     let name = zone.to_ascii();
     let path = dir.join(format!("K{}+{:03}+{tag:05}.key", name.trim_end_matches('.'), u8::from(algorithm)));
@@ -267,17 +249,15 @@ pub fn generate(zone: &Name, algorithm: Algorithm, role: KeyRole, dir: &Path) ->
 /// When each key (by tag) was first published and first and last signed the zone's
 /// data, as the server saw it (unix seconds), and which keys it publishes now. Kept
 /// beside the state file.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct KeyHistory {
     pub keys: BTreeMap<u16, KeyTimes>,
     /// The keys published at the last observation, and which of them signed.
-    #[serde(default)]
     pub published: Vec<u16>,
-    #[serde(default)]
     pub signing: Vec<u16>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct KeyTimes {
     pub first_published: u64,
     /// Unset: never signed the zone's data.
@@ -306,11 +286,52 @@ impl KeyHistory {
 
     /// Reads the history; a missing file is an empty history.
     pub fn read(path: &Path) -> Result<KeyHistory, String> {
-        match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| format!("`{}`: {e}", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KeyHistory::default()),
-            Err(e) => Err(format!("cannot read `{}`: {e}", path.display())),
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(KeyHistory::default()),
+            Err(e) => return Err(format!("cannot read `{}`: {e}", path.display())),
+        };
+        let bad = |what: &str| format!("`{}`: {what}", path.display());
+        let v: Value = serde_json::from_str(&text).map_err(|e| bad(&format!("not valid JSON: {e}")))?;
+        let tags = |k: &str| -> Result<Vec<u16>, String> {
+            let list = v.get(k).and_then(Value::as_array).ok_or_else(|| bad(&format!("no `{k}` list")))?;
+            list.iter()
+                .map(|t| t.as_u64().and_then(|t| u16::try_from(t).ok()).ok_or_else(|| bad("a bad key tag")))
+                .collect()
+        };
+        let mut keys = BTreeMap::new();
+        for (tag, t) in v.get("keys").and_then(Value::as_object).ok_or_else(|| bad("no `keys` object"))? {
+            let tag: u16 = tag.parse().map_err(|_| bad(&format!("`{tag}` is not a key tag")))?;
+            let first_published =
+                t.get("first_published").and_then(Value::as_u64).ok_or_else(|| bad("a key without first_published"))?;
+            keys.insert(
+                tag,
+                KeyTimes {
+                    first_published,
+                    first_signed: t.get("first_signed").and_then(Value::as_u64),
+                    last_signed: t.get("last_signed").and_then(Value::as_u64),
+                },
+            );
         }
+        Ok(KeyHistory { keys, published: tags("published")?, signing: tags("signing")? })
+    }
+
+    /// The history as its file holds it.
+    pub fn to_json(&self) -> String {
+        let keys: serde_json::Map<String, Value> = self
+            .keys
+            .iter()
+            .map(|(tag, t)| {
+                let times = json!({
+                    "first_published": t.first_published,
+                    "first_signed": t.first_signed,
+                    "last_signed": t.last_signed,
+                });
+                (tag.to_string(), times)
+            })
+            .collect();
+        let v = json!({ "keys": keys, "published": self.published, "signing": self.signing });
+        serde_json::to_string_pretty(&v).unwrap_or_default()
     }
 
     /// Notes that `keys` are published (and the active ones sign) from `now` on.
@@ -335,7 +356,8 @@ impl KeyHistory {
     }
 
     /// What a change to `config`'s keys would break for resolvers that cached the
-    /// running zone's data, judged at `now`. `max_ttl` is the longest TTL the zone
+    /// running zone's data, judged at `now` (whole seconds, rounded down; observations
+    /// are rounded up). `max_ttl` is the longest TTL the zone
     /// answers with (signatures live in caches that long).
     pub fn rollover_warnings(&self, config: &DnssecConfig, max_ttl: u32, now: u64) -> Vec<String> {
         let mut warnings = Vec::new();
@@ -350,8 +372,8 @@ impl KeyHistory {
                     "key {} would start signing {}s after it was first published, before the DNSKEY TTL ({ttl}s) \
                      has passed: resolvers that cached the DNSKEY set without it would fail to validate; wait {}s",
                     k.tag,
-                    now - t.first_published,
-                    t.first_published + ttl - now
+                    now.saturating_sub(t.first_published),
+                    (t.first_published + ttl).saturating_sub(now)
                 )),
                 None if anyone_signed_before => warnings.push(format!(
                     "key {} would sign without having been published first: resolvers that cached the DNSKEY set \
@@ -373,11 +395,86 @@ impl KeyHistory {
                     "removing key {tag}, which signed answers {}s ago: resolvers may hold those signatures for up to \
                      {max_ttl}s (the zone's longest TTL) and would fail to validate them; make it inactive \
                      (`active = false`), reload, and remove it {}s later",
-                    now - signed_until.unwrap_or(now),
-                    until - now
+                    now.saturating_sub(signed_until.unwrap_or(now)),
+                    until.saturating_sub(now)
                 ));
             }
         }
         warnings
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(dir: &Path, role: KeyRole, active: bool) -> ZoneKey {
+        let zone = Name::from_ascii("gslb.example.org.").unwrap();
+        let (file, k) = generate(&zone, Algorithm::ECDSAP256SHA256, role, dir).unwrap();
+        ZoneKey { file, role, active, algorithm: k.algorithm, dnskey: k.dnskey, tag: k.tag, private: k.private }
+    }
+
+    fn config(keys: &[&ZoneKey]) -> DnssecConfig {
+        DnssecConfig {
+            keys: keys.iter().map(|k| (*k).clone()).collect(),
+            validity: Duration::from_secs(14 * 86400),
+            refresh: Duration::from_secs(7 * 86400),
+            inception: Duration::from_secs(3600),
+            dnskey_ttl: 3600,
+            cache_size: 100,
+            cds: true,
+        }
+    }
+
+    #[test]
+    fn a_key_file_reads_back_owner_only_with_its_tag() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = key(dir.path(), KeyRole::Ksk, true);
+        let back = read_key(&k.file).unwrap();
+        assert_eq!((back.tag, back.role, back.dnskey.flags()), (k.tag, KeyRole::Ksk, 257));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&k.file).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        assert!(!format!("{k:?}").contains(&data_encoding::BASE64.encode(&k.private.0)[..20]));
+    }
+
+    /// The rollover of docs/dnssec.md on a one-hour DNSKEY TTL and a 300 s zone: each
+    /// step warns until its wait is over, and not after.
+    #[test]
+    fn each_rollover_step_taken_early_is_warned_about() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = key(dir.path(), KeyRole::Csk, true);
+        let new = key(dir.path(), KeyRole::Csk, false);
+        let mut h = KeyHistory::default();
+        let max_ttl = 300;
+        // The first key of a zone: nothing was cached before, nothing to warn about.
+        assert!(h.rollover_warnings(&config(&[&old]), max_ttl, 1_000).is_empty());
+        h.observe(std::slice::from_ref(&old), 1_000);
+        // Publishing a second key is always safe.
+        assert!(h.rollover_warnings(&config(&[&old, &new]), max_ttl, 2_000).is_empty());
+        h.observe(&[old.clone(), new.clone()], 2_000);
+        // Switching before the DNSKEY TTL has passed since the new key appeared.
+        let old_off = ZoneKey { active: false, ..old.clone() };
+        let new_on = ZoneKey { active: true, ..new.clone() };
+        let w = h.rollover_warnings(&config(&[&old_off, &new_on]), max_ttl, 2_000 + 3_599);
+        assert!(w.len() == 1 && w[0].contains(&format!("key {} would start signing", new.tag)), "{w:?}");
+        assert!(h.rollover_warnings(&config(&[&old_off, &new_on]), max_ttl, 2_000 + 3_600).is_empty());
+        h.observe(&[old_off.clone(), new_on.clone()], 5_600);
+        // Removing the old key while its signatures may still be cached.
+        let w = h.rollover_warnings(&config(&[&new_on]), max_ttl, 5_600 + 299);
+        assert!(w.len() == 1 && w[0].contains(&format!("removing key {}", old.tag)), "{w:?}");
+        assert!(h.rollover_warnings(&config(&[&new_on]), max_ttl, 5_600 + 300).is_empty());
+        // Removing a key that still signs: warned however long it has been published.
+        let mut h2 = KeyHistory::default();
+        h2.observe(std::slice::from_ref(&old), 1_000);
+        h2.observe(&[old.clone(), new_on.clone()], 1_000_000);
+        let w = h2.rollover_warnings(&config(&[&new_on]), max_ttl, 2_000_000);
+        assert!(w.iter().any(|w| w.contains(&format!("removing key {}", old.tag))), "{w:?}");
+        // A new key that signs without having been published first.
+        let third = key(dir.path(), KeyRole::Csk, true);
+        let w = h.rollover_warnings(&config(&[&new_on, &third]), max_ttl, 10_000);
+        assert!(w.iter().any(|w| w.contains("without having been published first")), "{w:?}");
     }
 }

@@ -187,6 +187,20 @@ pub struct Dnssec {
     pub cds: Option<bool>,
 }
 
+/// A key file, as `switchyard dnssec keygen` writes it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyFile {
+    pub zone: String,
+    pub algorithm: u8,
+    pub role: String,
+    pub key_tag: u16,
+    #[allow(dead_code)]
+    pub created: String,
+    /// PKCS#8, base64.
+    pub private_key: String,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DnssecKey {

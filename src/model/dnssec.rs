@@ -302,3 +302,84 @@ pub fn compact_nsec(owner: &Name, types: &[RecordType], ttl: u32) -> Option<Reco
     let nsec = NSEC::new(next, all);
     Some(Record::from_rdata(owner.clone(), ttl, RData::DNSSEC(DNSSECRData::NSEC(nsec))))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::dnssec::{KeyRole, ZoneKey, generate};
+    use hickory_proto::rr::rdata::A;
+
+    fn signer(cache_size: usize) -> (Signer, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let zone = Name::from_ascii("gslb.example.org.").unwrap();
+        let (file, k) = generate(&zone, Algorithm::ECDSAP256SHA256, KeyRole::Csk, dir.path()).unwrap();
+        let key = ZoneKey {
+            file,
+            role: KeyRole::Csk,
+            active: true,
+            algorithm: k.algorithm,
+            dnskey: k.dnskey,
+            tag: k.tag,
+            private: k.private,
+        };
+        let config = DnssecConfig {
+            keys: vec![key],
+            validity: std::time::Duration::from_secs(1000),
+            refresh: std::time::Duration::from_secs(400),
+            inception: std::time::Duration::from_secs(60),
+            dnskey_ttl: 60,
+            cache_size,
+            cds: true,
+        };
+        (Signer::new(&config, &zone, Arc::default()).unwrap(), dir)
+    }
+
+    fn rrset(last: u8) -> Vec<Record> {
+        let name = Name::from_ascii("app.gslb.example.org.").unwrap();
+        vec![Record::from_rdata(name, 60, RData::A(A::new(192, 0, 2, last)))]
+    }
+
+    #[test]
+    fn a_signature_is_made_again_when_refresh_is_left_and_not_before() {
+        let (s, _dir) = signer(100);
+        let t0 = 1_800_000_000;
+        let first = s.signatures(&rrset(1), t0).unwrap();
+        let sig = &first.sigs[0];
+        assert_eq!((sig.input().sig_inception.get(), sig.input().sig_expiration.get()), (t0 - 60, t0 + 1000));
+        // Until 600 s (validity - refresh) have passed, the same signature.
+        let again = s.signatures(&rrset(1), t0 + 599).unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        assert_eq!(s.counters.rrsets.load(Ordering::Relaxed), 1);
+        // Then a new one, valid from then.
+        let fresh = s.signatures(&rrset(1), t0 + 600).unwrap();
+        assert_eq!(fresh.sigs[0].input().sig_expiration.get(), t0 + 600 + 1000);
+        assert_eq!(s.counters.rrsets.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn the_cache_is_bounded_and_keeps_static_rrsets() {
+        let (s, _dir) = signer(16);
+        let now = 1_800_000_000;
+        s.presign(&rrset(0), now);
+        for last in 1..=40 {
+            s.signatures(&rrset(last), now).unwrap();
+        }
+        assert!(s.cache_len() <= 17, "{} entries", s.cache_len());
+        assert!(s.counters.evictions.load(Ordering::Relaxed) >= 2);
+        // The static RRset was never dropped: still the first signature.
+        let before = s.counters.rrsets.load(Ordering::Relaxed);
+        s.signatures(&rrset(0), now).unwrap();
+        assert_eq!(s.counters.rrsets.load(Ordering::Relaxed), before);
+    }
+
+    #[test]
+    fn the_cache_key_ignores_order_and_owner_case() {
+        let a = rrset(1).into_iter().chain(rrset(2)).collect::<Vec<_>>();
+        let mut b = rrset(2).into_iter().chain(rrset(1)).collect::<Vec<_>>();
+        b.iter_mut().for_each(|r| r.name = Name::from_ascii("APP.gslb.Example.org.").unwrap());
+        assert_eq!(records_key(&a), records_key(&b));
+        let mut c = a.clone();
+        c.iter_mut().for_each(|r| r.ttl = 10);
+        assert_ne!(records_key(&a), records_key(&c), "the TTL is part of what is signed");
+    }
+}

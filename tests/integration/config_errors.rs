@@ -457,3 +457,60 @@ fn each_broken_config_gets_its_located_error() {
     }
     assert!(!load(BASE).stderr.contains("error"), "the base loads");
 }
+
+/// `[dnssec]`: a key file that is missing, not a key, for another zone, edited by hand,
+/// or listed twice, and bad signing settings: each error points at its value.
+#[test]
+fn dnssec_key_errors_are_located() {
+    use switchyard::config::dnssec::KeyRole;
+    let keys = tempfile::tempdir().unwrap();
+    let (good, _) = crate::support::keygen(keys.path(), "gslb.example.org.", KeyRole::Csk);
+    let (other_zone, _) = crate::support::keygen(keys.path(), "example.net.", KeyRole::Csk);
+    let (zsk, _) = crate::support::keygen(keys.path(), "gslb.example.org.", KeyRole::Zsk);
+    let tampered = keys.path().join("tampered.key");
+    let text = std::fs::read_to_string(&good).unwrap();
+    let tag_line = text.lines().find(|l| l.starts_with("key_tag")).unwrap();
+    std::fs::write(&tampered, text.replace(tag_line, "key_tag = 1")).unwrap();
+    let not_a_key = keys.path().join("notes.txt");
+    std::fs::write(&not_a_key, "hello").unwrap();
+    let dnssec = |keys: &str, extra: &str| format!("{BASE}\n[dnssec]\nkeys = [{keys}]\n{extra}");
+    let file = |p: &std::path::Path| format!("{{ file = \"{}\" }}", p.display());
+
+    let ok = load(&dnssec(&file(&good), ""));
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    let o = load(&dnssec("{ file = \"missing.key\" }", ""));
+    assert_error(&o, "cannot read key file", Some("\"missing.key\""));
+    assert!(o.stderr.contains("switchyard dnssec keygen"), "{}", o.stderr);
+    let o = load(&dnssec(&file(&not_a_key), ""));
+    assert_error(&o, &format!("`{}` is not a switchyard key file", not_a_key.display()), Some("\""));
+    let o = load(&dnssec(&file(&other_zone), ""));
+    assert_error(
+        &o,
+        &format!("key `{}` is for zone `example.net.`, not `gslb.example.org.`", other_zone.display()),
+        Some("\""),
+    );
+    let o = load(&dnssec(&file(&tampered), ""));
+    assert!(o.stderr.contains("key_tag says 1 but the key's tag is"), "{}", o.stderr);
+    let o = load(&dnssec(&format!("{}, {}", file(&good), file(&good)), ""));
+    assert!(o.stderr.contains("is listed twice"), "{}", o.stderr);
+    let o = load(&dnssec(&file(&zsk), ""));
+    assert_error(&o, "no key signs the DNSKEY set", Some("["));
+    let o = load(&dnssec(&format!("{{ file = \"{}\", active = false }}", good.display()), ""));
+    assert_error(&o, "no active key signs the zone's data", Some("["));
+    let o = load(&dnssec(&file(&good), "validity = \"2d\"\nrefresh = \"3d\""));
+    assert_error(&o, "`refresh` must be shorter than `validity`", Some("\"3d\""));
+    let o = load(&dnssec(&file(&good), "dnskey_ttl = 0"));
+    assert_error(&o, "dnskey_ttl 0 is out of range", Some("0"));
+    // A DS record belongs at a delegation.
+    let o = load(&format!("{BASE}\n[[zone.records]]\nname = \"www2\"\ntype = \"DS\"\nvalues = [\"1 13 2 AB\"]\n"));
+    assert_error(&o, "`www2.gslb.example.org.` has a DS record but is not delegated", Some("\"www2\""));
+    // Nothing of the private key reaches Debug (logs).
+    let loaded = switchyard::config::load(&{
+        let dir = tempfile::tempdir().unwrap().keep();
+        crate::support::write_config(&dir, &dnssec(&file(&good), ""))
+    })
+    .unwrap();
+    let secret = text.lines().find(|l| l.starts_with("private_key")).unwrap().split('"').nth(1).unwrap();
+    let debug = format!("{loaded:?}");
+    assert!(debug.contains("PrivateKey(..)") && !debug.contains(&secret[..40]), "the private key leaks into Debug");
+}

@@ -17,6 +17,8 @@ mod clusters;
 mod config_errors;
 /// SIGKILL and restart: the state file answers within a second; a truncated one is ignored.
 mod crash;
+/// DNSSEC: unbound and delv validate signed answers; a rollover under a signed parent.
+mod dnssec;
 /// The DR drill: kill the writer region, promote a standby, query all the while.
 mod drill;
 /// EDNS Client Subnet (RFC 7871): scopes, trust, malformed options.

@@ -8,6 +8,7 @@ pub mod geoip;
 pub mod nats;
 pub mod postgres;
 pub mod receiver;
+pub mod unbound;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
