@@ -210,6 +210,12 @@ async fn secrets_never_reach_logs_status_or_metrics() {
         "[regions.eu-west.database]\nkind = \"postgres\"\ndsn = \"host=127.0.0.1 port=1 user=switchyard password=hunter2 connect_timeout=1\"\n\n[regions.eu-west]\n",
     );
     std::fs::write(dir.path().join("test-city.mmdb"), geoip::city_db()).unwrap();
+    // A signed zone: its private key must not show either.
+    let config = crate::support::signed(&config, dir.path());
+    let key_file = config.split("file = \"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let key_text = std::fs::read_to_string(&key_file).unwrap();
+    let private = key_text.lines().find(|l| l.starts_with("private_key")).unwrap().split('"').nth(1).unwrap();
+    let private = private[private.len() - 40..].to_owned();
     let path = write_config(dir.path(), &config);
     let mut server = Spawned::start(
         Command::new(bin())
@@ -235,7 +241,7 @@ async fn secrets_never_reach_logs_status_or_metrics() {
     assert!(log.contains("user=switchyard"), "the check is named by its redacted DSN:\n{log}");
     assert!(log.contains("wrong bearer token"), "the refusal is logged:\n{log}");
     assert!(pages.contains("user=switchyard"), "status names the check");
-    for secret in ["hunter2", TOKEN, "tok-7f3a9c"] {
+    for secret in ["hunter2", TOKEN, "tok-7f3a9c", &private] {
         assert!(!log.contains(secret), "`{secret}` leaked into the log:\n{log}");
         assert!(!pages.contains(secret), "`{secret}` leaked into status or metrics");
     }
@@ -324,4 +330,53 @@ fn init_and_the_default_geoip_database_work_outside_the_clone() {
         .output()
         .unwrap();
     assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("(built in)"), "{out:?}");
+}
+
+/// `dnssec keygen` writes an owner-only key and prints the DS and DNSKEY; `dnssec keys`
+/// prints the same for a config's keys; an Ed25519 zone validates too.
+#[tokio::test]
+async fn dnssec_keygen_and_keys_print_what_the_parent_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let (code, out, err) = run(&["dnssec", "keygen", "gslb.example.org", "--algorithm", "ed25519", "--dir", &d]);
+    assert_eq!(code, 0, "{err}");
+    let ds = out.lines().find(|l| !l.starts_with(';') && l.contains(" DS ")).unwrap_or_else(|| panic!("{out}"));
+    assert!(ds.starts_with("gslb.example.org.") && ds.contains(" 15 2 "), "{ds}");
+    assert!(out.contains("DNSKEY\t257 3 15") || out.contains("DNSKEY 257 3 15"), "{out}");
+    let file = out.split("wrote ").nth(1).unwrap().split(" (owner-only)").next().unwrap().to_owned();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600, "{file}");
+    }
+    assert_eq!(run(&["dnssec", "keygen", "gslb.example.org", "--role", "kzk"]).0, 2, "a bad role is a usage error");
+    // The config's keys: the same DS.
+    std::fs::write(dir.path().join("test-city.mmdb"), geoip::city_db()).unwrap();
+    let config = format!("{POLICIES}\n[dnssec]\nkeys = [{{ file = \"{file}\" }}]\n");
+    let path = write_config(dir.path(), &config);
+    let (code, keys, err) = run(&["dnssec", "keys", "--config", &path.display().to_string()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(keys.contains(ds.split(" DS ").nth(1).unwrap()), "the same DS: {keys}");
+    let (code, out, err) = run(&["check-config", &path.display().to_string()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("dnssec: keys") && !err.contains("warning"), "{out}{err}");
+    // Served, an Ed25519-signed answer validates.
+    let s = crate::support::TestServer::start(&config).await;
+    let dig = dig(s.addr, &["static.gslb.example.org", "A", "+dnssec"]).await;
+    assert!(dig.raw.contains("RRSIG\tA 15 4"), "{}", dig.raw);
+    let anchor = keys.lines().find(|l| !l.starts_with(';') && l.contains(" DNSKEY ")).unwrap();
+    let b64 = anchor.split_whitespace().skip(7).collect::<String>();
+    let anchors = dir.path().join("anchors.conf");
+    std::fs::write(&anchors, format!("trust-anchors {{ gslb.example.org. static-key 257 3 15 \"{b64}\"; }};\n"))
+        .unwrap();
+    let out = Command::new("delv")
+        .arg(format!("@{}", s.addr.ip()))
+        .args(["-p", &s.addr.port().to_string(), "-a"])
+        .arg(&anchors)
+        .args(["+root=gslb.example.org", "app.gslb.example.org", "A"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("; fully validated"), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    s.stop().await;
 }
