@@ -320,6 +320,20 @@ pub fn status_json(c: &Control) -> Value {
             "build_epoch": g.build_epoch(),
         })),
         "regions": regions,
+        // Which keys sign, and what signing has done (never a private key).
+        "dnssec": config.dnssec.as_ref().map(|d| json!({
+            "keys": d.keys.iter().map(|k| json!({
+                "tag": k.tag,
+                "role": k.role.as_str(),
+                "algorithm": k.algorithm.to_string(),
+                "active": k.active,
+            })).collect::<Vec<_>>(),
+            "signatures": {
+                "rrset": c.metrics.signing.rrsets.load(std::sync::atomic::Ordering::Relaxed),
+                "denial": c.metrics.signing.denials.load(std::sync::atomic::Ordering::Relaxed),
+            },
+            "cache_entries": model.signer.as_ref().map(|s| s.cache_len()),
+        })),
         "routing": routing_json(&snap),
         "clusters": clusters,
         "fleet": fleet_json(c, &config),

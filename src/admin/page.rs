@@ -347,7 +347,7 @@ details {{ display: inline; }} summary {{ cursor: pointer; display: inline; }} .
 ul {{ padding-left: 1.2em; }} small {{ color: #666; }}
 </style></head><body>
 <h1>switchyard — {zone}</h1>
-<div class="sub">config generation {generation} · GeoIP {geoip}</div>
+<div class="sub">config generation {generation} · GeoIP {geoip}{dnssec}</div>
 {ready}{reload_error}
 <table><tr><th>Region</th><th>State</th><th>Checks</th></tr>{rows}</table>
 {matrix}
@@ -362,5 +362,18 @@ ul {{ padding-left: 1.2em; }} small {{ color: #666; }}
         zone = text(&s["zone"]),
         generation = text(&s["config"]["generation"]),
         geoip = text(&s["geoip"]["type"]),
+        dnssec = match s["dnssec"]["keys"].as_array() {
+            Some(keys) => {
+                let keys: Vec<String> = keys
+                    .iter()
+                    .map(|k| {
+                        let state = if k["active"].as_bool() == Some(true) { "" } else { ", published only" };
+                        format!("{} ({}{state})", k["tag"], k["role"].as_str().unwrap_or(""))
+                    })
+                    .collect();
+                format!(" · signed by {}", text(&Value::from(keys.join(", "))))
+            }
+            None => String::new(),
+        },
     )
 }

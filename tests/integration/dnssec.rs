@@ -264,6 +264,16 @@ async fn a_failover_signs_a_handful_of_rrsets_once() {
     let failover = made() - before;
     // The moved clients' answers at the failover TTL: a handful, not one per query.
     assert!((1..=6).contains(&failover), "1000 queries after a failover made {failover} signatures");
+    // The status page and the metrics say so.
+    let status = reqwest::get(format!("http://{}/status", s.admin)).await.unwrap().text().await.unwrap();
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let d = &status["dnssec"];
+    assert_eq!((d["keys"][0]["role"].as_str(), d["keys"][0]["active"].as_bool()), (Some("csk"), Some(true)), "{d}");
+    assert_eq!(d["signatures"]["rrset"].as_u64(), Some(made()), "{d}");
+    let metrics = reqwest::get(format!("http://{}/metrics", s.admin)).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(&format!("switchyard_dnssec_signatures_total{{kind=\"rrset\"}} {}", made())), "{metrics}");
+    let page = reqwest::get(format!("http://{}/", s.admin)).await.unwrap().text().await.unwrap();
+    assert!(page.contains("signed by "), "the status page names the keys");
     s.stop().await;
 }
 
