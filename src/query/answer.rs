@@ -91,6 +91,7 @@ const MAX_CHAIN: usize = 8;
 pub fn resolve(snap: &Snapshot, q: &Question<'_>, client: &client::Client, now: u32) -> Response {
     let mut r = unsigned(snap, q, client);
     if q.dnssec_ok
+        && q.qclass == DNSClass::IN
         && let Some(signer) = &snap.model.signer
     {
         super::sign::secure(&snap.model, signer, q, &mut r, now);

@@ -172,6 +172,19 @@ fn record_bound(r: &Record) -> Option<usize> {
         RData::SRV(srv) => 6 + name_len(&srv.target),
         RData::SOA(soa) => name_len(&soa.mname) + name_len(&soa.rname) + 20,
         RData::TXT(txt) => txt.txt_data.iter().map(|s| s.len() + 1).sum(),
+        RData::DNSSEC(d) => {
+            use hickory_proto::dnssec::PublicKey;
+            use hickory_proto::dnssec::rdata::DNSSECRData;
+            match d {
+                DNSSECRData::RRSIG(sig) => 18 + name_len(&sig.input().signer_name) + sig.sig().len(),
+                // Our bitmaps span at most windows 0 and 1 (CAA is 257), 34 bytes each.
+                DNSSECRData::NSEC(nsec) => name_len(nsec.next_domain_name()) + 68,
+                DNSSECRData::DNSKEY(k) => 4 + k.public_key().public_bytes().len(),
+                DNSSECRData::DS(ds) => 4 + ds.digest().len(),
+                DNSSECRData::CDS(ds) => 4 + ds.digest().len(),
+                _ => return None,
+            }
+        }
         _ => return None,
     };
     Some(name_len(&r.name) + 10 + rdata)

@@ -207,6 +207,12 @@ async fn signed_answers_keep_rcodes_truncation_and_ecs_scopes() {
     let nsec = co.authorities.iter().find(|r| r.record_type() == RecordType::NSEC).expect("an NSEC");
     let RData::DNSSEC(DNSSECRData::NSEC(data)) = &nsec.data else { panic!("{nsec}") };
     assert!(data.type_bit_maps().any(|t| u16::from(t) == 128), "NXNAME in {nsec}");
+    let chaos = dig(s.addr, &["version.bind", "TXT", "CH", "+dnssec"]).await;
+    assert!(
+        chaos.raw.contains("switchyard-test") && !chaos.raw.contains("RRSIG"),
+        "CHAOS is not signed:\n{}",
+        chaos.raw
+    );
     let nxname = dig(s.addr, &["app.gslb.example.org", "TYPE128"]).await;
     assert_eq!(nxname.status, "FORMERR", "NXNAME cannot be asked for:\n{}", nxname.raw);
 
