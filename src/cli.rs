@@ -547,17 +547,30 @@ fn dnssec_keys(path: &Path) -> Result<()> {
 }
 
 /// Warnings about a key change the running server has not made yet (from the key
-/// history it keeps), printed by check-config.
+/// history it keeps), and about key files others can read; printed by check-config.
 pub fn rollover_warnings(path: &Path, config: &crate::config::Config) -> Vec<String> {
     use crate::config::dnssec::KeyHistory;
     let Some(d) = &config.dnssec else { return Vec::new() };
     let file = KeyHistory::path(config.health.state_file.as_deref(), path);
-    match KeyHistory::read(&file) {
-        Ok(h) => {
-            h.rollover_warnings(d, crate::config::dnssec::max_ttl(config), crate::reload::unix_now().floor() as u64)
-        }
+    let now = crate::reload::unix_now().floor() as u64;
+    let mut warnings = match KeyHistory::read(&file) {
+        Ok(h) => h.rollover_warnings(d, crate::config::dnssec::max_ttl(config), now),
         Err(e) => vec![format!("cannot check the key rollover: {e}")],
+    };
+    #[cfg(unix)]
+    for k in &d.keys {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(&k.file)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            warnings.push(format!(
+                "key file `{}` is readable by others (mode {:o}): `chmod 600` it",
+                k.file.display(),
+                meta.permissions().mode() & 0o777
+            ));
+        }
     }
+    warnings
 }
 
 /// A duration as the config would write it: `15m`, `10s`, `500ms`.

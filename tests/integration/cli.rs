@@ -360,6 +360,15 @@ async fn dnssec_keygen_and_keys_print_what_the_parent_needs() {
     let (code, out, err) = run(&["check-config", &path.display().to_string()]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("dnssec: keys") && !err.contains("warning"), "{out}{err}");
+    // A key file others can read is warned about.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let (code, _, err) = run(&["check-config", &path.display().to_string()]);
+        assert!(code == 0 && err.contains("is readable by others (mode 644)"), "{err}");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     // Served, an Ed25519-signed answer validates.
     let s = crate::support::TestServer::start(&config).await;
     let dig = dig(s.addr, &["static.gslb.example.org", "A", "+dnssec"]).await;
