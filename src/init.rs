@@ -84,6 +84,11 @@ minimum = 60             # the negative-caching TTL
 [[zone.ns]]
 name = "ns1"
 ipv4 = ["192.0.2.53"]
+
+# Sign the zone (docs/dnssec.md): `switchyard dnssec keygen {zone} --dir keys`, list the
+# file it writes here, reload, and give the parent the DS record it printed.
+# [dnssec]
+# keys = [{{ file = "keys/K{bare}+013+NNNNN.key" }}]
 "#
     );
     for r in regions {
