@@ -33,7 +33,8 @@ pub struct DnssecConfig {
     pub inception: Duration,
     /// TTL of the DNSKEY, CDS and CDNSKEY RRsets.
     pub dnskey_ttl: u32,
-    /// At most this many signed GSLB RRsets are kept (static RRsets are kept besides).
+    /// Slots for signed GSLB RRsets, and as many for denials of names that do not
+    /// exist (static RRsets are kept besides).
     pub cache_size: usize,
     /// Publish CDS and CDNSKEY at the apex (RFC 7344), for the parent to follow.
     pub cds: bool,

@@ -7,11 +7,18 @@
 //! again when less than `refresh` of its validity is left, by the next query that needs
 //! it: no reload, no timer.
 //!
-//! The cache is a map behind an `ArcSwap`: a hit is a lock-free read; a miss signs (tens
-//! of microseconds) and swaps in a copy of the map with the new entry. Misses are rare
-//! by construction, except for the one thing that cannot be cached: the NSEC that
-//! denies a name that does not exist (its owner is the query name), which
-//! [`Signer::sign_uncached`] signs per query, as every online signer does.
+//! The cache has three parts, each read without a lock:
+//! - the static RRsets (and the SOA at the negative TTL): a map fixed when the model is
+//!   built, each entry an `ArcSwap` replaced in place when it is signed again;
+//! - everything else that has a name in the zone (GSLB answers, NODATA denials): a
+//!   direct-mapped table of `cache_size` slots (rounded up to a power of two), each an
+//!   `ArcSwapOption`; a miss signs and stores into its slot, replacing what was there;
+//! - denials of names that do not exist: a table of its own, the same size, so that a
+//!   flood of random names cannot push the GSLB answers out.
+//!
+//! A miss signs (tens of microseconds). Misses are rare by construction, except for
+//! the denial of a name that does not exist (its owner is the query name): each new
+//! name is signed once, and repeated names hit the denial table.
 //!
 //! The cache key is the RRset in canonical form without its signatures' times: the
 //! owner (lower-case wire), the type, the TTL and the sorted RDATA. The UDP fast path
@@ -21,12 +28,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use hickory_proto::dnssec::rdata::sig::SigInput;
 use hickory_proto::dnssec::rdata::{CDNSKEY, CDS, DNSKEY, DNSSECRData, NSEC, RRSIG};
 use hickory_proto::dnssec::{Algorithm, PublicKey, SigningKey, TBS};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType, SerialNumber};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+use std::hash::{BuildHasher, RandomState};
 
 use crate::config::dnssec::DnssecConfig;
 pub use crate::metrics::SignCounters;
@@ -49,16 +57,53 @@ impl std::fmt::Debug for Key {
 /// The signatures over one RRset: one per signing key.
 #[derive(Debug)]
 pub struct Signed {
+    /// The RRset's cache key.
+    key: Box<[u8]>,
     pub sigs: Vec<RRSIG>,
     /// Each signature's RDATA as it goes on the wire (the fast path copies these).
     pub wire: Vec<Box<[u8]>>,
     /// Unix seconds after which it is made again.
     refresh_at: u32,
-    /// A static RRset's: never evicted.
-    pinned: bool,
 }
 
-type Cache = HashMap<Arc<[u8]>, Arc<Signed>>;
+impl Signed {
+    fn fresh(&self, now: u32) -> bool {
+        // Serial-number arithmetic: fresh while now is before refresh_at.
+        self.refresh_at.wrapping_sub(now) as i32 > 0
+    }
+}
+
+/// Where an RRset's signatures are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    /// An answer or a NODATA denial: the static map, else the answers' table.
+    Answer,
+    /// The denial of a name that does not exist: the denials' table.
+    Denial,
+}
+
+/// A direct-mapped table of signed RRsets.
+struct Slots {
+    slots: Box<[ArcSwapOption<Signed>]>,
+    mask: usize,
+}
+
+impl Slots {
+    fn new(size: usize) -> Slots {
+        let n = size.max(1).next_power_of_two();
+        Slots { slots: (0..n).map(|_| ArcSwapOption::empty()).collect(), mask: n - 1 }
+    }
+
+    fn slot(&self, hash: u64) -> &ArcSwapOption<Signed> {
+        &self.slots[hash as usize & self.mask]
+    }
+}
+
+impl std::fmt::Debug for Slots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Slots({})", self.slots.len())
+    }
+}
 
 #[derive(Debug)]
 pub struct Signer {
@@ -71,8 +116,13 @@ pub struct Signer {
     validity: u32,
     refresh: u32,
     inception: u32,
-    cap: usize,
-    cache: ArcSwap<Cache>,
+    /// Static RRsets (and the SOA at the negative TTL), by key: fixed at build.
+    statics: HashMap<Box<[u8]>, ArcSwap<Signed>>,
+    answers: Slots,
+    denials: Slots,
+    hasher: RandomState,
+    /// The key of the SOA at the negative TTL (negative answers carry it).
+    pub soa_key: Box<[u8]>,
     pub counters: Arc<SignCounters>,
 }
 
@@ -124,7 +174,15 @@ fn is_key_set(rtype: RecordType) -> bool {
 }
 
 impl Signer {
-    pub fn new(config: &DnssecConfig, zone: &Name, counters: Arc<SignCounters>) -> Result<Signer, String> {
+    /// The signer for `config`'s keys, with `statics` (each one RRset) signed at `now`.
+    pub fn new(
+        config: &DnssecConfig,
+        zone: &Name,
+        counters: Arc<SignCounters>,
+        statics: &[Vec<Record>],
+        soa: &Record,
+        now: u32,
+    ) -> Result<Signer, String> {
         let mut data_keys = Vec::new();
         let mut key_keys = Vec::new();
         for k in &config.keys {
@@ -138,17 +196,31 @@ impl Signer {
                 key_keys.push(make()?);
             }
         }
-        Ok(Signer {
+        let secs = |d: std::time::Duration| d.as_secs().min(u64::from(u32::MAX / 2)) as u32;
+        let mut signer = Signer {
             zone: zone.to_lowercase(),
             data_keys,
             key_keys,
-            validity: config.validity.as_secs().min(u64::from(u32::MAX / 2)) as u32,
-            refresh: config.refresh.as_secs().min(u64::from(u32::MAX / 2)) as u32,
-            inception: config.inception.as_secs().min(u64::from(u32::MAX / 2)) as u32,
-            cap: config.cache_size,
-            cache: ArcSwap::from_pointee(HashMap::new()),
+            validity: secs(config.validity),
+            refresh: secs(config.refresh),
+            inception: secs(config.inception),
+            statics: HashMap::new(),
+            answers: Slots::new(config.cache_size),
+            denials: Slots::new(config.cache_size),
+            hasher: RandomState::new(),
+            soa_key: records_key(std::slice::from_ref(soa)).into_boxed_slice(),
             counters,
-        })
+        };
+        let mut statics_map = HashMap::new();
+        for set in statics.iter().chain(std::iter::once(&vec![soa.clone()])) {
+            let key = records_key(set).into_boxed_slice();
+            let signed = signer.sign(set, key.clone(), now).ok_or("cannot sign a static RRset")?;
+            signer.counters.rrsets.fetch_add(signed.sigs.len() as u64, Ordering::Relaxed);
+            statics_map.insert(key, ArcSwap::from_pointee(signed));
+        }
+        signer.counters.entries.store(statics_map.len() as u64, Ordering::Relaxed);
+        signer.statics = statics_map;
+        Ok(signer)
     }
 
     /// The DNSKEY records of the zone: every configured key.
@@ -183,70 +255,49 @@ impl Signer {
         out
     }
 
-    /// The signatures for an RRset whose key is `key`, if cached and fresh at `now`.
-    pub fn cached(&self, key: &[u8], now: u32) -> Option<Arc<Signed>> {
-        let cache = self.cache.load();
-        let hit = cache.get(key)?;
-        // Serial-number arithmetic: fresh while now is before refresh_at.
-        (hit.refresh_at.wrapping_sub(now) as i32 > 0).then(|| Arc::clone(hit))
+    /// The signatures for an answer RRset whose key is `key`, if kept and fresh at `now`
+    /// (the fast path's lookup: it never signs).
+    pub fn cached(&self, key: &[u8], now: u32, kept: Kept) -> Option<Arc<Signed>> {
+        let hit = match kept {
+            Kept::Answer => match self.statics.get(key) {
+                Some(s) => s.load_full(),
+                None => self.answers.slot(self.hasher.hash_one(key)).load_full()?,
+            },
+            Kept::Denial => self.denials.slot(self.hasher.hash_one(key)).load_full()?,
+        };
+        (*hit.key == *key && hit.fresh(now)).then_some(hit)
     }
 
-    /// The signatures for `records` (one RRset), from the cache or made now and kept.
-    pub fn signatures(&self, records: &[Record], now: u32) -> Option<Arc<Signed>> {
+    /// The signatures for `records` (one RRset), kept or made now and kept.
+    pub fn signatures(&self, records: &[Record], now: u32, kept: Kept) -> Option<Arc<Signed>> {
         let key = records_key(records);
-        if let Some(hit) = self.cached(&key, now) {
+        if let Some(hit) = self.cached(&key, now, kept) {
             return Some(hit);
         }
-        self.sign_and_keep(records, key, now, false)
-    }
-
-    /// Signs a static RRset when the model is built (kept for the model's life).
-    pub fn presign(&self, records: &[Record], now: u32) {
-        let key = records_key(records);
-        let _ = self.sign_and_keep(records, key, now, true);
-    }
-
-    fn sign_and_keep(&self, records: &[Record], key: Vec<u8>, now: u32, pinned: bool) -> Option<Arc<Signed>> {
-        let mut signed = self.sign(records, now)?;
-        self.counters.rrsets.fetch_add(signed.sigs.len() as u64, Ordering::Relaxed);
-        let key: Arc<[u8]> = key.into();
-        let mut evicted = false;
-        let mut size = 0;
-        let cap = self.cap;
-        self.cache.rcu(|old| {
-            let mut map = Cache::clone(old);
-            signed.pinned = pinned || old.get(&key).is_some_and(|e| e.pinned);
-            if !signed.pinned && map.values().filter(|e| !e.pinned).count() >= cap {
-                map.retain(|_, e| e.pinned);
-                evicted = true;
+        let signed = Arc::new(self.sign(records, key.into_boxed_slice(), now)?);
+        let n = signed.sigs.len() as u64;
+        let c = &self.counters;
+        match kept {
+            Kept::Denial => c.denials.fetch_add(n, Ordering::Relaxed),
+            Kept::Answer => c.rrsets.fetch_add(n, Ordering::Relaxed),
+        };
+        let slot = match (kept, self.statics.get(&signed.key)) {
+            (Kept::Answer, Some(s)) => {
+                s.store(Arc::clone(&signed));
+                return Some(signed);
             }
-            map.insert(
-                Arc::clone(&key),
-                Arc::new(Signed {
-                    sigs: signed.sigs.clone(),
-                    wire: signed.wire.clone(),
-                    refresh_at: signed.refresh_at,
-                    pinned: signed.pinned,
-                }),
-            );
-            size = map.len();
-            map
-        });
-        if evicted {
-            self.counters.evictions.fetch_add(1, Ordering::Relaxed);
-        }
-        self.counters.entries.store(size as u64, Ordering::Relaxed);
-        self.cache.load().get(&key).cloned()
-    }
-
-    /// Signs an RRset that is not kept (a compact denial's NSEC for a name that does not exist).
-    pub fn sign_uncached(&self, records: &[Record], now: u32) -> Option<Signed> {
-        let signed = self.sign(records, now)?;
-        self.counters.denials.fetch_add(signed.sigs.len() as u64, Ordering::Relaxed);
+            (Kept::Answer, None) => self.answers.slot(self.hasher.hash_one(&signed.key)),
+            (Kept::Denial, _) => self.denials.slot(self.hasher.hash_one(&signed.key)),
+        };
+        match slot.swap(Some(Arc::clone(&signed))) {
+            None => c.entries.fetch_add(1, Ordering::Relaxed),
+            Some(old) if old.key != signed.key => c.evictions.fetch_add(1, Ordering::Relaxed),
+            Some(_) => 0,
+        };
         Some(signed)
     }
 
-    fn sign(&self, records: &[Record], now: u32) -> Option<Signed> {
+    fn sign(&self, records: &[Record], key: Box<[u8]>, now: u32) -> Option<Signed> {
         let first = records.first()?;
         let rtype = first.record_type();
         let keys = if is_key_set(rtype) { &self.key_keys } else { &self.data_keys };
@@ -274,12 +325,12 @@ impl Signer {
             sigs.push(rrsig);
             wire.push(buf.into_boxed_slice());
         }
-        Some(Signed { sigs, wire, refresh_at: expiration.wrapping_sub(self.refresh), pinned: false })
+        Some(Signed { key, sigs, wire, refresh_at: expiration.wrapping_sub(self.refresh) })
     }
 
-    /// Entries in the cache now.
+    /// Signed RRsets kept now.
     pub fn cache_len(&self) -> usize {
-        self.cache.load().len()
+        self.counters.entries.load(Ordering::Relaxed) as usize
     }
 }
 
@@ -309,7 +360,9 @@ mod tests {
     use crate::config::dnssec::{KeyRole, ZoneKey, generate};
     use hickory_proto::rr::rdata::A;
 
-    fn signer(cache_size: usize) -> (Signer, tempfile::TempDir) {
+    const T0: u32 = 1_800_000_000;
+
+    fn signer(cache_size: usize, statics: &[Vec<Record>]) -> (Signer, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let zone = Name::from_ascii("gslb.example.org.").unwrap();
         let (file, k) = generate(&zone, Algorithm::ECDSAP256SHA256, KeyRole::Csk, dir.path()).unwrap();
@@ -331,7 +384,8 @@ mod tests {
             cache_size,
             cds: true,
         };
-        (Signer::new(&config, &zone, Arc::default()).unwrap(), dir)
+        let soa = rrset(0).remove(0);
+        (Signer::new(&config, &zone, Arc::default(), statics, &soa, T0).unwrap(), dir)
     }
 
     fn rrset(last: u8) -> Vec<Record> {
@@ -339,37 +393,68 @@ mod tests {
         vec![Record::from_rdata(name, 60, RData::A(A::new(192, 0, 2, last)))]
     }
 
-    #[test]
-    fn a_signature_is_made_again_when_refresh_is_left_and_not_before() {
-        let (s, _dir) = signer(100);
-        let t0 = 1_800_000_000;
-        let first = s.signatures(&rrset(1), t0).unwrap();
-        let sig = &first.sigs[0];
-        assert_eq!((sig.input().sig_inception.get(), sig.input().sig_expiration.get()), (t0 - 60, t0 + 1000));
-        // Until 600 s (validity - refresh) have passed, the same signature.
-        let again = s.signatures(&rrset(1), t0 + 599).unwrap();
-        assert!(Arc::ptr_eq(&first, &again));
-        assert_eq!(s.counters.rrsets.load(Ordering::Relaxed), 1);
-        // Then a new one, valid from then.
-        let fresh = s.signatures(&rrset(1), t0 + 600).unwrap();
-        assert_eq!(fresh.sigs[0].input().sig_expiration.get(), t0 + 600 + 1000);
-        assert_eq!(s.counters.rrsets.load(Ordering::Relaxed), 2);
+    fn made(s: &Signer) -> u64 {
+        s.counters.rrsets.load(Ordering::Relaxed)
     }
 
     #[test]
-    fn the_cache_is_bounded_and_keeps_static_rrsets() {
-        let (s, _dir) = signer(16);
-        let now = 1_800_000_000;
-        s.presign(&rrset(0), now);
-        for last in 1..=40 {
-            s.signatures(&rrset(last), now).unwrap();
+    fn a_signature_is_made_again_when_refresh_is_left_and_not_before() {
+        let (s, _dir) = signer(100, &[]);
+        let first = s.signatures(&rrset(1), T0, Kept::Answer).unwrap();
+        let sig = &first.sigs[0];
+        assert_eq!((sig.input().sig_inception.get(), sig.input().sig_expiration.get()), (T0 - 60, T0 + 1000));
+        // Until 600 s (validity - refresh) have passed, the same signature.
+        let again = s.signatures(&rrset(1), T0 + 599, Kept::Answer).unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        let before = made(&s);
+        // Then a new one, valid from then.
+        let fresh = s.signatures(&rrset(1), T0 + 600, Kept::Answer).unwrap();
+        assert_eq!(fresh.sigs[0].input().sig_expiration.get(), T0 + 600 + 1000);
+        assert_eq!(made(&s), before + 1);
+        // The fast path's lookup sees the new one, and never a stale one.
+        assert!(s.cached(&records_key(&rrset(1)), T0 + 600, Kept::Answer).is_some_and(|h| Arc::ptr_eq(&h, &fresh)));
+        assert!(s.cached(&records_key(&rrset(1)), T0 + 1200, Kept::Answer).is_none());
+    }
+
+    #[test]
+    fn static_rrsets_are_signed_at_build_and_refreshed_in_place() {
+        let statics = [rrset(7)];
+        let (s, _dir) = signer(16, &statics);
+        // The static RRset and the SOA, signed when built.
+        assert_eq!(made(&s), 2);
+        assert!(s.cached(&records_key(&rrset(7)), T0, Kept::Answer).is_some());
+        // However many other RRsets come and go, it stays.
+        for last in 100..200 {
+            s.signatures(&rrset(last), T0, Kept::Answer).unwrap();
         }
-        assert!(s.cache_len() <= 17, "{} entries", s.cache_len());
-        assert!(s.counters.evictions.load(Ordering::Relaxed) >= 2);
-        // The static RRset was never dropped: still the first signature.
-        let before = s.counters.rrsets.load(Ordering::Relaxed);
-        s.signatures(&rrset(0), now).unwrap();
-        assert_eq!(s.counters.rrsets.load(Ordering::Relaxed), before);
+        assert!(s.counters.evictions.load(Ordering::Relaxed) > 0, "16 slots for 100 RRsets");
+        let before = made(&s);
+        s.signatures(&rrset(7), T0 + 1, Kept::Answer).unwrap();
+        assert_eq!(made(&s), before, "still kept");
+        // Refreshed in place when due.
+        s.signatures(&rrset(7), T0 + 600, Kept::Answer).unwrap();
+        assert_eq!(made(&s), before + 1);
+        assert!(s.cached(&records_key(&rrset(7)), T0 + 601, Kept::Answer).is_some());
+    }
+
+    #[test]
+    fn denials_have_a_table_of_their_own() {
+        let (s, _dir) = signer(16, &[]);
+        let answer = s.signatures(&rrset(1), T0, Kept::Answer).unwrap();
+        // A flood of names that do not exist fills the denials' table only.
+        for i in 0..1000u32 {
+            let name = Name::from_ascii(format!("nx-{i}.gslb.example.org.")).unwrap();
+            let nsec = compact_nsec(&name, &[NXNAME], 60).unwrap();
+            s.signatures(std::slice::from_ref(&nsec), T0, Kept::Denial).unwrap();
+        }
+        assert_eq!(s.counters.denials.load(Ordering::Relaxed), 1000);
+        let hit = s.cached(&records_key(&rrset(1)), T0, Kept::Answer).unwrap();
+        assert!(Arc::ptr_eq(&hit, &answer), "the answer was not pushed out");
+        // A repeated name is not signed again (while it holds its slot).
+        let name = Name::from_ascii("nx-999.gslb.example.org.").unwrap();
+        let nsec = compact_nsec(&name, &[NXNAME], 60).unwrap();
+        s.signatures(std::slice::from_ref(&nsec), T0, Kept::Denial).unwrap();
+        assert_eq!(s.counters.denials.load(Ordering::Relaxed), 1000);
     }
 
     #[test]

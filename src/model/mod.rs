@@ -371,13 +371,18 @@ impl Model {
         let metric_slots = slots.regions;
         // Keys were read and checked when the config was validated.
         let signer = config.dnssec.as_ref().and_then(|d| {
-            dnssec::Signer::new(d, &config.zone.origin, slots.signing.clone())
-                .map_err(|e| tracing::error!(error = %e, "cannot use a DNSSEC key; the zone is served unsigned"))
-                .ok()
+            let statics = zone.signable();
+            dnssec::Signer::new(
+                d,
+                &config.zone.origin,
+                slots.signing.clone(),
+                &statics,
+                &zone.negative_soa(),
+                dnssec::unix_now(),
+            )
+            .map_err(|e| tracing::error!(error = %e, "cannot use a DNSSEC key; the zone is served unsigned"))
+            .ok()
         });
-        if let Some(signer) = &signer {
-            zone.presign(signer, dnssec::unix_now());
-        }
         Model { zone, names, regions, clusters, readers, residency, dns, geo, metric_slots, signer }
     }
 

@@ -102,22 +102,26 @@ impl Zone {
         zone
     }
 
-    /// Signs every authoritative RRset (not a delegation's NS, not glue), and the SOA
-    /// at the negative TTL, into the signer's cache.
-    pub fn presign(&self, signer: &Signer, now: u32) {
+    /// Every authoritative RRset (not a delegation's NS, not glue), to be signed when
+    /// the model is built.
+    pub fn signable(&self) -> Vec<Vec<Record>> {
+        let mut out = Vec::new();
         for (k, node) in &self.nodes {
             let sets: Vec<&RrSet> = match self.lookup(k) {
                 Lookup::Found(n) if std::ptr::eq(n, node) => node.rrsets.iter().collect(),
                 Lookup::Delegated(n) if std::ptr::eq(n, node) => node.rrset(RecordType::DS).into_iter().collect(),
                 _ => Vec::new(),
             };
-            for set in sets {
-                signer.presign(&set.records, now);
-            }
+            out.extend(sets.into_iter().map(|set| set.records.clone()));
         }
+        out
+    }
+
+    /// The SOA as negative answers carry it: at the negative TTL.
+    pub fn negative_soa(&self) -> Record {
         let mut soa = self.soa.clone();
         soa.ttl = self.negative_ttl;
-        signer.presign(std::slice::from_ref(&soa), now);
+        soa
     }
 
     /// The types at a node, for a denial's NSEC.

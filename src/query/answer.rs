@@ -192,9 +192,7 @@ fn with_owner(record: &Record, owner: &Name) -> Record {
 }
 
 fn soa(model: &Model) -> Record {
-    let mut soa = model.zone.soa.clone();
-    soa.ttl = model.zone.negative_ttl;
-    soa
+    model.zone.negative_soa()
 }
 
 /// NXDOMAIN or NODATA: the SOA in authority carries the negative TTL (RFC 2308).

@@ -22,7 +22,7 @@ use hickory_proto::rr::{RData, Record, RecordType};
 use super::answer::{Answer, decide};
 use super::client::{EcsPolicy, from_query};
 use super::wire::{self, u16_at};
-use crate::model::dnssec::{rrset_key_into, unix_now};
+use crate::model::dnssec::{Kept, rrset_key_into, unix_now};
 use crate::model::zone::{Lookup, Node};
 use crate::state::Snapshot;
 
@@ -274,7 +274,7 @@ pub fn answer(snap: &Snapshot, packet: &[u8], src: IpAddr, scratch: &mut Scratch
             }
             let ttl = addrs[0].map_or(0, |(_, ttl)| ttl);
             rrset_key_into(sig_key, &key[..klen], q.qtype, ttl, &mut rdatas[..n]);
-            Some((signer.cached(sig_key, unix_now())?, ttl))
+            Some((signer.cached(sig_key, unix_now(), Kept::Answer)?, ttl))
         }
         _ => None,
     };

@@ -1,8 +1,8 @@
 //! Signed answers: the RRSIGs for every RRset a response carries, and the compact
 //! denial of existence (RFC 9824) for negative answers and unsigned delegations.
 //!
-//! The signatures come from the model's signature cache (`model::dnssec`); only the
-//! NSEC denying a name that does not exist is signed per query.
+//! The signatures come from the model's signature cache (`model::dnssec`); the NSEC
+//! denying a name that does not exist is signed once per name (its own table).
 //!
 //! Denial: every negative answer carries one NSEC at the name itself, whose next name
 //! is the name's immediate successor (`\000.name`) and whose type bitmap lists the
@@ -16,7 +16,7 @@ use hickory_proto::rr::{Name, Record, RecordType};
 
 use super::answer::{Denial, Question, Response};
 use crate::model::Model;
-use crate::model::dnssec::{NXNAME, Signer, compact_nsec, rrsig_records};
+use crate::model::dnssec::{Kept, NXNAME, Signer, compact_nsec, rrsig_records};
 
 /// Adds the signatures and the denial to `r`, a response to a query with DO set.
 pub fn secure(model: &Model, signer: &Signer, q: &Question<'_>, r: &mut Response, now: u32) {
@@ -39,12 +39,11 @@ pub fn secure(model: &Model, signer: &Signer, q: &Question<'_>, r: &mut Response
     if let Denial::Name(_) = denial {
         r.rcode = if q.compact_ok { ResponseCode::NXDomain } else { ResponseCode::NoError };
     }
-    let sigs: Vec<Record> = if cached {
-        signer.signatures(std::slice::from_ref(&nsec), now).map(|s| rrsig_records(&s, &nsec.name, ttl).collect())
-    } else {
-        signer.sign_uncached(std::slice::from_ref(&nsec), now).map(|s| rrsig_records(&s, &nsec.name, ttl).collect())
-    }
-    .unwrap_or_default();
+    let kept = if cached { Kept::Answer } else { Kept::Denial };
+    let sigs: Vec<Record> = signer
+        .signatures(std::slice::from_ref(&nsec), now, kept)
+        .map(|s| rrsig_records(&s, &nsec.name, ttl).collect())
+        .unwrap_or_default();
     // Asked for the NSEC itself: it is the answer (its bitmap lists NSEC).
     let asked = q.qtype == RecordType::NSEC && matches!(&denial, Denial::Types(n, _) if n == q.name);
     if asked {
@@ -71,7 +70,7 @@ fn signed(model: &Model, signer: &Signer, records: Vec<Record>, now: u32) -> Vec
         let set = &records[start..end];
         out.extend_from_slice(set);
         if !is_delegation(model, name, rtype)
-            && let Some(s) = signer.signatures(set, now)
+            && let Some(s) = signer.signatures(set, now, Kept::Answer)
         {
             out.extend(rrsig_records(&s, name, set[0].ttl));
         }
