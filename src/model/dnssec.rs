@@ -123,6 +123,9 @@ pub struct Signer {
     hasher: RandomState,
     /// The key of the SOA at the negative TTL (negative answers carry it).
     pub soa_key: Box<[u8]>,
+    /// The type bitmap of a denial of a name that does not exist, as the NSEC's RDATA
+    /// ends with it (the fast path writes it).
+    pub nxname_bitmap: Box<[u8]>,
     pub counters: Arc<SignCounters>,
 }
 
@@ -209,6 +212,11 @@ impl Signer {
             denials: Slots::new(config.cache_size),
             hasher: RandomState::new(),
             soa_key: records_key(std::slice::from_ref(soa)).into_boxed_slice(),
+            nxname_bitmap: {
+                let nsec = compact_nsec(&Name::root(), &[NXNAME], 0).ok_or("an NSEC at the root")?;
+                // `\000.` (two bytes) and the root (one) come before the bitmap.
+                canonical_rdata(&nsec.data)[3..].into()
+            },
             counters,
         };
         let mut statics_map = HashMap::new();

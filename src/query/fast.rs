@@ -12,8 +12,8 @@
 //! Shapes: an A or AAAA query for a GSLB name whose decision is addresses (its regions'
 //! or the all-down fallback's) or a static A/AAAA RRset, and NXDOMAIN with the SOA;
 //! with or without EDNS(0), with or without ECS. With DO in a signed zone: the address
-//! answers whose signatures are in the signature cache (the general path signs what is
-//! not, and puts it there); never a denial (each is signed per query).
+//! answers and NXDOMAIN denials whose signatures are in the signature cache (the general
+//! path signs what is not, and puts it there).
 
 use std::net::IpAddr;
 
@@ -22,7 +22,7 @@ use hickory_proto::rr::{RData, Record, RecordType};
 use super::answer::{Answer, decide};
 use super::client::{EcsPolicy, from_query};
 use super::wire::{self, u16_at};
-use crate::model::dnssec::{Kept, rrset_key_into, unix_now};
+use crate::model::dnssec::{Kept, Signed, rrset_key_into, unix_now};
 use crate::model::zone::{Lookup, Node};
 use crate::state::Snapshot;
 
@@ -48,6 +48,8 @@ struct Query {
     qtype: u16,
     /// The client's EDNS: (udp size, DO bit), if it sent an OPT.
     edns: Option<(u16, bool)>,
+    /// The CO bit (RFC 9824: a compact denial keeps NXDOMAIN).
+    compact_ok: bool,
     /// Where the OPT record's options are, if it sent one.
     options: Option<std::ops::Range<usize>>,
 }
@@ -78,7 +80,7 @@ fn parse(p: &[u8], key: &mut [u8; 256]) -> Option<(Query, usize)> {
     }
     pos += 4;
     let question = (12, pos);
-    let (mut edns, mut options) = (None, None);
+    let (mut edns, mut options, mut compact_ok) = (None, None, false);
     if arcount == 1 {
         // OPT: root name, type 41, class = udp size, ttl = ext rcode, version, flags.
         if *p.get(pos)? != 0 || u16_at(p, pos + 1)? != 41 {
@@ -105,12 +107,22 @@ fn parse(p: &[u8], key: &mut [u8; 256]) -> Option<(Query, usize)> {
             o += 4 + len;
         }
         edns = Some((size, flags & 0x8000 != 0));
+        compact_ok = flags & 0x4000 != 0;
         options = Some(pos + 11..end);
     } else if pos != p.len() {
         return None;
     }
-    let query =
-        Query { id: u16_at(p, 0)?, rd: p[2] & 1 != 0, cd: p[3] & 0x10 != 0, question, name_end, qtype, edns, options };
+    let query = Query {
+        id: u16_at(p, 0)?,
+        rd: p[2] & 1 != 0,
+        cd: p[3] & 0x10 != 0,
+        question,
+        name_end,
+        qtype,
+        edns,
+        compact_ok,
+        options,
+    };
     Some((query, klen))
 }
 
@@ -136,6 +148,27 @@ impl Names {
     fn clear(&mut self) {
         self.entries.clear();
         self.bytes.clear();
+    }
+
+    /// Remembers the suffixes of an uncompressed name written at `out[start..]` (up to
+    /// its root label), as hickory does for names it may not compress (RDATA).
+    fn remember(&mut self, out: &[u8], start: usize) {
+        let mut end = start;
+        while let Some(&len) = out.get(end) {
+            if len == 0 {
+                break;
+            }
+            end += len as usize + 1;
+        }
+        let mut at = start;
+        while at < end && end <= out.len() {
+            if end < 0x3FFF && self.entries.len() < 64 {
+                let a = self.bytes.len() as u16;
+                self.bytes.extend_from_slice(&out[at..end]);
+                self.entries.push((at as u16, a, self.bytes.len() as u16));
+            }
+            at += out[at] as usize + 1;
+        }
     }
 
     /// Writes a name given as wire labels without the root label.
@@ -249,11 +282,28 @@ pub fn answer(snap: &Snapshot, packet: &[u8], src: IpAddr, scratch: &mut Scratch
         return None; // NODATA or a very large set: the general path
     }
     // A signed answer: the RRset's signatures, if cached (else the general path signs).
+    // A signed NXDOMAIN: the SOA's and the compact denial's (RFC 9824), if cached.
+    let mut denial = None;
     let signed = match (&model.signer, q.edns) {
-        (Some(signer), Some((_, true))) => {
-            if nxdomain {
+        (Some(signer), Some((_, true))) if nxdomain => {
+            let now = unix_now();
+            // The NSEC's RDATA: next name `\000.qname` (lower case), then the bitmap.
+            let mut rdata = [0u8; 512];
+            let len = 2 + klen + signer.nxname_bitmap.len();
+            if 2 + klen > 255 {
                 return None;
             }
+            rdata[..2].copy_from_slice(&[1, 0]);
+            rdata[2..2 + klen].copy_from_slice(&key[..klen]);
+            rdata[2 + klen..len].copy_from_slice(&signer.nxname_bitmap);
+            let ttl = model.zone.negative_ttl;
+            rrset_key_into(sig_key, &key[..klen], 47, ttl, &mut [&rdata[..len]]);
+            let nsec = signer.cached(sig_key, now, Kept::Denial)?;
+            let soa = signer.cached(&signer.soa_key, now, Kept::Answer)?;
+            denial = Some((soa, nsec, rdata, len));
+            None
+        }
+        (Some(signer), Some((_, true))) => {
             let mut octets = [[0u8; 16]; 16];
             let mut lens = [0usize; 16];
             for (i, (ip, _)) in addrs[..n].iter().flatten().enumerate() {
@@ -279,16 +329,20 @@ pub fn answer(snap: &Snapshot, packet: &[u8], src: IpAddr, scratch: &mut Scratch
         _ => None,
     };
     let sigs = signed.as_ref().map_or(0, |(s, _)| s.wire.len());
+    let authority = match &denial {
+        Some((soa, nsec, ..)) => 2 + soa.wire.len() + nsec.wire.len(),
+        None => usize::from(nxdomain),
+    };
 
     // Encode, as hickory would.
     out.clear();
-    let rcode: u16 = if nxdomain { 3 } else { 0 };
+    let rcode: u16 = if nxdomain && (denial.is_none() || q.compact_ok) { 3 } else { 0 };
     out.extend_from_slice(&q.id.to_be_bytes());
     out.push(0x80 | 0x04 | u8::from(q.rd));
     out.push(if q.cd { 0x10 } else { 0 } | rcode as u8);
     out.extend_from_slice(&1u16.to_be_bytes());
     out.extend_from_slice(&((n + sigs) as u16).to_be_bytes());
-    out.extend_from_slice(&u16::from(nxdomain).to_be_bytes());
+    out.extend_from_slice(&(authority as u16).to_be_bytes());
     out.extend_from_slice(&u16::from(q.edns.is_some()).to_be_bytes());
     out.extend_from_slice(&packet[q.question.0..q.question.1]);
     let owner = &packet[12..q.name_end];
@@ -308,15 +362,25 @@ pub fn answer(snap: &Snapshot, packet: &[u8], src: IpAddr, scratch: &mut Scratch
         }
     }
     if let Some((signed, ttl)) = &signed {
-        for rdata in &signed.wire {
-            names.emit(out, owner)?;
-            rr_head(out, 46, *ttl);
-            out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
-            out.extend_from_slice(rdata);
-        }
+        rrsigs(out, names, owner, signed, *ttl)?;
     }
     if nxdomain {
-        soa(out, names, &model.zone.soa, model.zone.negative_ttl)?;
+        let ttl = model.zone.negative_ttl;
+        soa(out, names, &model.zone.soa, ttl)?;
+        if let Some((soa_sigs, nsec_sigs, rdata, len)) = &denial {
+            let mut buf = [0u8; 256];
+            let n = labels_of(&model.zone.soa.name, &mut buf)?;
+            rrsigs(out, names, &buf[..n], soa_sigs, ttl)?;
+            names.emit(out, owner)?;
+            rr_head(out, 47, ttl);
+            out.extend_from_slice(&(*len as u16).to_be_bytes());
+            let at = out.len();
+            out.extend_from_slice(&rdata[..*len]);
+            // The next name is written whole, but hickory keeps its suffixes for
+            // compression all the same.
+            names.remember(out, at);
+            rrsigs(out, names, owner, nsec_sigs, ttl)?;
+        }
     }
     let mut limit = 512usize;
     if let Some((size, dnssec_ok)) = q.edns {
@@ -348,6 +412,20 @@ pub fn answer(snap: &Snapshot, packet: &[u8], src: IpAddr, scratch: &mut Scratch
         return None; // would be truncated: the general path sets TC
     }
     Some(Answered { qtype: q.qtype, rcode, region, restricted })
+}
+
+/// The RRSIG records of one RRset at `owner` (wire labels without the root).
+fn rrsigs(out: &mut Vec<u8>, names: &mut Names, owner: &[u8], signed: &Signed, ttl: u32) -> Option<()> {
+    for rdata in &signed.wire {
+        names.emit(out, owner)?;
+        rr_head(out, 46, ttl);
+        out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        let at = out.len();
+        out.extend_from_slice(rdata);
+        // The signer's name (after 18 fixed bytes) is written whole and remembered.
+        names.remember(out, at + 18);
+    }
+    Some(())
 }
 
 fn soa(out: &mut Vec<u8>, names: &mut Names, soa: &Record, ttl: u32) -> Option<()> {

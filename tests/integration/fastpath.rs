@@ -48,6 +48,22 @@ async fn signed_answers_are_byte_identical_on_both_paths() {
     let (taken, total, signed) = compare_paths(&s, &edns).await;
     assert!(taken * 3 > total, "the fast path takes the common queries: {taken} of {total}");
     assert!(signed * 5 > taken, "many of them signed: {signed} of {taken}");
+    // Compact denials with the CO bit keep NXDOMAIN, on both paths alike.
+    let handler = Handler::new(s.state.clone(), Metrics::new());
+    let src: SocketAddr = "127.0.0.1:40002".parse().unwrap();
+    let mut scratch = fast::Scratch::default();
+    for name in ["nope.gslb.example.org.", "Nx-7.gslb.EXAMPLE.org.", "a.b.c.nope.gslb.example.org."] {
+        let mut p = packet(9, name, RecordType::A, Some((1232, true)), None, false);
+        let flags = p.len() - 4;
+        p[flags] |= 0x40;
+        let general = general(&handler, &p, src, hickory_server::net::xfer::Protocol::Udp).await.unwrap();
+        let snap = s.state.load();
+        assert!(fast::answer(&snap, &p, src.ip(), &mut scratch).is_some(), "the fast path takes {name} with CO");
+        assert_eq!(scratch.out, general, "{name} with CO");
+        let m = Message::from_vec(&general).unwrap();
+        assert_eq!(m.metadata.response_code, hickory_proto::op::ResponseCode::NXDomain, "{name}: {m:?}");
+        assert_eq!(m.authorities.iter().filter(|r| r.record_type() == RecordType::RRSIG).count(), 2, "{m:?}");
+    }
     s.stop().await;
 }
 
@@ -124,7 +140,8 @@ async fn compare_paths(s: &TestServer, edns_list: &[Option<(u16, bool)>]) -> (us
                                 "fast and general differ for {name} {qtype} edns {edns:?} ecs {ecs:?} health {health}\nfast:    {out:02x?}\ngeneral: {general:02x?}"
                             );
                             let m = Message::from_vec(out).expect("decodes");
-                            if m.answers.iter().any(|r| r.record_type() == RecordType::RRSIG) {
+                            let sections = m.answers.iter().chain(&m.authorities);
+                            if sections.into_iter().any(|r| r.record_type() == RecordType::RRSIG) {
                                 signed += 1;
                             }
                         }
