@@ -17,6 +17,8 @@
 //!   80 % `app.gslb.example A` with ECS from a pool of random /24s of the anchors'
 //!   countries and random /56s of the IPv6 anchor, 10 % `static.gslb.example A`,
 //!   10 % `nx-<n>.gslb.example A` (NXDOMAIN). All with EDNS0, RD clear.
+//! - `OUT_DIR/queries-do.bin`: the same queries in the same order, byte for byte, but
+//!   for the DO bit (RFC 3225) set in each OPT record: the mix for the signed servers.
 //! - For the verify pass: `anchors-expected.tsv` (anchor, country, continent, region,
 //!   address) and `pool.tsv` (every ECS subnet of the mix and its region);
 //!   `queries.txt` is the mix in readable form.
@@ -159,27 +161,32 @@ fn run() -> Res<()> {
 
     // The mix.
     let mut bin = Vec::with_capacity(n_queries * 64);
+    let mut bin_do = Vec::with_capacity(n_queries * 64);
     let mut txt = String::with_capacity(n_queries * 48);
     let (mut app, mut stat, mut nx) = (0, 0, 0);
     for _ in 0..n_queries {
         let r = rng.below(10);
         if r < 8 {
             let (net, _, cont) = &pool[rng.below(pool.len() as u64) as usize];
-            push_query(&mut bin, "app.gslb.example", Some(net));
+            push_query(&mut bin, "app.gslb.example", Some(net), false);
+            push_query(&mut bin_do, "app.gslb.example", Some(net), true);
             txt += &format!("app.gslb.example A ecs={net} expect={}\n", regions.of(cont)?.0);
             app += 1;
         } else if r < 9 {
-            push_query(&mut bin, "static.gslb.example", None);
+            push_query(&mut bin, "static.gslb.example", None, false);
+            push_query(&mut bin_do, "static.gslb.example", None, true);
             txt += "static.gslb.example A\n";
             stat += 1;
         } else {
             let name = format!("nx-{}.gslb.example", rng.below(100_000));
-            push_query(&mut bin, &name, None);
+            push_query(&mut bin, &name, None, false);
+            push_query(&mut bin_do, &name, None, true);
             txt += &format!("{name} A\n");
             nx += 1;
         }
     }
     write_atomically(&out.join("queries.bin"), &bin)?;
+    write_atomically(&out.join("queries-do.bin"), &bin_do)?;
     write_atomically(&out.join("queries.txt"), txt.as_bytes())?;
     eprintln!(
         "bench-data: {n_queries} queries (app {app}, static {stat}, nx {nx}), ECS pool {} subnets -> {}",
@@ -328,8 +335,9 @@ fn read_regions(path: &Path) -> Res<Regions> {
 
 /// One query in dnsperf's `-B` framing: `NAME A IN`, RD clear, an OPT record (UDP size
 /// 1232) and, with `ecs`, an EDNS Client Subnet option (source prefix = the subnet's,
-/// scope 0, the address cut to the prefix's bytes).
-fn push_query(out: &mut Vec<u8>, name: &str, ecs: Option<&IpNet>) {
+/// scope 0, the address cut to the prefix's bytes); with `dnssec_ok`, the OPT record's
+/// DO bit set (the query asks for signatures).
+fn push_query(out: &mut Vec<u8>, name: &str, ecs: Option<&IpNet>, dnssec_ok: bool) {
     let mut m = Vec::with_capacity(64);
     m.extend_from_slice(&[0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1]); // id 0, flags 0, QD 1, AR 1
     for label in name.split('.') {
@@ -355,7 +363,8 @@ fn push_query(out: &mut Vec<u8>, name: &str, ecs: Option<&IpNet>) {
     m.push(0); // OPT owner: the root
     m.extend_from_slice(&41u16.to_be_bytes());
     m.extend_from_slice(&1232u16.to_be_bytes());
-    m.extend_from_slice(&[0, 0, 0, 0]); // extended RCODE, version, flags
+    m.extend_from_slice(&[0, 0]); // extended RCODE, version
+    m.extend_from_slice(&(if dnssec_ok { 0x8000u16 } else { 0 }).to_be_bytes()); // flags: DO
     m.extend_from_slice(&(opt.len() as u16).to_be_bytes());
     m.extend_from_slice(&opt);
     out.extend_from_slice(&(m.len() as u16).to_be_bytes());
