@@ -11,6 +11,7 @@ case $WORK in /*) ;; *) WORK=$PWD/$WORK ;; esac
 DATA=$WORK/data
 MMDB=$DATA/gslb-geoip2-country.mmdb
 QUERIES=$DATA/queries.bin
+QUERIES_DO=$DATA/queries-do.bin  # the same queries with the DO bit: the signed servers' mix
 SERVER_CPU=${SERVER_CPU:-0}    # the server under test is pinned here
 LOADGEN_CPU=${LOADGEN_CPU:-1}  # dnsperf, the gateways and nats-server here
 
@@ -19,7 +20,7 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
 case $TARGET_DIR in /*) ;; *) TARGET_DIR=$PWD/$TARGET_DIR ;; esac
 OURS_BIN_GIVEN=${OURS_BIN:+yes}
 OURS_BIN=${OURS_BIN:-$TARGET_DIR/release/switchyard}
-export BENCH REPO WORK DATA MMDB QUERIES OURS_BIN
+export BENCH REPO WORK DATA MMDB QUERIES QUERIES_DO OURS_BIN
 
 # What every script needs: the load generator, dig, taskset, /proc readers, python3
 # (the gateways, the tables), a C compiler (the minimal responder).
@@ -69,8 +70,9 @@ build_data() {
   local tool=$TARGET_DIR/release/switchyard-bench-data stamp
   local inputs=("$tool" "$REPO/geoip/default.mmdb" "$REPO/geoip/countries.csv" "$BENCH/geo/anchors.txt" "$BENCH/geo/regions.txt")
   stamp=$(cat "${inputs[@]}" | sha256sum | cut -c1-16)
-  if [ "$(cat "$DATA/stamp" 2>/dev/null)" != "$stamp" ] || [ ! -s "$MMDB" ] || [ ! -s "$QUERIES" ]; then
-    log "building the data into $DATA (country database, query mix)"
+  if [ "$(cat "$DATA/stamp" 2>/dev/null)" != "$stamp" ] || [ ! -s "$MMDB" ] || [ ! -s "$QUERIES" ] ||
+    [ ! -s "$QUERIES_DO" ]; then
+    log "building the data into $DATA (country database, query mixes)"
     mkdir -p "$DATA"
     rm -f "$DATA/stamp"
     "$tool" "$REPO/geoip/default.mmdb" "$REPO/geoip/countries.csv" "$BENCH/geo" "$DATA" || die "bench/data failed"
@@ -181,12 +183,16 @@ gw_stop_all() { local r; for r in "${!GW_PID[@]}"; do gw_stop "$r"; done; }
 #             192.0.2.1 for everyone) or none (not checked)
 #   HEALTH    yes: the verify pass takes eu-west's gateway down and expects failover
 #   PACKAGES  Debian packages it needs (optional)
+#   MIX       do: it is loaded with the DO mix (queries-do.bin) instead of queries.bin
+#   SIGNED    yes: the verify pass asks with DO and expects signed answers; the slot
+#             then defines server_dnskey (prints the zone's SEP DNSKEY record, the trust
+#             anchor the answers are validated with)
 # and defines server_prepare (write its config into $RUNDIR, fresh for each start),
 # server_cmd (prints the foreground command), server_version, and optionally
 # server_setup (builds what it runs; called by setup).
 load_server() {  # load_server NAME
-  unset -f server_prepare server_cmd server_version server_setup
-  unset PORT CHECK HEALTH PACKAGES
+  unset -f server_prepare server_cmd server_version server_setup server_dnskey
+  unset PORT CHECK HEALTH PACKAGES MIX SIGNED
   if [ -f "$BENCH/$1/server.sh" ]; then
     SERVER_DIR=$BENCH/$1
   else
@@ -196,8 +202,13 @@ load_server() {  # load_server NAME
   # shellcheck disable=SC1091
   . "$SERVER_DIR/server.sh"
   RUNDIR=$WORK/run/$1
+  MIX=${MIX:-plain}
+  SIGNED=${SIGNED:-no}
   export PORT RUNDIR SERVER_DIR
 }
+
+# mix_file: the query file of the loaded slot's MIX.
+mix_file() { if [ "$MIX" = "do" ]; then echo "$QUERIES_DO"; else echo "$QUERIES"; fi; }
 
 SERVER_PID=
 server_start() {  # server_start NAME: pinned to SERVER_CPU, up within 30 s
@@ -253,14 +264,14 @@ busy_pct() {  # busy_pct "B0 T0" "B1 T1"
 # (dnsperf -n: passes over the query file). Far above what 2 cores reach on loopback.
 DNSPERF_MAX_QPS=1000000
 
-# dnsperf_run OUT SECONDS ARGS...: the query mix (100 000 queries) against
-# 127.0.0.1:$PORT from LOADGEN_CPU, for SECONDS and at most SECONDS x DNSPERF_MAX_QPS
+# dnsperf_run OUT SECONDS ARGS...: the query mix (100 000 queries; the slot's MIX: plain
+# or with DO) against 127.0.0.1:$PORT from LOADGEN_CPU, for SECONDS and at most SECONDS x DNSPERF_MAX_QPS
 # queries (killed 30 s past SECONDS, should it hang).
 dnsperf_run() {
   local out=$1 secs=$2
   shift 2
   timeout -k 5 $((secs + 30)) taskset -c "$LOADGEN_CPU" \
-    dnsperf -B -d "$QUERIES" -s 127.0.0.1 -p "$PORT" -l "$secs" -n $((secs * DNSPERF_MAX_QPS / 100000 + 1)) \
+    dnsperf -B -d "$(mix_file)" -s 127.0.0.1 -p "$PORT" -l "$secs" -n $((secs * DNSPERF_MAX_QPS / 100000 + 1)) \
     "$@" >"$out" 2>&1
 }
 # dnsperf_parse FILE: "qps avg_ms lost completed sent"
