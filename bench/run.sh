@@ -3,6 +3,7 @@
 # query mix, on loopback. See bench/README.md.
 #   bench/run.sh                                  # ROUNDS=3 DURATION=20
 #   ROUNDS=5 SERVERS="gdnsd ours" bench/run.sh
+#   SERVERS="gdnsd knot-geoip knot-geoip-signed ours ours-signed" bench/run.sh   # signed answers
 #   CARGO_TARGET_DIR=/elsewhere bench/run.sh      # the binary is taken from there
 # Sets up what is missing (bench/setup.sh), verifies every server's answers, runs the
 # rounds, writes $WORK/results/<UTC time>/ and prints the tables.
@@ -52,13 +53,47 @@ wait_for() {
   echo "$got after $((SECONDS - t0)) s"
 }
 
+# verify_signed: the signed slot's answers to DO queries carry RRSIGs, and validate with
+# the zone's DNSKEY as the trust anchor: delv (no ECS) for static, app and a name that
+# does not exist; dnssec-check.py (dnspython, ECS) for app from each anchor subnet.
+verify_signed() {
+  local dnskey out bad=0 n
+  dnskey=$(server_dnskey 2>&1 | grep DNSKEY | head -1)
+  echo "trust anchor: $dnskey"
+  [ -n "$dnskey" ] || { echo "MISMATCH: no DNSKEY from the slot"; return 1; }
+  awk '{for (i = 1; i < NF; i++) if ($i == "DNSKEY") break
+        printf "trust-anchors { gslb.example. static-key %s %s %s \"", $(i + 1), $(i + 2), $(i + 3)
+        for (j = i + 4; j <= NF; j++) printf "%s", $j; print "\"; };"}' <<<"$dnskey" >"$RUNDIR/anchor.conf"
+  for n in static app; do
+    out=$(ask "$n.gslb.example" A +dnssec)
+    echo "$out" | sed -n '/HEADER/p;/flags:.*do;/p;/ANSWER SECTION/,/^$/p'
+    grep -Eq "^$n\.gslb\.example\.[[:space:]].*RRSIG[[:space:]]+A " <<<"$out" || { echo "MISMATCH $n: no RRSIG A"; bad=1; }
+  done
+  out=$(ask nx-42.gslb.example A +dnssec)
+  echo "$out" | sed -n '/HEADER/p;/AUTHORITY SECTION/,/^$/p'
+  grep -Eq 'RRSIG[[:space:]]+NSEC ' <<<"$out" || { echo "MISMATCH nx-42: no signed NSEC"; bad=1; }
+  for n in static app nx-42; do
+    echo "## delv $n.gslb.example A"
+    out=$(delv @127.0.0.1 -p "$PORT" -a "$RUNDIR/anchor.conf" +root=gslb.example "$n.gslb.example" A 2>&1)
+    echo "$out"
+    grep -q 'fully validated' <<<"$out" || { echo "MISMATCH: delv did not validate $n"; bad=1; }
+  done
+  echo "## dnssec-check.py (dnspython): app per anchor subnet, with ECS"
+  {
+    echo "static.gslb.example A"
+    echo "nx-42.gslb.example A"
+    grep -v '^#' "$DATA/anchors-expected.tsv" | awk '{print "app.gslb.example A", $1, $5}'
+  } | /usr/bin/python3 "$BENCH/dnssec-check.py" "$PORT" gslb.example. "$dnskey" || bad=1
+  return $bad
+}
+
 verify_server() {  # verify_server NAME: writes $OUT/verify/NAME.txt; 0 if all is right
   local f=$OUT/verify/$1.txt bad=0 net cc cont region addr got out n=0 miss=0
   server_start "$1" || { echo "FAIL: did not start" >"$f"; log "verify $1: did not start"; return 1; }
   {
     echo "# $1: $(server_version)"
     echo "# taskset -c $SERVER_CPU $(cat "$RUNDIR/cmdline")"
-    echo "# check=$CHECK health=$HEALTH port=$PORT"
+    echo "# check=$CHECK health=$HEALTH signed=$SIGNED mix=$MIX port=$PORT"
     sleep 3  # the first health checks
     out=$(ask static.gslb.example A)
     got=$(a_records <<<"$out")
@@ -90,6 +125,11 @@ verify_server() {  # verify_server NAME: writes $OUT/verify/NAME.txt; 0 if all i
       echo "pool sample: $n subnets, $miss mismatches"
       [ "$miss" = 0 ] || bad=1
     fi
+    if [ "$SIGNED" = yes ]; then
+      echo
+      echo "## signed answers (DO)"
+      verify_signed || bad=1
+    fi
     if [ "$HEALTH" = yes ]; then
       # eu-west's gateway down: a GB client must move to us-east, and back once it is up
       echo
@@ -111,8 +151,10 @@ verify_server() {  # verify_server NAME: writes $OUT/verify/NAME.txt; 0 if all i
   return $bad
 }
 
-declare -A VERSION
-for s in "${LIST[@]}"; do load_server "$s" && VERSION[$s]=$(server_version 2>&1); done
+declare -A VERSION QFILE
+for s in "${LIST[@]}"; do
+  load_server "$s" && VERSION[$s]=$(server_version 2>&1) && QFILE[$s]=$(basename "$(mix_file)")
+done
 FAILED=
 if [ "$VERIFY" = 1 ]; then
   for s in "${LIST[@]}"; do verify_server "$s" || FAILED="$FAILED $s"; done
@@ -121,7 +163,7 @@ fi
 
 # ---------------------------------------------------------------- rounds
 RUNS=$OUT/runs.tsv
-printf 'round\tserver\tqps\tavg_ms\tlost\tcompleted\tsent\tsrv_cpu_pct\tp50_ms\tp99_ms\tp999_ms\tlat_n\tlat_lost\tpeak_rss_mib\tgen_cpu_pct\n' >"$RUNS"
+printf 'round\tserver\tqps\tavg_ms\tlost\tcompleted\tsent\tsrv_cpu_pct\tp50_ms\tp99_ms\tp999_ms\tlat_n\tlat_lost\tpeak_rss_mib\tgen_cpu_pct\tmix\n' >"$RUNS"
 N=${#LIST[@]}
 for ((r = 1; r <= ROUNDS; r++)); do
   for ((i = 0; i < N; i++)); do
@@ -143,9 +185,9 @@ for ((r = 1; r <= ROUNDS; r++)); do
     rm -f "$WORK/latency.txt"
     rss=$(server_peak_rss_mib)
     server_stop
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$s" "$qps" "$avg" "$lost" "$answered" \
-      "$sent" "$cpu" "$p50" "$p99" "$p999" "$latn" "${latlost:-NA}" "$rss" "$gcpu" >>"$RUNS"
-    log "  $s: $qps q/s, lost $lost, CPU $SERVER_CPU (server) $cpu %, CPU $LOADGEN_CPU (dnsperf) $gcpu %, p99 at $LAT_QPS q/s $p99 ms, RSS $rss MiB"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$s" "$qps" "$avg" "$lost" "$answered" \
+      "$sent" "$cpu" "$p50" "$p99" "$p999" "$latn" "${latlost:-NA}" "$rss" "$gcpu" "$MIX" >>"$RUNS"
+    log "  $s ($MIX mix): $qps q/s, lost $lost, CPU $SERVER_CPU (server) $cpu %, CPU $LOADGEN_CPU (dnsperf) $gcpu %, p99 at $LAT_QPS q/s $p99 ms, RSS $rss MiB"
   done
 done
 
@@ -157,7 +199,7 @@ done
   echo
   [ -z "$FAILED" ] || { echo "**Verification FAILED for:$FAILED** (see verify/): their figures are not comparable."; echo; }
   echo "Servers:"
-  for s in "${LIST[@]}"; do echo "- $s: ${VERSION[$s]:-?}"; done
+  for s in "${LIST[@]}"; do echo "- $s: ${VERSION[$s]:-?}; load: ${QFILE[$s]:-?}"; done
   echo
   python3 "$BENCH/summary.py" "$RUNS"
   echo
