@@ -57,3 +57,31 @@ for s, rounds in sorted(by.items()):
         a, b = cpu_us(rounds[rnd]), cpu_us(base) if base else None
         per.append("n/a" if not (a and b) else f"{a / b:.2f}")
     print(f"| {s} | {' / '.join(per)} |")
+
+# Signed answers (the DO mix) against unsigned ones and against signed Knot, per round
+# then medianed, when those servers ran. Goals (the DNSSEC benchmark issue): ours-signed
+# within 1.2x of ours per answer, and below knot-geoip-signed.
+PAIRS = [
+    ("ours-signed", "ours", "CPU/answer", cpu_us, "≤ 1.20"),
+    ("ours-signed", "knot-geoip-signed", "CPU/answer", cpu_us, "< 1"),
+    ("knot-geoip-signed", "knot-geoip", "CPU/answer", cpu_us, "(reference)"),
+    ("ours-signed", "ours", "q/s", lambda r: f(r["qps"]), ""),
+    ("ours-signed", "knot-geoip-signed", "q/s", lambda r: f(r["qps"]), ""),
+    ("knot-geoip-signed", "knot-geoip", "q/s", lambda r: f(r["qps"]), ""),
+]
+pairs = [p for p in PAIRS if p[0] in by and p[1] in by]
+if pairs:
+    print()
+    print("Signed answers (DO mix) beside unsigned ones (plain mix), ratios within each round:")
+    print()
+    print("| ratio | goal | median | per round | a / b CPU µs/answer (medians) |")
+    print("|---|---|---:|---|---|")
+    for a, b, what, key, goal in pairs:
+        per, rnds = [], sorted(set(by[a]) & set(by[b]), key=lambda x: int(x) if x.isdigit() else x)
+        for rnd in rnds:
+            x, y = key(by[a][rnd]), key(by[b][rnd])
+            per.append(x / y if x and y else None)
+        m = med(per)
+        ca, cb = med([cpu_us(r) for r in by[a].values()]), med([cpu_us(r) for r in by[b].values()])
+        fmt = lambda v, nd=2: "n/a" if v is None else f"{v:,.{nd}f}"
+        print(f"| {a} / {b}, {what} | {goal} | {fmt(m)} | {' / '.join(fmt(v) for v in per)} | {fmt(ca)} / {fmt(cb)} |")
