@@ -163,7 +163,7 @@ fi
 
 # ---------------------------------------------------------------- rounds
 RUNS=$OUT/runs.tsv
-printf 'round\tserver\tqps\tavg_ms\tlost\tcompleted\tsent\tsrv_cpu_pct\tp50_ms\tp99_ms\tp999_ms\tlat_n\tlat_lost\tpeak_rss_mib\tgen_cpu_pct\tmix\n' >"$RUNS"
+printf 'round\tserver\tqps\tavg_ms\tlost\tcompleted\tsent\tsrv_cpu_pct\tp50_ms\tp99_ms\tp999_ms\tlat_n\tlat_lost\tpeak_rss_mib\tgen_cpu_pct\tmix\tresp_bytes\n' >"$RUNS"
 N=${#LIST[@]}
 for ((r = 1; r <= ROUNDS; r++)); do
   for ((i = 0; i < N; i++)); do
@@ -176,6 +176,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     dnsperf_run "$raw-load.txt" "$DURATION" -c "$CLIENTS" -q "$OUTSTANDING"
     c1=$(cpu_ticks "$SERVER_CPU"); g1=$(cpu_ticks "$LOADGEN_CPU")
     read -r qps avg lost answered sent < <(dnsperf_parse "$raw-load.txt")
+    rbytes=$(awk '/Average packet size:/ {print $NF}' "$raw-load.txt")  # signed answers are bigger
     cpu=$(busy_pct "$c0" "$c1"); gcpu=$(busy_pct "$g0" "$g1")
     # latency at a fixed rate: dnsperf -v prints every query (kept out of results/)
     dnsperf_run "$WORK/latency.txt" "$LAT_DURATION" -c "$CLIENTS" -q "$OUTSTANDING" -Q "$LAT_QPS" -v
@@ -185,8 +186,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
     rm -f "$WORK/latency.txt"
     rss=$(server_peak_rss_mib)
     server_stop
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$s" "$qps" "$avg" "$lost" "$answered" \
-      "$sent" "$cpu" "$p50" "$p99" "$p999" "$latn" "${latlost:-NA}" "$rss" "$gcpu" "$MIX" >>"$RUNS"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$s" "$qps" "$avg" "$lost" "$answered" \
+      "$sent" "$cpu" "$p50" "$p99" "$p999" "$latn" "${latlost:-NA}" "$rss" "$gcpu" "$MIX" "${rbytes:-NA}" >>"$RUNS"
     log "  $s ($MIX mix): $qps q/s, lost $lost, CPU $SERVER_CPU (server) $cpu %, CPU $LOADGEN_CPU (dnsperf) $gcpu %, p99 at $LAT_QPS q/s $p99 ms, RSS $rss MiB"
   done
 done

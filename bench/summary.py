@@ -34,8 +34,8 @@ for row in rows:
     by_server.setdefault(row["server"], []).append(row)
 
 print("| server | q/s (median) | q/s per round | server CPU % | dnsperf CPU % | lost (all rounds) "
-      "| avg ms at saturation | p50 / p99 / p99.9 ms at fixed rate | peak RSS MiB |")
-print("|---|---:|---|---:|---:|---:|---:|---|---:|")
+      "| avg ms at saturation | p50 / p99 / p99.9 ms at fixed rate | peak RSS MiB | mix | response bytes |")
+print("|---|---:|---|---:|---:|---:|---:|---|---:|---|---:|")
 order = sorted(by_server, key=lambda s: -(median(num(r["qps"]) for r in by_server[s]) or 0))
 for server in order:
     rs = sorted(by_server[server], key=lambda r: int(r["round"]))
@@ -46,4 +46,5 @@ for server in order:
     print(f"| {server} | {fmt(col('qps'))} | {' / '.join(fmt(num(r['qps'])) for r in rs)} "
           f"| {fmt(col('srv_cpu_pct'))} | {fmt(col('gen_cpu_pct'))} | {lost_s} | {fmt(col('avg_ms'), 3)} "
           f"| {fmt(col('p50_ms'), 3)} / {fmt(col('p99_ms'), 3)} / {fmt(col('p999_ms'), 3)} "
-          f"| {fmt(max(num(r['peak_rss_mib']) or 0 for r in rs), 1)} |")
+          f"| {fmt(max(num(r['peak_rss_mib']) or 0 for r in rs), 1)} | {rs[0].get('mix') or 'plain'} "
+          f"| {fmt(col('resp_bytes'))} |")
