@@ -74,7 +74,7 @@ if pairs:
     print()
     print("Signed answers (DO mix) beside unsigned ones (plain mix), ratios within each round:")
     print()
-    print("| ratio | goal | median | per round | a / b CPU µs/answer (medians) |")
+    print("| ratio a / b | goal | median | per round | a / b, medians over rounds (µs/answer or q/s) |")
     print("|---|---|---:|---|---|")
     for a, b, what, key, goal in pairs:
         per, rnds = [], sorted(set(by[a]) & set(by[b]), key=lambda x: int(x) if x.isdigit() else x)
@@ -82,6 +82,7 @@ if pairs:
             x, y = key(by[a][rnd]), key(by[b][rnd])
             per.append(x / y if x and y else None)
         m = med(per)
-        ca, cb = med([cpu_us(r) for r in by[a].values()]), med([cpu_us(r) for r in by[b].values()])
+        ca, cb = med([key(r) for r in by[a].values()]), med([key(r) for r in by[b].values()])
         fmt = lambda v, nd=2: "n/a" if v is None else f"{v:,.{nd}f}"
-        print(f"| {a} / {b}, {what} | {goal} | {fmt(m)} | {' / '.join(fmt(v) for v in per)} | {fmt(ca)} / {fmt(cb)} |")
+        nd = 2 if key is cpu_us else 0
+        print(f"| {a} / {b}, {what} | {goal} | {fmt(m)} | {' / '.join(fmt(v) for v in per)} | {fmt(ca, nd)} / {fmt(cb, nd)} |")
