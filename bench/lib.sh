@@ -208,7 +208,7 @@ load_server() {  # load_server NAME
 }
 
 # mix_file: the query file of the loaded slot's MIX.
-mix_file() { if [ "$MIX" = "do" ]; then echo "$QUERIES_DO"; else echo "$QUERIES"; fi; }
+mix_file() { if [ "${MIX:-plain}" = "do" ]; then echo "$QUERIES_DO"; else echo "$QUERIES"; fi; }
 
 SERVER_PID=
 server_start() {  # server_start NAME: pinned to SERVER_CPU, up within 30 s
