@@ -145,10 +145,16 @@ pub fn rrset_key(owner_key: &[u8], rtype: u16, ttl: u32, rdatas: &mut [&[u8]]) -
 pub fn rrset_key_into(k: &mut Vec<u8>, owner_key: &[u8], rtype: u16, ttl: u32, rdatas: &mut [&[u8]]) {
     rdatas.sort_unstable();
     k.clear();
+    let mut last: Option<&[u8]> = None;
     k.extend_from_slice(owner_key);
     k.extend_from_slice(&rtype.to_be_bytes());
     k.extend_from_slice(&ttl.to_be_bytes());
     for r in rdatas.iter() {
+        // A duplicate is one record (RFC 4034 6.3).
+        if last == Some(*r) {
+            continue;
+        }
+        last = Some(r);
         k.extend_from_slice(&(r.len() as u16).to_be_bytes());
         k.extend_from_slice(r);
     }
@@ -324,7 +330,9 @@ impl Signer {
                 key_tag: key.tag,
                 signer_name: self.zone.clone(),
             };
-            let tbs = TBS::from_input(&first.name, DNSClass::IN, &input, records.iter()).ok()?;
+            // Duplicates are one record to a validator (RFC 4034 6.3): sign each once.
+            let unique = records.iter().enumerate().filter(|(i, r)| !records[..*i].iter().any(|o| o.data == r.data));
+            let tbs = TBS::from_input(&first.name, DNSClass::IN, &input, unique.map(|(_, r)| r)).ok()?;
             let sig = key.signing.sign(&tbs).ok()?;
             let rrsig = RRSIG::from_sig(input, sig);
             let mut buf = Vec::with_capacity(100);

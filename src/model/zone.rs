@@ -82,6 +82,8 @@ impl Zone {
         for record in apex.chain(&z.records) {
             let node = zone.node_mut(&record.name);
             match node.rrsets.iter_mut().find(|s| s.rtype == record.record_type()) {
+                // An RRset has no duplicates (RFC 2181 5).
+                Some(set) if set.records.iter().any(|r| r.data == record.data) => {}
                 Some(set) => set.records.push(record.clone()),
                 None => node.rrsets.push(RrSet { rtype: record.record_type(), records: vec![record.clone()] }),
             }

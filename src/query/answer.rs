@@ -160,7 +160,9 @@ fn unsigned(snap: &Snapshot, q: &Question<'_>, client: &client::Client) -> Respo
             }
             return r;
         }
-        let Some(cname) = node.rrset(RecordType::CNAME) else {
+        // NSEC and RRSIG live beside a CNAME (RFC 4035 2.5): asked for, it is not followed.
+        let follow = !matches!(q.qtype, RecordType::NSEC | RecordType::RRSIG);
+        let Some(cname) = node.rrset(RecordType::CNAME).filter(|_| follow) else {
             r.denial = Some(Denial::Types(owner, crate::model::zone::Zone::types(node)));
             return negative(model, ResponseCode::NoError, r);
         };
@@ -282,8 +284,17 @@ pub enum Answer<'m> {
 
 impl Decision<'_> {
     /// Calls `each` with every address the answer holds for `qtype` (A, AAAA, or ANY,
-    /// which gets one RRset: the IPv4 one when there is one, RFC 8482).
+    /// which gets one RRset: the IPv4 one when there is one, RFC 8482), each address
+    /// once: two regions behind one address make one record (an RRset has no duplicates,
+    /// RFC 2181 5, and a signature over one with duplicates does not verify).
     pub fn addresses(&self, model: &Model, qtype: RecordType, mut each: impl FnMut(IpAddr)) {
+        let mut seen: smallvec::SmallVec<[IpAddr; 16]> = smallvec::SmallVec::new();
+        let mut each = |ip: IpAddr| {
+            if !seen.contains(&ip) {
+                seen.push(ip);
+                each(ip);
+            }
+        };
         let mut one = |a: &[Ipv4Addr], aaaa: &[Ipv6Addr]| {
             let v4 = qtype == RecordType::A || (qtype == RecordType::ANY && !a.is_empty());
             let v6 = qtype == RecordType::AAAA || (qtype == RecordType::ANY && a.is_empty());
@@ -370,7 +381,8 @@ pub fn decide<'m>(snap: &'m Snapshot, name: usize, client: &client::Client) -> D
 fn gslb(snap: &Snapshot, name: usize, owner: &Name, qtype: RecordType, client: &client::Client, r: &mut Response) {
     let model = &*snap.model;
     let addresses_asked = matches!(qtype, RecordType::A | RecordType::AAAA | RecordType::ANY);
-    if !addresses_asked && !model.names[name].may_cname {
+    let dnssec_type = matches!(qtype, RecordType::NSEC | RecordType::RRSIG);
+    if !addresses_asked && (!model.names[name].may_cname || dnssec_type) {
         // Other types never depend on the client: NODATA, scope /0.
         return;
     }

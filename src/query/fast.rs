@@ -390,7 +390,8 @@ pub fn answer(snap: &Snapshot, packet: &[u8], src: IpAddr, scratch: &mut Scratch
         out.push(0);
         out.extend_from_slice(&41u16.to_be_bytes());
         out.extend_from_slice(&payload.to_be_bytes());
-        out.extend_from_slice(&(if dnssec_ok { 0x8000u32 } else { 0 }).to_be_bytes());
+        let co = if dnssec_ok && q.compact_ok { 0x4000u32 } else { 0 };
+        out.extend_from_slice(&(if dnssec_ok { 0x8000u32 | co } else { 0 }).to_be_bytes());
         match client.ecs {
             Some(ecs) => {
                 let addr_len = ecs.source_prefix().div_ceil(8) as usize;

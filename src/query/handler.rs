@@ -39,6 +39,9 @@ impl Handler {
     }
 }
 
+/// The CO flag among the EDNS flags below DO (RFC 9824: bit 1 of the flags).
+const CO: u16 = 0x4000;
+
 /// The EDNS to answer with, if the query had EDNS.
 fn response_edns(query: &Edns, ours: u16, ecs: Option<ClientSubnet>) -> Edns {
     let mut edns = Edns::new();
@@ -46,6 +49,10 @@ fn response_edns(query: &Edns, ours: u16, ecs: Option<ClientSubnet>) -> Edns {
     // to the client's limit (RFC 6891 6.2.5), and never less than 512.
     edns.set_max_payload(ours.min(query.max_payload().max(512)));
     edns.set_dnssec_ok(query.flags().dnssec_ok);
+    // CO ("Compact Answers OK", RFC 9824 5.1) is echoed to a query with DO and CO.
+    if query.flags().dnssec_ok && query.flags().z & CO != 0 {
+        edns.flags_mut().z = CO;
+    }
     if let Some(ecs) = ecs {
         edns.options_mut().insert(EdnsOption::Subnet(ecs));
     }

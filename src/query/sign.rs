@@ -17,6 +17,7 @@ use hickory_proto::rr::{Name, Record, RecordType};
 use super::answer::{Denial, Question, Response};
 use crate::model::Model;
 use crate::model::dnssec::{Kept, NXNAME, Signer, compact_nsec, rrsig_records};
+use crate::model::zone::Lookup;
 
 /// Adds the signatures and the denial to `r`, a response to a query with DO set.
 pub fn secure(model: &Model, signer: &Signer, q: &Question<'_>, r: &mut Response, now: u32) {
@@ -44,11 +45,27 @@ pub fn secure(model: &Model, signer: &Signer, q: &Question<'_>, r: &mut Response
         .signatures(std::slice::from_ref(&nsec), now, kept)
         .map(|s| rrsig_records(&s, &nsec.name, ttl).collect())
         .unwrap_or_default();
-    // Asked for the NSEC itself: it is the answer (its bitmap lists NSEC).
-    let asked = q.qtype == RecordType::NSEC && matches!(&denial, Denial::Types(n, _) if n == q.name);
-    if asked {
+    let at_qname = match &denial {
+        Denial::Name(n) | Denial::Types(n, _) => n == q.name,
+    };
+    if at_qname && q.qtype == RecordType::NSEC {
+        // Asked for the NSEC itself: it is the answer (its bitmap lists NSEC).
+        r.rcode = ResponseCode::NoError;
         r.authority.clear();
         r.answers.push(nsec);
+        r.answers.extend(sigs);
+    } else if at_qname && q.qtype == RecordType::RRSIG {
+        // Asked for the signatures at the name: those over its static RRsets and over
+        // its NSEC (a GSLB name's addresses depend on the client: ask for them).
+        r.rcode = ResponseCode::NoError;
+        r.authority.clear();
+        if let Lookup::Found(node) = model.zone.lookup(q.key) {
+            for set in &node.rrsets {
+                if let Some(s) = signer.signatures(&set.records, now, Kept::Answer) {
+                    r.answers.extend(rrsig_records(&s, q.name, set.records[0].ttl));
+                }
+            }
+        }
         r.answers.extend(sigs);
     } else {
         r.authority.push(nsec);

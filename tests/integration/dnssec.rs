@@ -108,7 +108,12 @@ fn validating<'a>(resolver_for: Vec<(&'a str, SocketAddr)>, anchor: String, prob
 async fn a_validating_resolver_authenticates_every_answer_and_rejects_a_swapped_key() {
     let keys = tempfile::tempdir().unwrap();
     let (key, _) = keygen(keys.path(), "gslb.example.org.", KeyRole::Csk);
-    let config = format!("{POLICIES}\n[dnssec]\nkeys = [{{ file = \"{}\" }}]\n", key.display());
+    // Two regions behind one address, and a static RRset written with a duplicate: one
+    // record each (a signature over duplicates would not verify).
+    let extra = "[regions.us-east-2]\nlocation = [39.0, -77.4]\na = [\"192.0.2.1\"]\n\
+                 [names.dup]\npolicy = \"multivalue\"\nregions = [\"us-east\", \"us-east-2\", \"eu-west\"]\n\
+                 [[zone.records]]\nname = \"twice\"\ntype = \"A\"\nvalues = [\"192.0.2.20\", \"192.0.2.20\"]\n";
+    let config = format!("{POLICIES}\n{extra}\n[dnssec]\nkeys = [{{ file = \"{}\" }}]\n", key.display());
     let s = TestServer::start(&config).await;
     let u = unbound::start(&validating(
         vec![("gslb.example.org", s.addr)],
@@ -151,6 +156,27 @@ async fn a_validating_resolver_authenticates_every_answer_and_rejects_a_swapped_
     {
         let d = authenticated(r, &[name, qtype]).await;
         assert_eq!((d.status.as_str(), d.answers.len()), ("NOERROR", 0), "{name} {qtype}: {}", d.raw);
+    }
+
+    // (eu-west is down by now: us-east and us-east-2 are left, one address.)
+    let d = authenticated(r, &["dup.gslb.example.org", "A"]).await;
+    assert_eq!(d.answers.iter().filter(|a| a.2 == "A").count(), 1, "{}", d.raw);
+    let d = authenticated(r, &["twice.gslb.example.org", "A"]).await;
+    assert_eq!(d.answers.iter().filter(|a| a.2 == "A").count(), 1, "{}", d.raw);
+    // The DNSSEC types themselves: an NSEC is answered, not denied (also at a name that
+    // does not exist, and at a CNAME, which is not followed for it); RRSIG queries get
+    // signatures, not a bogus denial.
+    for name in ["nope.gslb.example.org", "static.gslb.example.org", "www.gslb.example.org", "app.gslb.example.org"] {
+        let d = authenticated(r, &[name, "NSEC"]).await;
+        assert_eq!(
+            (d.status.as_str(), d.answers.iter().filter(|a| a.2 == "NSEC").count()),
+            ("NOERROR", 1),
+            "{}",
+            d.raw
+        );
+        let d = dig(r, &[name, "RRSIG", "+rec", "+dnssec"]).await;
+        assert_eq!(d.status, "NOERROR", "{name} RRSIG:\n{}\n{}", d.raw, u.log());
+        assert!(d.answers.iter().any(|a| a.2 == "RRSIG"), "{}", d.raw);
     }
 
     // delv, straight at switchyard, agrees.
@@ -204,6 +230,8 @@ async fn signed_answers_keep_rcodes_truncation_and_ecs_scopes() {
     let reply = udp_raw(s.addr, &p, Duration::from_secs(2)).await.expect("an answer");
     let co = Message::from_vec(&reply).unwrap();
     assert_eq!(co.metadata.response_code, ResponseCode::NXDomain, "CO keeps NXDOMAIN: {co:?}");
+    let flags = co.edns.as_ref().expect("an OPT").flags();
+    assert!(flags.dnssec_ok && flags.z & 0x4000 != 0, "CO is echoed (RFC 9824 5.1): {flags:?}");
     let nsec = co.authorities.iter().find(|r| r.record_type() == RecordType::NSEC).expect("an NSEC");
     let RData::DNSSEC(DNSSECRData::NSEC(data)) = &nsec.data else { panic!("{nsec}") };
     assert!(data.type_bit_maps().any(|t| u16::from(t) == 128), "NXNAME in {nsec}");

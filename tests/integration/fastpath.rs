@@ -62,6 +62,7 @@ async fn signed_answers_are_byte_identical_on_both_paths() {
         assert_eq!(scratch.out, general, "{name} with CO");
         let m = Message::from_vec(&general).unwrap();
         assert_eq!(m.metadata.response_code, hickory_proto::op::ResponseCode::NXDomain, "{name}: {m:?}");
+        assert!(m.edns.as_ref().is_some_and(|e| e.flags().z & 0x4000 != 0), "CO echoed: {m:?}");
         assert_eq!(m.authorities.iter().filter(|r| r.record_type() == RecordType::RRSIG).count(), 2, "{m:?}");
     }
     s.stop().await;
