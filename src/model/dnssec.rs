@@ -11,8 +11,9 @@
 //! - the static RRsets (and the SOA at the negative TTL): a map fixed when the model is
 //!   built, each entry an `ArcSwap` replaced in place when it is signed again;
 //! - everything else that has a name in the zone (GSLB answers, NODATA denials): a
-//!   direct-mapped table of `cache_size` slots (rounded up to a power of two), each an
-//!   `ArcSwapOption`; a miss signs and stores into its slot, replacing what was there;
+//!   table of `cache_size` slots (rounded up to a power of two), each an `ArcSwapOption`,
+//!   4-way set-associative; a miss signs and stores into its bucket (an empty slot, else
+//!   the RRset signed longest ago);
 //! - denials of names that do not exist: a table of its own, the same size, so that a
 //!   flood of random names cannot push the GSLB answers out.
 //!
@@ -82,20 +83,45 @@ pub enum Kept {
     Denial,
 }
 
-/// A direct-mapped table of signed RRsets.
+/// A table of signed RRsets: 4-way set-associative (an RRset may sit in any of the 4
+/// slots of the bucket its key hashes to), so that a few hot RRsets that share a bucket
+/// do not push each other out.
 struct Slots {
     slots: Box<[ArcSwapOption<Signed>]>,
+    /// The first slot of a key's bucket: `hash & mask`.
     mask: usize,
 }
 
+const WAYS: usize = 4;
+
 impl Slots {
     fn new(size: usize) -> Slots {
-        let n = size.max(1).next_power_of_two();
-        Slots { slots: (0..n).map(|_| ArcSwapOption::empty()).collect(), mask: n - 1 }
+        let n = size.max(WAYS).next_power_of_two();
+        Slots { slots: (0..n).map(|_| ArcSwapOption::empty()).collect(), mask: (n - 1) & !(WAYS - 1) }
     }
 
-    fn slot(&self, hash: u64) -> &ArcSwapOption<Signed> {
-        &self.slots[hash as usize & self.mask]
+    fn bucket(&self, hash: u64) -> &[ArcSwapOption<Signed>] {
+        let first = hash as usize & self.mask;
+        &self.slots[first..first + WAYS]
+    }
+
+    fn find(&self, hash: u64, key: &[u8]) -> Option<Arc<Signed>> {
+        self.bucket(hash).iter().find_map(|slot| slot.load_full().filter(|s| *s.key == *key))
+    }
+
+    /// Puts `signed` in its bucket: in the slot of the same RRset, else an empty one,
+    /// else the one signed longest ago. Returns (a slot was empty, another RRset was
+    /// pushed out).
+    fn put(&self, hash: u64, signed: Arc<Signed>) -> (bool, bool) {
+        let bucket = self.bucket(hash);
+        let held: Vec<Option<Arc<Signed>>> = bucket.iter().map(|s| s.load_full()).collect();
+        let same = held.iter().position(|h| h.as_ref().is_some_and(|h| h.key == signed.key));
+        let empty = held.iter().position(Option::is_none);
+        let oldest = (0..WAYS)
+            .min_by_key(|&i| held[i].as_ref().map_or(0, |h| h.refresh_at.wrapping_sub(signed.refresh_at) as i32));
+        let i = same.or(empty).or(oldest).unwrap_or(0);
+        let old = bucket[i].swap(Some(signed));
+        (old.is_none(), same.is_none() && old.is_some())
     }
 }
 
@@ -275,11 +301,11 @@ impl Signer {
         let hit = match kept {
             Kept::Answer => match self.statics.get(key) {
                 Some(s) => s.load_full(),
-                None => self.answers.slot(self.hasher.hash_one(key)).load_full()?,
+                None => self.answers.find(self.hasher.hash_one(key), key)?,
             },
-            Kept::Denial => self.denials.slot(self.hasher.hash_one(key)).load_full()?,
+            Kept::Denial => self.denials.find(self.hasher.hash_one(key), key)?,
         };
-        (*hit.key == *key && hit.fresh(now)).then_some(hit)
+        hit.fresh(now).then_some(hit)
     }
 
     /// The signatures for `records` (one RRset), kept or made now and kept.
@@ -295,19 +321,21 @@ impl Signer {
             Kept::Denial => c.denials.fetch_add(n, Ordering::Relaxed),
             Kept::Answer => c.rrsets.fetch_add(n, Ordering::Relaxed),
         };
-        let slot = match (kept, self.statics.get(&signed.key)) {
+        let table = match (kept, self.statics.get(&signed.key)) {
             (Kept::Answer, Some(s)) => {
                 s.store(Arc::clone(&signed));
                 return Some(signed);
             }
-            (Kept::Answer, None) => self.answers.slot(self.hasher.hash_one(&signed.key)),
-            (Kept::Denial, _) => self.denials.slot(self.hasher.hash_one(&signed.key)),
+            (Kept::Answer, None) => &self.answers,
+            (Kept::Denial, _) => &self.denials,
         };
-        match slot.swap(Some(Arc::clone(&signed))) {
-            None => c.entries.fetch_add(1, Ordering::Relaxed),
-            Some(old) if old.key != signed.key => c.evictions.fetch_add(1, Ordering::Relaxed),
-            Some(_) => 0,
-        };
+        let (filled, evicted) = table.put(self.hasher.hash_one(&signed.key), Arc::clone(&signed));
+        if filled {
+            c.entries.fetch_add(1, Ordering::Relaxed);
+        }
+        if evicted {
+            c.evictions.fetch_add(1, Ordering::Relaxed);
+        }
         Some(signed)
     }
 
@@ -471,6 +499,27 @@ mod tests {
         let nsec = compact_nsec(&name, &[NXNAME], 60).unwrap();
         s.signatures(std::slice::from_ref(&nsec), T0, Kept::Denial).unwrap();
         assert_eq!(s.counters.denials.load(Ordering::Relaxed), 1000);
+    }
+
+    #[test]
+    fn four_hot_rrsets_in_one_bucket_are_each_signed_once() {
+        let (s, _dir) = signer(64, &[]);
+        let bucket = |last: u8| s.hasher.hash_one(records_key(&rrset(last))) as usize & s.answers.mask;
+        let same: Vec<u8> = (1..=255).filter(|&l| bucket(l) == bucket(1)).take(5).collect();
+        assert_eq!(same.len(), 5, "five RRsets that share a bucket");
+        for round in 0..10 {
+            for &last in &same[..4] {
+                s.signatures(&rrset(last), T0 + round, Kept::Answer).unwrap();
+            }
+        }
+        assert_eq!(made(&s), 1 + 4, "the SOA, and each of the four once");
+        // A fifth pushes out the one signed longest ago (the first), not a hot one at random.
+        s.signatures(&rrset(same[4]), T0 + 100, Kept::Answer).unwrap();
+        assert!(s.cached(&records_key(&rrset(same[0])), T0 + 100, Kept::Answer).is_none());
+        for &last in &same[1..] {
+            assert!(s.cached(&records_key(&rrset(last)), T0 + 100, Kept::Answer).is_some(), "{last}");
+        }
+        assert_eq!(s.counters.evictions.load(Ordering::Relaxed), 1);
     }
 
     #[test]
