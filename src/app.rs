@@ -62,6 +62,16 @@ impl Loaded {
         };
         Model::new(&self.config, self.geo.clone(), slots)
     }
+
+    /// The model to serve: as [`Loaded::model`], but a zone that is to be signed and
+    /// cannot be is an error (served unsigned under a parent's DS, it would be bogus).
+    pub fn serving_model(&self, metrics: &Metrics) -> Result<Model> {
+        let model = self.model(Some(metrics));
+        if self.config.dnssec.is_some() && model.signer.is_none() {
+            anyhow::bail!("the zone cannot be signed with its keys (see the error above)");
+        }
+        Ok(model)
+    }
 }
 
 /// Opens a validated config's GeoIP database.
@@ -160,7 +170,7 @@ impl App {
             None => std::env::var("SWITCHYARD_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()),
         };
         let admin_token = admin_token.map(Secret::new);
-        let model = loaded.model(Some(&metrics));
+        let model = loaded.serving_model(&metrics)?;
         // The engine also keeps the state file (drains too) and talks to the fleet.
         let start_engine = model.probed() || config.health.state_file.is_some() || config.fleet.is_some();
         let state = Arc::new(State::new(model, !start_engine || config.health.cold_start == ColdStart::AssumeUp));

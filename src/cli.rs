@@ -550,7 +550,7 @@ fn dnssec_keys(path: &Path) -> Result<()> {
 /// history it keeps), and about key files others can read; printed by check-config.
 pub fn rollover_warnings(path: &Path, config: &crate::config::Config) -> Vec<String> {
     use crate::config::dnssec::KeyHistory;
-    let Some(d) = &config.dnssec else { return Vec::new() };
+    let d = config.dnssec.as_ref();
     let file = KeyHistory::path(config.health.state_file.as_deref(), path);
     let now = crate::reload::unix_now().floor() as u64;
     let mut warnings = match KeyHistory::read(&file) {
@@ -558,7 +558,7 @@ pub fn rollover_warnings(path: &Path, config: &crate::config::Config) -> Vec<Str
         Err(e) => vec![format!("cannot check the key rollover: {e}")],
     };
     #[cfg(unix)]
-    for k in &d.keys {
+    for k in d.iter().flat_map(|d| &d.keys) {
         use std::os::unix::fs::PermissionsExt;
         if let Ok(meta) = std::fs::metadata(&k.file)
             && meta.permissions().mode() & 0o077 != 0

@@ -43,7 +43,15 @@ impl Control {
         let started = std::time::Instant::now();
         let overrides = self.overrides.clone();
         let loading = path.clone();
-        let loaded = tokio::task::spawn_blocking(move || app::load(&loading, &overrides)).await?;
+        // Reading, validating and compiling (signing the static RRsets) are CPU and file
+        // work: off the async workers.
+        let metrics = self.metrics.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            let loaded = app::load(&loading, &overrides)?;
+            let model = loaded.serving_model(&metrics)?;
+            anyhow::Ok((loaded, model))
+        })
+        .await?;
         let loaded = match loaded {
             Ok(loaded) => loaded,
             Err(e) => {
@@ -55,7 +63,7 @@ impl Control {
                 return Err(e);
             }
         };
-        let model = loaded.model(Some(&self.metrics));
+        let (loaded, model) = loaded;
         let config = loaded.config;
         let old = self.config.load_full();
         if config.server.listen != old.server.listen {
@@ -81,15 +89,18 @@ impl Control {
         // The engine also keeps the state file (drains too) and talks to the fleet.
         let start_engine = model.probed() || config.health.state_file.is_some() || config.fleet.is_some();
         self.state.replace_model(model);
-        for w in crate::config::dnssec::record_keys(&path, &config, unix_now()) {
-            warn!(warning = %w, "dnssec key change");
-        }
         self.config.store(config.clone());
         self.take_events_config(&config);
         // A limiter with unchanged settings keeps its counts.
         rrl::install(&self.rrl, app::rrl_settings(&config.rrl));
         if start_engine {
-            *health = Some(HealthEngine::start(self.state.clone(), config, self.observers(), Some(carry)));
+            *health = Some(HealthEngine::start(self.state.clone(), config.clone(), self.observers(), Some(carry)));
+        }
+        drop(health);
+        // The keys now published, in the key history (a file: off the async workers).
+        let keys = tokio::task::spawn_blocking(move || crate::config::dnssec::record_keys(&path, &config, unix_now()));
+        for w in keys.await.unwrap_or_default() {
+            warn!(warning = %w, "dnssec key change");
         }
         let generation = {
             let mut st = self.reload_status.lock().expect("not poisoned");

@@ -134,15 +134,18 @@ pub fn max_ttl(config: &super::Config) -> u32 {
 /// the config), after logging what check-config would have warned about. Returns the
 /// warnings. `now`: unix seconds.
 pub fn record_keys(config_path: &Path, config: &super::Config, now: f64) -> Vec<String> {
-    let Some(d) = &config.dnssec else { return Vec::new() };
+    let d = config.dnssec.as_ref();
     let file = KeyHistory::path(config.health.state_file.as_deref(), config_path);
+    if d.is_none() && !file.exists() {
+        return Vec::new();
+    }
     let mut history = match KeyHistory::read(&file) {
         Ok(h) => h,
         Err(e) => return vec![format!("the key history is unreadable and starts again: {e}")],
     };
     // Whole seconds, rounded so that no wait comes out shorter than it is.
     let warnings = history.rollover_warnings(d, max_ttl(config), now.floor() as u64);
-    history.observe(&d.keys, now.ceil() as u64);
+    history.observe(d, now.ceil() as u64);
     let tmp = file.with_extension("tmp");
     let written = std::fs::write(&tmp, history.to_json()).and_then(|()| std::fs::rename(&tmp, &file));
     let mut warnings = warnings;
@@ -212,18 +215,37 @@ pub fn read_key(path: &Path) -> Result<LoadedKey, String> {
 }
 
 /// Makes a new key for `zone` and writes it to a new file in `dir` (owner-only), named
-/// `K<zone>+<algorithm>+<tag>.key`. Returns the path and the key.
+/// `K<zone>+<algorithm>+<tag>.key`. Returns the path and the key. A key whose tag is
+/// already taken in `dir` is made again: two keys of a zone should not share a tag.
 pub fn generate(zone: &Name, algorithm: Algorithm, role: KeyRole, dir: &Path) -> Result<(PathBuf, LoadedKey), String> {
+    let mut last = String::new();
+    for _ in 0..8 {
+        match generate_once(zone, algorithm, role, dir) {
+            Err((e, true)) => last = e,
+            done => return done.map_err(|(e, _)| e),
+        }
+    }
+    Err(last)
+}
+
+/// One try; the error says whether the file (the tag) was taken.
+fn generate_once(
+    zone: &Name,
+    algorithm: Algorithm,
+    role: KeyRole,
+    dir: &Path,
+) -> Result<(PathBuf, LoadedKey), (String, bool)> {
+    let plain = |e: String| (e, false);
     let pkcs8 = match algorithm {
         Algorithm::ECDSAP256SHA256 => EcdsaSigningKey::generate_pkcs8(algorithm),
         Algorithm::ED25519 => Ed25519SigningKey::generate_pkcs8(),
-        other => return Err(format!("algorithm {other} is not supported")),
+        other => return Err(plain(format!("algorithm {other} is not supported"))),
     }
-    .map_err(|e| format!("cannot make a key: {e}"))?;
+    .map_err(|e| plain(format!("cannot make a key: {e}")))?;
     let private = PrivateKey(pkcs8.secret_pkcs8_der().to_vec().into());
-    let signing = private.signing_key(algorithm)?;
-    let dnskey = public_dnskey(&*signing, role)?;
-    let tag = dnskey.calculate_key_tag().map_err(|e| e.to_string())?;
+    let signing = private.signing_key(algorithm).map_err(plain)?;
+    let dnskey = public_dnskey(&*signing, role).map_err(plain)?;
+    let tag = dnskey.calculate_key_tag().map_err(|e| plain(e.to_string()))?;
     let zone = zone.to_lowercase();
     let text = format!(
         "# switchyard DNSSEC key for {zone} ({algorithm}, {role}, tag {tag}).\n\
@@ -241,9 +263,12 @@ pub fn generate(zone: &Name, algorithm: Algorithm, role: KeyRole, dir: &Path) ->
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut f = options.open(&path).map_err(|e| format!("cannot create `{}`: {e}", path.display()))?;
-    f.write_all(text.as_bytes()).map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
-    f.sync_all().map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+    let mut f = options.open(&path).map_err(|e| {
+        (format!("cannot create `{}`: {e}", path.display()), e.kind() == std::io::ErrorKind::AlreadyExists)
+    })?;
+    let written = |e: std::io::Error| plain(format!("cannot write `{}`: {e}", path.display()));
+    f.write_all(text.as_bytes()).map_err(written)?;
+    f.sync_all().map_err(written)?;
     Ok((path, LoadedKey { zone, role, algorithm, dnskey, tag, private }))
 }
 
@@ -256,11 +281,16 @@ pub struct KeyHistory {
     /// The keys published at the last observation, and which of them signed.
     pub published: Vec<u16>,
     pub signing: Vec<u16>,
+    /// The longest DNSKEY TTL the zone has published with (caches keep the set that long).
+    pub dnskey_ttl: u32,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct KeyTimes {
+    /// The start of its current publication (a key removed and added again starts anew).
     pub first_published: u64,
+    /// It signs the DNSKEY set (a KSK or CSK: the parent's DS may point at it).
+    pub sep: bool,
     /// Unset: never signed the zone's data.
     pub first_signed: Option<u64>,
     /// The last moment it was seen signing (for a key still signing: the last observation).
@@ -309,12 +339,14 @@ impl KeyHistory {
                 tag,
                 KeyTimes {
                     first_published,
+                    sep: t.get("sep").and_then(Value::as_bool).unwrap_or(true),
                     first_signed: t.get("first_signed").and_then(Value::as_u64),
                     last_signed: t.get("last_signed").and_then(Value::as_u64),
                 },
             );
         }
-        Ok(KeyHistory { keys, published: tags("published")?, signing: tags("signing")? })
+        let dnskey_ttl = v.get("dnskey_ttl").and_then(Value::as_u64).map_or(0, |t| t.min(u64::from(u32::MAX)) as u32);
+        Ok(KeyHistory { keys, published: tags("published")?, signing: tags("signing")?, dnskey_ttl })
     }
 
     /// The history as its file holds it.
@@ -325,28 +357,44 @@ impl KeyHistory {
             .map(|(tag, t)| {
                 let times = json!({
                     "first_published": t.first_published,
+                    "sep": t.sep,
                     "first_signed": t.first_signed,
                     "last_signed": t.last_signed,
                 });
                 (tag.to_string(), times)
             })
             .collect();
-        let v = json!({ "keys": keys, "published": self.published, "signing": self.signing });
+        let v = json!({
+            "keys": keys,
+            "published": self.published,
+            "signing": self.signing,
+            "dnskey_ttl": self.dnskey_ttl,
+        });
         serde_json::to_string_pretty(&v).unwrap_or_default()
     }
 
-    /// Notes that `keys` are published (and the active ones sign) from `now` on.
-    pub fn observe(&mut self, keys: &[ZoneKey], now: u64) {
+    /// Notes that `config`'s keys are published (and the active ones sign) from `now`
+    /// on; `None`: the zone is no longer signed.
+    pub fn observe(&mut self, config: Option<&DnssecConfig>, now: u64) {
         // The keys that signed until now (some may stop now).
         for tag in &self.signing {
             if let Some(t) = self.keys.get_mut(tag) {
                 t.last_signed = Some(now);
             }
         }
-        self.published.clear();
+        let before = std::mem::take(&mut self.published);
         self.signing.clear();
+        let keys = config.map_or(&[][..], |c| &c.keys[..]);
+        if let Some(c) = config {
+            self.dnskey_ttl = self.dnskey_ttl.max(c.dnskey_ttl);
+        }
         for k in keys {
-            let t = self.keys.entry(k.tag).or_insert(KeyTimes { first_published: now, ..KeyTimes::default() });
+            // A key published again (after it was removed) starts anew.
+            if !before.contains(&k.tag) {
+                self.keys.insert(k.tag, KeyTimes { first_published: now, ..KeyTimes::default() });
+            }
+            let t = self.keys.entry(k.tag).or_default();
+            t.sep = k.role.signs_keys();
             self.published.push(k.tag);
             if k.active && k.role != KeyRole::Ksk {
                 t.first_signed.get_or_insert(now);
@@ -356,37 +404,62 @@ impl KeyHistory {
         }
     }
 
-    /// What a change to `config`'s keys would break for resolvers that cached the
-    /// running zone's data, judged at `now` (whole seconds, rounded down; observations
-    /// are rounded up). `max_ttl` is the longest TTL the zone
+    /// What a change to `config`'s keys (`None`: no `[dnssec]`) would break for
+    /// resolvers that cached the running zone's data, judged at `now` (whole seconds,
+    /// rounded down; observations are rounded up). `max_ttl` is the longest TTL the zone
     /// answers with (signatures live in caches that long).
-    pub fn rollover_warnings(&self, config: &DnssecConfig, max_ttl: u32, now: u64) -> Vec<String> {
+    pub fn rollover_warnings(&self, config: Option<&DnssecConfig>, max_ttl: u32, now: u64) -> Vec<String> {
         let mut warnings = Vec::new();
-        // A key that signs now and is newer than the DNSKEY TTL is not yet in every
-        // resolver's cached DNSKEY set (unless nothing was signed before: no cache).
-        let anyone_signed_before = self.keys.values().any(|t| t.first_signed.is_some());
-        let ttl = u64::from(config.dnskey_ttl);
-        for k in config.keys.iter().filter(|k| k.active && k.role != KeyRole::Ksk) {
-            match self.keys.get(&k.tag) {
-                Some(t) if t.first_signed.is_some() => {}
-                Some(t) if anyone_signed_before && now < t.first_published + ttl => warnings.push(format!(
-                    "key {} would start signing {}s after it was first published, before the DNSKEY TTL ({ttl}s) \
-                     has passed: resolvers that cached the DNSKEY set without it would fail to validate; wait {}s",
-                    k.tag,
-                    now.saturating_sub(t.first_published),
-                    (t.first_published + ttl).saturating_sub(now)
-                )),
-                None if anyone_signed_before => warnings.push(format!(
-                    "key {} would sign without having been published first: resolvers that cached the DNSKEY set \
-                     without it would fail to validate; add it with `active = false`, reload, and wait the DNSKEY \
-                     TTL ({ttl}s)",
-                    k.tag
-                )),
-                _ => {}
+        let Some(config) = config else {
+            if !self.signing.is_empty() {
+                warnings.push(
+                    "the zone would stop being signed: validating resolvers fail every answer while the parent \
+                     has a DS for it; remove the DS at the parent first, and wait for its TTL"
+                        .to_owned(),
+                );
+            }
+            return warnings;
+        };
+        // Caches keep a DNSKEY set for the longest TTL it was published with.
+        let ttl = u64::from(config.dnskey_ttl.max(self.dnskey_ttl));
+        let published_for = |tag: u16| {
+            if self.published.contains(&tag) {
+                self.keys.get(&tag).map(|t| now.saturating_sub(t.first_published))
+            } else {
+                None
+            }
+        };
+        let old_enough = |tag: u16| published_for(tag).is_some_and(|age| age >= ttl);
+        // Every RRset needs a signature by a key every cached DNSKEY set holds: one that
+        // already signs and stays, or one published for the DNSKEY TTL. A key newer than
+        // that may sign beside such a key (an algorithm rollover does), not alone.
+        let anyone_signed_before = !self.signing.is_empty() || self.keys.values().any(|t| t.first_signed.is_some());
+        let signing = config.keys.iter().filter(|k| k.active && k.role != KeyRole::Ksk);
+        let covered = signing.clone().any(|k| old_enough(k.tag) || self.signing.contains(&k.tag));
+        if anyone_signed_before && !covered {
+            for k in signing {
+                warnings.push(match published_for(k.tag) {
+                    Some(age) => format!(
+                        "key {} would start signing {age}s after it was first published, before the DNSKEY TTL \
+                         ({ttl}s) has passed: resolvers that cached the DNSKEY set without it would fail to \
+                         validate; wait {}s",
+                        k.tag,
+                        ttl.saturating_sub(age)
+                    ),
+                    None => format!(
+                        "key {} would sign without having been published first: resolvers that cached the DNSKEY \
+                         set without it would fail to validate; add it with `active = false`, reload, and wait the \
+                         DNSKEY TTL ({ttl}s)",
+                        k.tag
+                    ),
+                });
             }
         }
+        // The DNSKEY set must stay signed by a key that cached sets (and the parent's DS)
+        // lead to.
+        let sep_stays = config.keys.iter().any(|k| k.role.signs_keys() && old_enough(k.tag));
         for tag in self.published.iter().filter(|t| !config.keys.iter().any(|k| k.tag == **t)) {
-            let t = &self.keys[tag];
+            let Some(t) = self.keys.get(tag) else { continue };
             // A key signing at the last observation signs to this moment.
             let signed_until = if self.signing.contains(tag) { Some(now) } else { t.last_signed };
             if let Some(until) = signed_until.map(|s| s + u64::from(max_ttl))
@@ -398,6 +471,13 @@ impl KeyHistory {
                      (`active = false`), reload, and remove it {}s later",
                     now.saturating_sub(signed_until.unwrap_or(now)),
                     until.saturating_sub(now)
+                ));
+            }
+            if t.sep && !sep_stays {
+                warnings.push(format!(
+                    "removing key {tag}, which signs the DNSKEY set, while no key left to sign it has been published \
+                     for the DNSKEY TTL ({ttl}s): resolvers' cached DNSKEY sets, and the parent's DS, would lead to no \
+                     key; publish its successor first, give the parent its DS, and wait"
                 ));
             }
         }
@@ -438,7 +518,14 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(std::fs::metadata(&k.file).unwrap().permissions().mode() & 0o777, 0o600);
         }
-        assert!(!format!("{k:?}").contains(&data_encoding::BASE64.encode(&k.private.0)[..20]));
+        // The secret scalar (after the PKCS#8 header every P-256 key shares) never shows.
+        let der = &k.private.0;
+        let at = der.windows(5).position(|w| w == [2, 1, 1, 4, 32]).unwrap() + 5;
+        let debug = format!("{k:?}");
+        for form in [data_encoding::HEXLOWER.encode(&der[at..at + 32]), format!("{:?}", &der[at..at + 4])] {
+            assert!(!debug.contains(form.trim_matches(['[', ']'])), "{form} in {debug}");
+        }
+        assert!(debug.contains("PrivateKey(..)"));
     }
 
     /// The rollover of docs/dnssec.md on a one-hour DNSKEY TTL and a 300 s zone: each
@@ -450,32 +537,75 @@ mod tests {
         let new = key(dir.path(), KeyRole::Csk, false);
         let mut h = KeyHistory::default();
         let max_ttl = 300;
+        let warn = |h: &KeyHistory, keys: &[&ZoneKey], at: u64| h.rollover_warnings(Some(&config(keys)), max_ttl, at);
         // The first key of a zone: nothing was cached before, nothing to warn about.
-        assert!(h.rollover_warnings(&config(&[&old]), max_ttl, 1_000).is_empty());
-        h.observe(std::slice::from_ref(&old), 1_000);
+        assert!(warn(&h, &[&old], 1_000).is_empty());
+        h.observe(Some(&config(&[&old])), 1_000);
         // Publishing a second key is always safe.
-        assert!(h.rollover_warnings(&config(&[&old, &new]), max_ttl, 2_000).is_empty());
-        h.observe(&[old.clone(), new.clone()], 2_000);
+        assert!(warn(&h, &[&old, &new], 2_000).is_empty());
+        h.observe(Some(&config(&[&old, &new])), 2_000);
         // Switching before the DNSKEY TTL has passed since the new key appeared.
         let old_off = ZoneKey { active: false, ..old.clone() };
         let new_on = ZoneKey { active: true, ..new.clone() };
-        let w = h.rollover_warnings(&config(&[&old_off, &new_on]), max_ttl, 2_000 + 3_599);
+        let w = warn(&h, &[&old_off, &new_on], 2_000 + 3_599);
         assert!(w.len() == 1 && w[0].contains(&format!("key {} would start signing", new.tag)), "{w:?}");
-        assert!(h.rollover_warnings(&config(&[&old_off, &new_on]), max_ttl, 2_000 + 3_600).is_empty());
-        h.observe(&[old_off.clone(), new_on.clone()], 5_600);
+        assert!(warn(&h, &[&old_off, &new_on], 2_000 + 3_600).is_empty());
+        h.observe(Some(&config(&[&old_off, &new_on])), 5_600);
         // Removing the old key while its signatures may still be cached.
-        let w = h.rollover_warnings(&config(&[&new_on]), max_ttl, 5_600 + 299);
+        let w = warn(&h, &[&new_on], 5_600 + 299);
         assert!(w.len() == 1 && w[0].contains(&format!("removing key {}", old.tag)), "{w:?}");
-        assert!(h.rollover_warnings(&config(&[&new_on]), max_ttl, 5_600 + 300).is_empty());
-        // Removing a key that still signs: warned however long it has been published.
-        let mut h2 = KeyHistory::default();
-        h2.observe(std::slice::from_ref(&old), 1_000);
-        h2.observe(&[old.clone(), new_on.clone()], 1_000_000);
-        let w = h2.rollover_warnings(&config(&[&new_on]), max_ttl, 2_000_000);
-        assert!(w.iter().any(|w| w.contains(&format!("removing key {}", old.tag))), "{w:?}");
-        // A new key that signs without having been published first.
+        assert!(warn(&h, &[&new_on], 5_600 + 300).is_empty());
+    }
+
+    #[test]
+    fn other_unsafe_changes_are_warned_about_and_safe_ones_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = key(dir.path(), KeyRole::Csk, true);
+        let max_ttl = 300;
+        let mut h = KeyHistory::default();
+        h.observe(Some(&config(&[&old])), 1_000);
+        // A key that signs without having been published, alone: warned.
         let third = key(dir.path(), KeyRole::Csk, true);
-        let w = h.rollover_warnings(&config(&[&new_on, &third]), max_ttl, 10_000);
+        let w = h.rollover_warnings(Some(&config(&[&third])), max_ttl, 100_000);
         assert!(w.iter().any(|w| w.contains("without having been published first")), "{w:?}");
+        // Beside a key that already signs (an algorithm rollover's first step): not.
+        let w = h.rollover_warnings(Some(&config(&[&old, &third])), max_ttl, 100_000);
+        assert!(w.is_empty(), "{w:?}");
+        // Removing a key that still signs: warned however long it has been published.
+        h.observe(Some(&config(&[&old, &third])), 100_000);
+        let w = h.rollover_warnings(Some(&config(&[&third])), max_ttl, 1_000_000);
+        assert!(w.iter().any(|w| w.contains(&format!("removing key {}, which signed", old.tag))), "{w:?}");
+        // Swapping a KSK in one step: the DNSKEY set would be signed by a key no cache
+        // (and no DS) knows.
+        let ksk = key(dir.path(), KeyRole::Ksk, true);
+        let zsk = key(dir.path(), KeyRole::Zsk, true);
+        let mut k = KeyHistory::default();
+        k.observe(Some(&config(&[&ksk, &zsk])), 1_000);
+        let ksk2 = key(dir.path(), KeyRole::Ksk, true);
+        let w = k.rollover_warnings(Some(&config(&[&ksk2, &zsk])), max_ttl, 50_000);
+        assert!(
+            w.iter().any(|w| w.contains(&format!("removing key {}, which signs the DNSKEY set", ksk.tag))),
+            "{w:?}"
+        );
+        // Done in steps (the new KSK published first, for the TTL), it is not.
+        k.observe(Some(&config(&[&ksk, &ksk2, &zsk])), 50_000);
+        let w = k.rollover_warnings(Some(&config(&[&ksk2, &zsk])), max_ttl, 50_000 + 3_600);
+        assert!(w.is_empty(), "{w:?}");
+        // A key removed and added again starts its publication anew.
+        k.observe(Some(&config(&[&ksk2, &zsk])), 60_000);
+        k.observe(Some(&config(&[&ksk, &ksk2, &zsk])), 70_000);
+        let zsk2 = key(dir.path(), KeyRole::Zsk, false);
+        k.observe(Some(&config(&[&ksk, &ksk2, &zsk, &zsk2])), 70_000);
+        let zsk_off = ZoneKey { active: false, ..zsk.clone() };
+        let zsk2_on = ZoneKey { active: true, ..zsk2.clone() };
+        let w = k.rollover_warnings(Some(&config(&[&ksk, &ksk2, &zsk_off, &zsk2_on])), max_ttl, 70_100);
+        assert!(w.iter().any(|w| w.contains(&format!("key {} would start signing", zsk2.tag))), "{w:?}");
+        // Turning signing off while signing: warned (the parent's DS).
+        let w = k.rollover_warnings(None, max_ttl, 80_000);
+        assert!(w.iter().any(|w| w.contains("would stop being signed")), "{w:?}");
+        // A history that does not match the config does not panic.
+        let mut odd = KeyHistory::default();
+        odd.published.push(4242);
+        let _ = odd.rollover_warnings(Some(&config(&[&old])), max_ttl, 1);
     }
 }

@@ -58,8 +58,20 @@ impl Validator {
                 self.err(Some(d.keys.span()), "no key signs the DNSKEY set").hint =
                     Some("add a csk or ksk key (the parent's DS points at it)".into());
             }
-            // Every algorithm used must sign every RRset (RFC 6840 5.11).
+            // Every algorithm in the DNSKEY set must sign every RRset, the DNSKEY set
+            // included (RFC 4035 2.2, RFC 6840 5.11).
             for k in &keys {
+                let signs_keys = keys.iter().any(|o| o.algorithm == k.algorithm && o.role.signs_keys());
+                if !signs_keys {
+                    self.err(
+                        Some(d.keys.span()),
+                        format!(
+                            "key {} uses algorithm {} but no csk or ksk of that algorithm signs the DNSKEY set",
+                            k.tag, k.algorithm
+                        ),
+                    )
+                    .hint = Some("validators expect each algorithm in the DNSKEY set to sign it".into());
+                }
                 let signs_data = keys.iter().any(|o| o.algorithm == k.algorithm && o.active && o.role != KeyRole::Ksk);
                 if !signs_data {
                     self.err(
@@ -83,9 +95,15 @@ impl Validator {
                 "signatures are made again when `refresh` is left of `validity`, e.g. validity 14d, refresh 7d".into(),
             );
         }
-        if validity < Duration::from_secs(4) {
+        if validity < Duration::from_secs(4) || validity > Duration::from_secs(366 * 86400) {
             let at = d.validity.as_ref().map(|r| r.span()).unwrap_or(span.clone());
-            self.err(Some(at), "`validity` is too short").hint = Some("days, e.g. \"14d\"".into());
+            self.err(Some(at), "`validity` must be between 4 seconds and 366 days").hint =
+                Some("days, e.g. \"14d\" (signature times are 32-bit serial numbers)".into());
+        }
+        if inception > Duration::from_secs(7 * 86400) {
+            let at = d.inception.as_ref().map(|r| r.span()).unwrap_or(span.clone());
+            self.err(Some(at), "`inception` must be at most 7 days").hint =
+                Some("an hour covers resolvers with slow clocks".into());
         }
         let dnskey_ttl = self.ranged(&d.dnskey_ttl, "dnskey_ttl", 1..=604_800, soa_ttl, "1 to 604800 seconds");
         let cache_size =

@@ -96,6 +96,32 @@ pub fn keygen(dir: &Path, zone: &str, role: switchyard::config::dnssec::KeyRole)
     (path, key.tag)
 }
 
+/// The ways a key file's private key could show if it leaked: its secret scalar (the 32
+/// bytes after the PKCS#8 header, not the public key or the header every key shares) in
+/// base64, hex and as a `Debug` list of numbers, and the whole base64 text.
+pub fn private_key_forms(key_file: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(key_file).expect("key file");
+    let b64 = text.lines().find(|l| l.starts_with("private_key")).unwrap().split('"').nth(1).unwrap().to_owned();
+    let der = data_encoding::BASE64.decode(b64.as_bytes()).expect("base64");
+    // P-256: ... INTEGER 1, OCTET STRING (32); Ed25519: OCTET STRING (34) { OCTET STRING (32) }.
+    let at = der
+        .windows(5)
+        .position(|w| w == [0x02, 0x01, 0x01, 0x04, 0x20])
+        .map(|i| i + 5)
+        .or_else(|| der.windows(4).position(|w| w == [0x04, 0x22, 0x04, 0x20]).map(|i| i + 4))
+        .expect("a PKCS#8 private key of P-256 or Ed25519");
+    let scalar = &der[at..at + 32];
+    let list: Vec<String> = scalar[..6].iter().map(|b| b.to_string()).collect();
+    vec![
+        data_encoding::BASE64.encode(scalar),
+        data_encoding::BASE64.encode(scalar).trim_end_matches('=')[..24].to_owned(),
+        data_encoding::HEXLOWER.encode(scalar),
+        data_encoding::HEXUPPER.encode(scalar),
+        list.join(", "),
+        b64[b64.len() / 2..][..24].to_owned(),
+    ]
+}
+
 /// `config` with a `[dnssec]` section signing it with a new combined key in `dir`.
 pub fn signed(config: &str, dir: &Path) -> String {
     let (key, _) = keygen(dir, "gslb.example.org.", switchyard::config::dnssec::KeyRole::Csk);
