@@ -321,16 +321,24 @@ async fn signatures_are_refreshed_before_they_expire() {
         let sig = d.answers.iter().find(|a| a.2 == "RRSIG").unwrap_or_else(|| panic!("signed: {}", d.raw));
         sig.3.split_whitespace().nth(4).unwrap_or_default().to_owned()
     };
-    let first = expiration(&dig(s.addr, &["static.gslb.example.org", "A", "+dnssec"]).await);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let d = dig(s.addr, &["static.gslb.example.org", "A", "+dnssec"]).await;
-        let now = expiration(&d);
-        if now > first {
-            break;
+    // A static RRset (general path: dig sends a cookie) and a GSLB answer (fast path:
+    // no cookie, only ECS), each asked until its signature is made again.
+    let asks: [&[&str]; 2] = [
+        &["static.gslb.example.org", "A", "+dnssec"],
+        &["app.gslb.example.org", "A", "+dnssec", "+nocookie", "+subnet=198.51.100.0/24"],
+    ];
+    for ask in asks {
+        let first = expiration(&dig(s.addr, ask).await);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let d = dig(s.addr, ask).await;
+            let now = expiration(&d);
+            if now > first {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{ask:?}: the signature expiring at {first} was never made again");
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        assert!(Instant::now() < deadline, "the signature expiring at {first} was never made again");
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     s.stop().await;
 }
