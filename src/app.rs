@@ -74,6 +74,29 @@ impl Loaded {
     }
 }
 
+/// Notes the keys `config` publishes in the key history (beside the state file, else
+/// the config), after working out what check-config would have warned about; returns
+/// those warnings. `now`: unix seconds.
+pub fn record_keys(config_path: &Path, config: &Config, now: f64) -> Vec<String> {
+    use crate::config::dnssec::{KeyHistory, max_ttl};
+    let d = config.dnssec.as_ref();
+    let file = KeyHistory::path(config.health.state_file.as_deref(), config_path);
+    if d.is_none() && !file.exists() {
+        return Vec::new();
+    }
+    let mut history = match KeyHistory::read(&file) {
+        Ok(h) => h,
+        Err(e) => return vec![format!("the key history is unreadable and starts again: {e}")],
+    };
+    // Whole seconds, rounded so that no wait comes out shorter than it is.
+    let mut warnings = history.rollover_warnings(d, max_ttl(config), now.floor() as u64);
+    history.observe(d, now.ceil() as u64);
+    if let Err(e) = crate::health::statefile::write_atomically(&file, history.to_json().as_bytes()) {
+        warnings.push(format!("cannot write the key history `{}`: {e}", file.display()));
+    }
+    warnings
+}
+
 /// Opens a validated config's GeoIP database.
 pub fn open(config: Config) -> Result<Loaded> {
     let geo = match &config.server.geoip_db {
@@ -197,7 +220,7 @@ impl App {
         });
         control.take_events_config(&config);
         if let Some(path) = &control.config_path {
-            for w in crate::config::dnssec::record_keys(path, &config, unix_now()) {
+            for w in record_keys(path, &config, unix_now()) {
                 tracing::warn!(warning = %w, "dnssec key change");
             }
         }

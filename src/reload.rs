@@ -98,7 +98,7 @@ impl Control {
         }
         drop(health);
         // The keys now published, in the key history (a file: off the async workers).
-        let keys = tokio::task::spawn_blocking(move || crate::config::dnssec::record_keys(&path, &config, unix_now()));
+        let keys = tokio::task::spawn_blocking(move || app::record_keys(&path, &config, unix_now()));
         for w in keys.await.unwrap_or_default() {
             warn!(warning = %w, "dnssec key change");
         }

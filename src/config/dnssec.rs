@@ -130,31 +130,6 @@ pub fn max_ttl(config: &super::Config) -> u32 {
     statics.chain(names).chain(dnskey).chain([config.zone.soa.ttl]).max().unwrap_or(0)
 }
 
-/// Notes the keys `config` publishes in the key history (beside the state file, else
-/// the config), after logging what check-config would have warned about. Returns the
-/// warnings. `now`: unix seconds.
-pub fn record_keys(config_path: &Path, config: &super::Config, now: f64) -> Vec<String> {
-    let d = config.dnssec.as_ref();
-    let file = KeyHistory::path(config.health.state_file.as_deref(), config_path);
-    if d.is_none() && !file.exists() {
-        return Vec::new();
-    }
-    let mut history = match KeyHistory::read(&file) {
-        Ok(h) => h,
-        Err(e) => return vec![format!("the key history is unreadable and starts again: {e}")],
-    };
-    // Whole seconds, rounded so that no wait comes out shorter than it is.
-    let warnings = history.rollover_warnings(d, max_ttl(config), now.floor() as u64);
-    history.observe(d, now.ceil() as u64);
-    let tmp = file.with_extension("tmp");
-    let written = std::fs::write(&tmp, history.to_json()).and_then(|()| std::fs::rename(&tmp, &file));
-    let mut warnings = warnings;
-    if let Err(e) = written {
-        warnings.push(format!("cannot write the key history `{}`: {e}", file.display()));
-    }
-    warnings
-}
-
 /// The algorithms `keygen` makes and the signer uses.
 pub fn algorithm_from(s: &str) -> Option<Algorithm> {
     match s.to_ascii_lowercase().as_str() {
