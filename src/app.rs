@@ -84,13 +84,20 @@ pub fn record_keys(config_path: &Path, config: &Config, now: f64) -> Vec<String>
     if d.is_none() && !file.exists() {
         return Vec::new();
     }
+    let mut warnings = Vec::new();
     let mut history = match KeyHistory::read(&file) {
         Ok(h) => h,
-        Err(e) => return vec![format!("the key history is unreadable and starts again: {e}")],
+        Err(e) => {
+            // Kept aside for a look, and started again (else it would stay broken).
+            let aside = file.with_extension("json.corrupt");
+            let _ = std::fs::rename(&file, &aside);
+            warnings.push(format!("{e}; kept as `{}`, and the key history starts again", aside.display()));
+            KeyHistory::default()
+        }
     };
     // Whole seconds, rounded so that no wait comes out shorter than it is.
-    let mut warnings = history.rollover_warnings(d, max_ttl(config), now.floor() as u64);
-    history.observe(d, now.ceil() as u64);
+    warnings.extend(history.rollover_warnings(d, max_ttl(config), now.floor() as u64));
+    history.observe(d, max_ttl(config), now.ceil() as u64);
     if let Err(e) = crate::health::statefile::write_atomically(&file, history.to_json().as_bytes()) {
         warnings.push(format!("cannot write the key history `{}`: {e}", file.display()));
     }

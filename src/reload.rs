@@ -51,7 +51,8 @@ impl Control {
             let model = loaded.serving_model(&metrics)?;
             anyhow::Ok((loaded, model))
         })
-        .await?;
+        .await
+        .unwrap_or_else(|panicked| Err(anyhow::anyhow!("loading the config panicked: {panicked}")));
         let loaded = match loaded {
             Ok(loaded) => loaded,
             Err(e) => {

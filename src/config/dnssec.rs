@@ -258,6 +258,8 @@ pub struct KeyHistory {
     pub signing: Vec<u16>,
     /// The longest DNSKEY TTL the zone has published with (caches keep the set that long).
     pub dnskey_ttl: u32,
+    /// The longest TTL the zone has answered with (signatures live in caches that long).
+    pub max_ttl: u32,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -320,8 +322,9 @@ impl KeyHistory {
                 },
             );
         }
-        let dnskey_ttl = v.get("dnskey_ttl").and_then(Value::as_u64).map_or(0, |t| t.min(u64::from(u32::MAX)) as u32);
-        Ok(KeyHistory { keys, published: tags("published")?, signing: tags("signing")?, dnskey_ttl })
+        let ttl = |k: &str| v.get(k).and_then(Value::as_u64).map_or(0, |t| t.min(u64::from(u32::MAX)) as u32);
+        let (dnskey_ttl, max_ttl) = (ttl("dnskey_ttl"), ttl("max_ttl"));
+        Ok(KeyHistory { keys, published: tags("published")?, signing: tags("signing")?, dnskey_ttl, max_ttl })
     }
 
     /// The history as its file holds it.
@@ -344,13 +347,14 @@ impl KeyHistory {
             "published": self.published,
             "signing": self.signing,
             "dnskey_ttl": self.dnskey_ttl,
+            "max_ttl": self.max_ttl,
         });
         serde_json::to_string_pretty(&v).unwrap_or_default()
     }
 
     /// Notes that `config`'s keys are published (and the active ones sign) from `now`
     /// on; `None`: the zone is no longer signed.
-    pub fn observe(&mut self, config: Option<&DnssecConfig>, now: u64) {
+    pub fn observe(&mut self, config: Option<&DnssecConfig>, max_ttl: u32, now: u64) {
         // The keys that signed until now (some may stop now).
         for tag in &self.signing {
             if let Some(t) = self.keys.get_mut(tag) {
@@ -362,6 +366,7 @@ impl KeyHistory {
         let keys = config.map_or(&[][..], |c| &c.keys[..]);
         if let Some(c) = config {
             self.dnskey_ttl = self.dnskey_ttl.max(c.dnskey_ttl);
+            self.max_ttl = self.max_ttl.max(max_ttl);
         }
         for k in keys {
             // A key published again (after it was removed) starts anew.
@@ -395,8 +400,10 @@ impl KeyHistory {
             }
             return warnings;
         };
-        // Caches keep a DNSKEY set for the longest TTL it was published with.
+        // Caches keep a DNSKEY set, and signatures, for the longest TTL they were
+        // published with.
         let ttl = u64::from(config.dnskey_ttl.max(self.dnskey_ttl));
+        let max_ttl = max_ttl.max(self.max_ttl);
         let published_for = |tag: u16| {
             if self.published.contains(&tag) {
                 self.keys.get(&tag).map(|t| now.saturating_sub(t.first_published))
@@ -408,7 +415,10 @@ impl KeyHistory {
         // Every RRset needs a signature by a key every cached DNSKEY set holds: one that
         // already signs and stays, or one published for the DNSKEY TTL. A key newer than
         // that may sign beside such a key (an algorithm rollover does), not alone.
-        let anyone_signed_before = !self.signing.is_empty() || self.keys.values().any(|t| t.first_signed.is_some());
+        // Signatures some cache may still hold: the zone signs now, or signed recently
+        // (a zone signed again long after it stopped starts afresh).
+        let recently = |t: &KeyTimes| t.last_signed.is_some_and(|l| now < l + u64::from(max_ttl).max(ttl));
+        let anyone_signed_before = !self.signing.is_empty() || self.keys.values().any(recently);
         let signing = config.keys.iter().filter(|k| k.active && k.role != KeyRole::Ksk);
         let covered = signing.clone().any(|k| old_enough(k.tag) || self.signing.contains(&k.tag));
         if anyone_signed_before && !covered {
@@ -437,8 +447,18 @@ impl KeyHistory {
             let Some(t) = self.keys.get(tag) else { continue };
             // A key signing at the last observation signs to this moment.
             let signed_until = if self.signing.contains(tag) { Some(now) } else { t.last_signed };
+            // Safe when a key that stays has signed beside it for the longest TTL (an
+            // algorithm rollover's double signing): caches hold its signatures too.
+            let others_cover = config.keys.iter().any(|k| {
+                k.tag != *tag
+                    && k.active
+                    && k.role != KeyRole::Ksk
+                    && self.signing.contains(&k.tag)
+                    && self.keys.get(&k.tag).and_then(|t| t.first_signed).is_some_and(|f| now >= f + u64::from(max_ttl))
+            });
             if let Some(until) = signed_until.map(|s| s + u64::from(max_ttl))
                 && now < until
+                && !others_cover
             {
                 warnings.push(format!(
                     "removing key {tag}, which signed answers {}s ago: resolvers may hold those signatures for up to \
@@ -515,17 +535,17 @@ mod tests {
         let warn = |h: &KeyHistory, keys: &[&ZoneKey], at: u64| h.rollover_warnings(Some(&config(keys)), max_ttl, at);
         // The first key of a zone: nothing was cached before, nothing to warn about.
         assert!(warn(&h, &[&old], 1_000).is_empty());
-        h.observe(Some(&config(&[&old])), 1_000);
+        h.observe(Some(&config(&[&old])), max_ttl, 1_000);
         // Publishing a second key is always safe.
         assert!(warn(&h, &[&old, &new], 2_000).is_empty());
-        h.observe(Some(&config(&[&old, &new])), 2_000);
+        h.observe(Some(&config(&[&old, &new])), max_ttl, 2_000);
         // Switching before the DNSKEY TTL has passed since the new key appeared.
         let old_off = ZoneKey { active: false, ..old.clone() };
         let new_on = ZoneKey { active: true, ..new.clone() };
         let w = warn(&h, &[&old_off, &new_on], 2_000 + 3_599);
         assert!(w.len() == 1 && w[0].contains(&format!("key {} would start signing", new.tag)), "{w:?}");
         assert!(warn(&h, &[&old_off, &new_on], 2_000 + 3_600).is_empty());
-        h.observe(Some(&config(&[&old_off, &new_on])), 5_600);
+        h.observe(Some(&config(&[&old_off, &new_on])), max_ttl, 5_600);
         // Removing the old key while its signatures may still be cached.
         let w = warn(&h, &[&new_on], 5_600 + 299);
         assert!(w.len() == 1 && w[0].contains(&format!("removing key {}", old.tag)), "{w:?}");
@@ -538,7 +558,7 @@ mod tests {
         let old = key(dir.path(), KeyRole::Csk, true);
         let max_ttl = 300;
         let mut h = KeyHistory::default();
-        h.observe(Some(&config(&[&old])), 1_000);
+        h.observe(Some(&config(&[&old])), max_ttl, 1_000);
         // A key that signs without having been published, alone: warned.
         let third = key(dir.path(), KeyRole::Csk, true);
         let w = h.rollover_warnings(Some(&config(&[&third])), max_ttl, 100_000);
@@ -546,16 +566,20 @@ mod tests {
         // Beside a key that already signs (an algorithm rollover's first step): not.
         let w = h.rollover_warnings(Some(&config(&[&old, &third])), max_ttl, 100_000);
         assert!(w.is_empty(), "{w:?}");
-        // Removing a key that still signs: warned however long it has been published.
-        h.observe(Some(&config(&[&old, &third])), 100_000);
-        let w = h.rollover_warnings(Some(&config(&[&third])), max_ttl, 1_000_000);
+        // Removing a key that still signs, while the key that stays signed beside it for
+        // less than the longest TTL: warned. Once it has signed for the longest TTL and
+        // been in the DNSKEY set for its TTL (the algorithm rollover's step 4): not.
+        h.observe(Some(&config(&[&old, &third])), max_ttl, 100_000);
+        let w = h.rollover_warnings(Some(&config(&[&third])), max_ttl, 100_000 + 299);
         assert!(w.iter().any(|w| w.contains(&format!("removing key {}, which signed", old.tag))), "{w:?}");
+        let w = h.rollover_warnings(Some(&config(&[&third])), max_ttl, 100_000 + 3_600);
+        assert!(w.is_empty(), "{w:?}");
         // Swapping a KSK in one step: the DNSKEY set would be signed by a key no cache
         // (and no DS) knows.
         let ksk = key(dir.path(), KeyRole::Ksk, true);
         let zsk = key(dir.path(), KeyRole::Zsk, true);
         let mut k = KeyHistory::default();
-        k.observe(Some(&config(&[&ksk, &zsk])), 1_000);
+        k.observe(Some(&config(&[&ksk, &zsk])), max_ttl, 1_000);
         let ksk2 = key(dir.path(), KeyRole::Ksk, true);
         let w = k.rollover_warnings(Some(&config(&[&ksk2, &zsk])), max_ttl, 50_000);
         assert!(
@@ -563,14 +587,14 @@ mod tests {
             "{w:?}"
         );
         // Done in steps (the new KSK published first, for the TTL), it is not.
-        k.observe(Some(&config(&[&ksk, &ksk2, &zsk])), 50_000);
+        k.observe(Some(&config(&[&ksk, &ksk2, &zsk])), max_ttl, 50_000);
         let w = k.rollover_warnings(Some(&config(&[&ksk2, &zsk])), max_ttl, 50_000 + 3_600);
         assert!(w.is_empty(), "{w:?}");
         // A key removed and added again starts its publication anew.
-        k.observe(Some(&config(&[&ksk2, &zsk])), 60_000);
-        k.observe(Some(&config(&[&ksk, &ksk2, &zsk])), 70_000);
+        k.observe(Some(&config(&[&ksk2, &zsk])), max_ttl, 60_000);
+        k.observe(Some(&config(&[&ksk, &ksk2, &zsk])), max_ttl, 70_000);
         let zsk2 = key(dir.path(), KeyRole::Zsk, false);
-        k.observe(Some(&config(&[&ksk, &ksk2, &zsk, &zsk2])), 70_000);
+        k.observe(Some(&config(&[&ksk, &ksk2, &zsk, &zsk2])), max_ttl, 70_000);
         let zsk_off = ZoneKey { active: false, ..zsk.clone() };
         let zsk2_on = ZoneKey { active: true, ..zsk2.clone() };
         let w = k.rollover_warnings(Some(&config(&[&ksk, &ksk2, &zsk_off, &zsk2_on])), max_ttl, 70_100);
@@ -578,6 +602,11 @@ mod tests {
         // Turning signing off while signing: warned (the parent's DS).
         let w = k.rollover_warnings(None, max_ttl, 80_000);
         assert!(w.iter().any(|w| w.contains("would stop being signed")), "{w:?}");
+        // Signing again long after it stopped: no cache holds anything, no warning.
+        k.observe(None, max_ttl, 80_000);
+        let fresh = key(dir.path(), KeyRole::Csk, true);
+        let w = k.rollover_warnings(Some(&config(&[&fresh])), max_ttl, 80_000 + 3_600);
+        assert!(w.is_empty(), "{w:?}");
         // A history that does not match the config does not panic.
         let mut odd = KeyHistory::default();
         odd.published.push(4242);

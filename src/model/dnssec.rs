@@ -65,12 +65,21 @@ pub struct Signed {
     pub wire: Vec<Box<[u8]>>,
     /// Unix seconds after which it is made again.
     refresh_at: u32,
+    /// When it was last served (unix seconds; written at most once a second), so that the
+    /// RRset used longest ago leaves a full bucket first.
+    used: std::sync::atomic::AtomicU32,
 }
 
 impl Signed {
     fn fresh(&self, now: u32) -> bool {
         // Serial-number arithmetic: fresh while now is before refresh_at.
         self.refresh_at.wrapping_sub(now) as i32 > 0
+    }
+
+    fn touch(&self, now: u32) {
+        if self.used.load(Ordering::Relaxed) != now {
+            self.used.store(now, Ordering::Relaxed);
+        }
     }
 }
 
@@ -110,18 +119,19 @@ impl Slots {
     }
 
     /// Puts `signed` in its bucket: in the slot of the same RRset, else an empty one,
-    /// else the one signed longest ago. Returns (a slot was empty, another RRset was
-    /// pushed out).
-    fn put(&self, hash: u64, signed: Arc<Signed>) -> (bool, bool) {
+    /// else a stale one, else the one served longest ago. Returns (a slot was empty,
+    /// another RRset was pushed out).
+    fn put(&self, hash: u64, signed: Arc<Signed>, now: u32) -> (bool, bool) {
         let bucket = self.bucket(hash);
         let held: Vec<Option<Arc<Signed>>> = bucket.iter().map(|s| s.load_full()).collect();
         let same = held.iter().position(|h| h.as_ref().is_some_and(|h| h.key == signed.key));
         let empty = held.iter().position(Option::is_none);
-        let oldest = (0..WAYS)
-            .min_by_key(|&i| held[i].as_ref().map_or(0, |h| h.refresh_at.wrapping_sub(signed.refresh_at) as i32));
-        let i = same.or(empty).or(oldest).unwrap_or(0);
-        let old = bucket[i].swap(Some(signed));
-        (old.is_none(), same.is_none() && old.is_some())
+        let stale = held.iter().position(|h| h.as_ref().is_some_and(|h| !h.fresh(now)));
+        let idle = |h: &Option<Arc<Signed>>| h.as_ref().map_or(0, |h| now.wrapping_sub(h.used.load(Ordering::Relaxed)));
+        let lru = (0..WAYS).max_by_key(|&i| idle(&held[i]));
+        let i = same.or(empty).or(stale).or(lru).unwrap_or(0);
+        let old = bucket[i].swap(Some(signed.clone()));
+        (old.is_none(), old.is_some_and(|o| o.key != signed.key))
     }
 }
 
@@ -305,6 +315,7 @@ impl Signer {
             },
             Kept::Denial => self.denials.find(self.hasher.hash_one(key), key)?,
         };
+        hit.touch(now);
         hit.fresh(now).then_some(hit)
     }
 
@@ -329,7 +340,12 @@ impl Signer {
             (Kept::Answer, None) => &self.answers,
             (Kept::Denial, _) => &self.denials,
         };
-        let (filled, evicted) = table.put(self.hasher.hash_one(&signed.key), Arc::clone(&signed));
+        // Another query may have signed it meanwhile: keep one copy.
+        let hash = self.hasher.hash_one(&signed.key);
+        if let Some(hit) = table.find(hash, &signed.key).filter(|h| h.fresh(now)) {
+            return Some(hit);
+        }
+        let (filled, evicted) = table.put(hash, Arc::clone(&signed), now);
         if filled {
             c.entries.fetch_add(1, Ordering::Relaxed);
         }
@@ -369,7 +385,7 @@ impl Signer {
             sigs.push(rrsig);
             wire.push(buf.into_boxed_slice());
         }
-        Some(Signed { key, sigs, wire, refresh_at: expiration.wrapping_sub(self.refresh) })
+        Some(Signed { key, sigs, wire, refresh_at: expiration.wrapping_sub(self.refresh), used: now.into() })
     }
 
     /// Signed RRsets kept now.
@@ -513,7 +529,11 @@ mod tests {
             }
         }
         assert_eq!(made(&s), 1 + 4, "the SOA, and each of the four once");
-        // A fifth pushes out the one signed longest ago (the first), not a hot one at random.
+        // Three of them are served again; a fifth RRset pushes out the one served longest
+        // ago, not a hot one.
+        for &last in &same[1..4] {
+            assert!(s.cached(&records_key(&rrset(last)), T0 + 50, Kept::Answer).is_some());
+        }
         s.signatures(&rrset(same[4]), T0 + 100, Kept::Answer).unwrap();
         assert!(s.cached(&records_key(&rrset(same[0])), T0 + 100, Kept::Answer).is_none());
         for &last in &same[1..] {

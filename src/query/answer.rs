@@ -160,8 +160,9 @@ fn unsigned(snap: &Snapshot, q: &Question<'_>, client: &client::Client) -> Respo
             }
             return r;
         }
-        // NSEC and RRSIG live beside a CNAME (RFC 4035 2.5): asked for, it is not followed.
-        let follow = !matches!(q.qtype, RecordType::NSEC | RecordType::RRSIG);
+        // In a signed zone NSEC and RRSIG live beside a CNAME (RFC 4035 2.5): asked for,
+        // it is not followed.
+        let follow = !(matches!(q.qtype, RecordType::NSEC | RecordType::RRSIG) && model.signer.is_some());
         let Some(cname) = node.rrset(RecordType::CNAME).filter(|_| follow) else {
             r.denial = Some(Denial::Types(owner, crate::model::zone::Zone::types(node)));
             return negative(model, ResponseCode::NoError, r);

@@ -45,9 +45,11 @@ pub fn secure(model: &Model, signer: &Signer, q: &Question<'_>, r: &mut Response
         .signatures(std::slice::from_ref(&nsec), now, kept)
         .map(|s| rrsig_records(&s, &nsec.name, ttl).collect())
         .unwrap_or_default();
-    let at_qname = match &denial {
-        Denial::Name(n) | Denial::Types(n, _) => n == q.name,
-    };
+    // (At a delegation the NSEC and its signature belong in the referral.)
+    let at_qname = r.authoritative
+        && match &denial {
+            Denial::Name(n) | Denial::Types(n, _) => n == q.name,
+        };
     if at_qname && q.qtype == RecordType::NSEC {
         // Asked for the NSEC itself: it is the answer (its bitmap lists NSEC).
         r.rcode = ResponseCode::NoError;

@@ -512,6 +512,9 @@ fn dnssec_key_errors_are_located() {
     .0;
     let o = load(&dnssec(&format!("{}, {}", file(&good), file(&ed_zsk)), ""));
     assert!(o.stderr.contains("no csk or ksk of that algorithm signs the DNSKEY set"), "{}", o.stderr);
+    // A signature served just before it is made again must outlive the caches.
+    let o = load(&dnssec(&file(&good), "validity = \"2h\"\nrefresh = \"30m\"").replace("ttl = 60", "ttl = 3600"));
+    assert_error(&o, "`refresh` (1800s) is not longer than the zone's longest TTL (3600s)", Some("\"30m\""));
     let o = load(&dnssec(&file(&good), "dnskey_ttl = 0"));
     assert_error(&o, "dnskey_ttl 0 is out of range", Some("0"));
     // A DS record belongs at a delegation.

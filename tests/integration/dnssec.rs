@@ -315,7 +315,9 @@ async fn a_failover_signs_a_handful_of_rrsets_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signatures_are_refreshed_before_they_expire() {
     let keys = tempfile::tempdir().unwrap();
-    let config = signed(POLICIES, keys.path()).replace("[dnssec]", "[dnssec]\nvalidity = \"6s\"\nrefresh = \"4s\"");
+    // Short TTLs (2 s), so that a 4 s refresh outlives every cache, as check-config asks.
+    let (key, _) = keygen(keys.path(), "gslb.example.org.", KeyRole::Csk);
+    let config = child_config(&[(&key, true)]).replace("[dnssec]", "[dnssec]\nvalidity = \"6s\"\nrefresh = \"4s\"");
     let s = TestServer::start(&config).await;
     let expiration = |d: &crate::support::dns::Dig| -> String {
         let sig = d.answers.iter().find(|a| a.2 == "RRSIG").unwrap_or_else(|| panic!("signed: {}", d.raw));
@@ -554,4 +556,22 @@ async fn a_documented_key_rollover_keeps_every_answer_authenticated() {
     drop(u);
     child.stop().await;
     parent.stop().await;
+}
+
+/// A key history that cannot be read is kept aside and started again, not left broken.
+#[test]
+fn an_unreadable_key_history_starts_again() {
+    let keys = tempfile::tempdir().unwrap();
+    let (key, _) = keygen(keys.path(), "gslb.example.org.", KeyRole::Csk);
+    let dir = tempfile::tempdir().unwrap();
+    let path = crate::support::write_config(dir.path(), &child_config(&[(&key, true)]));
+    let history = dir.path().join("switchyard.toml.dnssec.json");
+    std::fs::write(&history, "not json").unwrap();
+    let config = switchyard::config::load(&path).unwrap();
+    let warnings = switchyard::app::record_keys(&path, &config, 1_800_000_000.0);
+    assert!(warnings.iter().any(|w| w.contains("starts again")), "{warnings:?}");
+    assert_eq!(std::fs::read_to_string(dir.path().join("switchyard.toml.dnssec.json.corrupt")).unwrap(), "not json");
+    let again = switchyard::config::dnssec::KeyHistory::read(&history).expect("written anew");
+    assert_eq!(again.published.len(), 1);
+    assert!(switchyard::app::record_keys(&path, &config, 1_800_000_001.0).is_empty(), "and it stays readable");
 }

@@ -5,6 +5,25 @@ use crate::config::ZoneConfig;
 use crate::config::dnssec::{DnssecConfig, KeyRole, ZoneKey, read_key};
 
 impl Validator {
+    /// A signature served just before it is made again must outlive every cache that
+    /// keeps the answer: `refresh` longer than the zone's longest TTL.
+    pub(super) fn dnssec_timing(&mut self, raw: Option<&(Range<usize>, raw::Dnssec)>, config: &crate::config::Config) {
+        let (Some((span, d)), Some(dnssec)) = (raw, &config.dnssec) else { return };
+        let longest = crate::config::dnssec::max_ttl(config);
+        if dnssec.refresh.as_secs() <= u64::from(longest) {
+            let at = d.refresh.as_ref().map(|r| r.span()).unwrap_or(span.clone());
+            self.err(
+                Some(at),
+                format!(
+                    "`refresh` ({}s) is not longer than the zone's longest TTL ({longest}s): a signature served just \
+                     before it is made again would expire in caches",
+                    dnssec.refresh.as_secs()
+                ),
+            )
+            .hint = Some("days, e.g. validity 14d, refresh 7d".into());
+        }
+    }
+
     pub(super) fn dnssec(
         &mut self,
         span: Range<usize>,

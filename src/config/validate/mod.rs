@@ -283,6 +283,7 @@ impl Validator {
             latency,
         };
         self.budgets(&s, &config);
+        self.dnssec_timing(s.dnssec.as_ref(), &config);
         Some(config)
     }
     /// An integer setting within `range`, else an error (and `default`).
