@@ -204,6 +204,9 @@ impl App {
         // The engine also keeps the state file (drains too) and talks to the fleet.
         let start_engine = model.probed() || config.health.state_file.is_some() || config.fleet.is_some();
         let state = Arc::new(State::new(model, !start_engine || config.health.cold_start == ColdStart::AssumeUp));
+        if let Some(signer) = &state.snapshot().model.signer {
+            signer.publish_entries();
+        }
         let rrl = Arc::new(rrl::Slot::empty());
         rrl::install(&rrl, rrl_settings(&config.rrl));
         let control = Arc::new(Control {

@@ -90,6 +90,9 @@ impl Control {
         // The engine also keeps the state file (drains too) and talks to the fleet.
         let start_engine = model.probed() || config.health.state_file.is_some() || config.fleet.is_some();
         self.state.replace_model(model);
+        if let Some(signer) = &self.state.snapshot().model.signer {
+            signer.publish_entries();
+        }
         self.config.store(config.clone());
         self.take_events_config(&config);
         // A limiter with unchanged settings keeps its counts.

@@ -83,6 +83,32 @@ impl Signed {
     }
 }
 
+/// A cached entry, borrowed from the cache for one answer.
+pub enum Hit {
+    Static(arc_swap::Guard<Arc<Signed>>),
+    Slot(arc_swap::Guard<Option<Arc<Signed>>>),
+}
+
+impl std::ops::Deref for Hit {
+    type Target = Signed;
+
+    fn deref(&self) -> &Signed {
+        match self {
+            Hit::Static(g) => g,
+            Hit::Slot(g) => g.as_deref().expect("a slot hit holds an entry"),
+        }
+    }
+}
+
+impl Hit {
+    fn into_arc(self) -> Arc<Signed> {
+        match self {
+            Hit::Static(g) => arc_swap::Guard::into_inner(g),
+            Hit::Slot(g) => arc_swap::Guard::into_inner(g).expect("a slot hit holds an entry"),
+        }
+    }
+}
+
 /// Where an RRset's signatures are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kept {
@@ -114,8 +140,13 @@ impl Slots {
         &self.slots[first..first + WAYS]
     }
 
-    fn find(&self, hash: u64, key: &[u8]) -> Option<Arc<Signed>> {
-        self.bucket(hash).iter().find_map(|slot| slot.load_full().filter(|s| *s.key == *key))
+    /// The entry for `key`, borrowed (a guard: no reference count is touched, so the
+    /// fast path's workers do not contend on a hot entry).
+    fn find(&self, hash: u64, key: &[u8]) -> Option<Hit> {
+        self.bucket(hash).iter().find_map(|slot| {
+            let guard = slot.load();
+            guard.as_ref().is_some_and(|s| *s.key == *key).then_some(Hit::Slot(guard))
+        })
     }
 
     /// Puts `signed` in its bucket: in the slot of the same RRset, else an empty one,
@@ -159,6 +190,9 @@ pub struct Signer {
     hasher: RandomState,
     /// The key of the SOA at the negative TTL (negative answers carry it).
     pub soa_key: Box<[u8]>,
+    /// Signed RRsets this signer keeps (the gauge shows the last count of any signer: a
+    /// model being built during a reload does not add to the serving one's).
+    entries: std::sync::atomic::AtomicU64,
     /// The type bitmap of a denial of a name that does not exist, as the NSEC's RDATA
     /// ends with it (the fast path writes it).
     pub nxname_bitmap: Box<[u8]>,
@@ -254,6 +288,7 @@ impl Signer {
             denials: Slots::new(config.cache_size),
             hasher: RandomState::new(),
             soa_key: records_key(std::slice::from_ref(soa)).into_boxed_slice(),
+            entries: 0.into(),
             nxname_bitmap: {
                 let nsec = compact_nsec(&Name::root(), &[NXNAME], 0).ok_or("an NSEC at the root")?;
                 // `\000.` (two bytes) and the root (one) come before the bitmap.
@@ -268,7 +303,7 @@ impl Signer {
             signer.counters.rrsets.fetch_add(signed.sigs.len() as u64, Ordering::Relaxed);
             statics_map.insert(key, ArcSwap::from_pointee(signed));
         }
-        signer.counters.entries.store(statics_map.len() as u64, Ordering::Relaxed);
+        signer.entries.store(statics_map.len() as u64, Ordering::Relaxed);
         signer.statics = statics_map;
         Ok(signer)
     }
@@ -307,10 +342,10 @@ impl Signer {
 
     /// The signatures for an answer RRset whose key is `key`, if kept and fresh at `now`
     /// (the fast path's lookup: it never signs).
-    pub fn cached(&self, key: &[u8], now: u32, kept: Kept) -> Option<Arc<Signed>> {
+    pub fn cached(&self, key: &[u8], now: u32, kept: Kept) -> Option<Hit> {
         let hit = match kept {
             Kept::Answer => match self.statics.get(key) {
-                Some(s) => s.load_full(),
+                Some(s) => Hit::Static(s.load()),
                 None => self.answers.find(self.hasher.hash_one(key), key)?,
             },
             Kept::Denial => self.denials.find(self.hasher.hash_one(key), key)?,
@@ -323,7 +358,7 @@ impl Signer {
     pub fn signatures(&self, records: &[Record], now: u32, kept: Kept) -> Option<Arc<Signed>> {
         let key = records_key(records);
         if let Some(hit) = self.cached(&key, now, kept) {
-            return Some(hit);
+            return Some(hit.into_arc());
         }
         let signed = Arc::new(self.sign(records, key.into_boxed_slice(), now)?);
         let n = signed.sigs.len() as u64;
@@ -343,11 +378,12 @@ impl Signer {
         // Another query may have signed it meanwhile: keep one copy.
         let hash = self.hasher.hash_one(&signed.key);
         if let Some(hit) = table.find(hash, &signed.key).filter(|h| h.fresh(now)) {
-            return Some(hit);
+            return Some(hit.into_arc());
         }
         let (filled, evicted) = table.put(hash, Arc::clone(&signed), now);
         if filled {
-            c.entries.fetch_add(1, Ordering::Relaxed);
+            let n = self.entries.fetch_add(1, Ordering::Relaxed) + 1;
+            c.entries.store(n, Ordering::Relaxed);
         }
         if evicted {
             c.evictions.fetch_add(1, Ordering::Relaxed);
@@ -388,9 +424,14 @@ impl Signer {
         Some(Signed { key, sigs, wire, refresh_at: expiration.wrapping_sub(self.refresh), used: now.into() })
     }
 
+    /// Sets the cache gauge to this signer's count (when its model starts serving).
+    pub fn publish_entries(&self) {
+        self.counters.entries.store(self.entries.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
     /// Signed RRsets kept now.
     pub fn cache_len(&self) -> usize {
-        self.counters.entries.load(Ordering::Relaxed) as usize
+        self.entries.load(Ordering::Relaxed) as usize
     }
 }
 
@@ -472,7 +513,7 @@ mod tests {
         assert_eq!(fresh.sigs[0].input().sig_expiration.get(), T0 + 600 + 1000);
         assert_eq!(made(&s), before + 1);
         // The fast path's lookup sees the new one, and never a stale one.
-        assert!(s.cached(&records_key(&rrset(1)), T0 + 600, Kept::Answer).is_some_and(|h| Arc::ptr_eq(&h, &fresh)));
+        assert!(s.cached(&records_key(&rrset(1)), T0 + 600, Kept::Answer).is_some_and(|h| std::ptr::eq(&*h, &*fresh)));
         assert!(s.cached(&records_key(&rrset(1)), T0 + 1200, Kept::Answer).is_none());
     }
 
@@ -509,7 +550,7 @@ mod tests {
         }
         assert_eq!(s.counters.denials.load(Ordering::Relaxed), 1000);
         let hit = s.cached(&records_key(&rrset(1)), T0, Kept::Answer).unwrap();
-        assert!(Arc::ptr_eq(&hit, &answer), "the answer was not pushed out");
+        assert!(std::ptr::eq(&*hit, &*answer), "the answer was not pushed out");
         // A repeated name is not signed again (while it holds its slot).
         let name = Name::from_ascii("nx-999.gslb.example.org.").unwrap();
         let nsec = compact_nsec(&name, &[NXNAME], 60).unwrap();

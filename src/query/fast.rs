@@ -22,7 +22,7 @@ use hickory_proto::rr::{RData, Record, RecordType};
 use super::answer::{Answer, decide};
 use super::client::{EcsPolicy, from_query};
 use super::wire::{self, u16_at};
-use crate::model::dnssec::{Kept, Signed, rrset_key_into, unix_now};
+use crate::model::dnssec::{Kept, rrset_key_into, unix_now};
 use crate::model::zone::{Lookup, Node};
 use crate::state::Snapshot;
 
@@ -416,7 +416,13 @@ pub fn answer(snap: &Snapshot, packet: &[u8], src: IpAddr, scratch: &mut Scratch
 }
 
 /// The RRSIG records of one RRset at `owner` (wire labels without the root).
-fn rrsigs(out: &mut Vec<u8>, names: &mut Names, owner: &[u8], signed: &Signed, ttl: u32) -> Option<()> {
+fn rrsigs(
+    out: &mut Vec<u8>,
+    names: &mut Names,
+    owner: &[u8],
+    signed: &crate::model::dnssec::Signed,
+    ttl: u32,
+) -> Option<()> {
     for rdata in &signed.wire {
         names.emit(out, owner)?;
         rr_head(out, 46, ttl);
