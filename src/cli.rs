@@ -493,15 +493,7 @@ fn keygen(zone: &str, algorithm: &str, role: &str, dir: &Path) -> Result<()> {
     let (path, key) = generate(&zone, algorithm, role, dir).map_err(anyhow::Error::msg)?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "; wrote {} (owner-only): {} key {}, {}", path.display(), role.as_str(), key.tag, algorithm)?;
-    let zk = crate::config::dnssec::ZoneKey {
-        file: path.clone(),
-        role,
-        active: true,
-        algorithm,
-        dnskey: key.dnskey,
-        tag: key.tag,
-        private: key.private,
-    };
+    let zk = key.into_zone_key(path.clone(), true);
     write_key_records(&mut out, &zone, &zk, 3600)?;
     writeln!(out, "; in the config:\n; [dnssec]\n; keys = [{{ file = \"{}\" }}]", path.display())?;
     Ok(())

@@ -149,6 +149,14 @@ pub struct LoadedKey {
     pub private: PrivateKey,
 }
 
+impl LoadedKey {
+    /// The key as the config lists it: from `file`, signing or not.
+    pub fn into_zone_key(self, file: PathBuf, active: bool) -> ZoneKey {
+        let LoadedKey { role, algorithm, dnskey, tag, private, .. } = self;
+        ZoneKey { file, role, active, algorithm, dnskey, tag, private }
+    }
+}
+
 fn public_dnskey(key: &dyn SigningKey, role: KeyRole) -> Result<DNSKEY, String> {
     let public = key.to_public_key().map_err(|e| e.to_string())?;
     Ok(DNSKEY::with_flags(role.flags(), public))
@@ -487,7 +495,7 @@ mod tests {
     fn key(dir: &Path, role: KeyRole, active: bool) -> ZoneKey {
         let zone = Name::from_ascii("gslb.example.org.").unwrap();
         let (file, k) = generate(&zone, Algorithm::ECDSAP256SHA256, role, dir).unwrap();
-        ZoneKey { file, role, active, algorithm: k.algorithm, dnskey: k.dnskey, tag: k.tag, private: k.private }
+        k.into_zone_key(file, active)
     }
 
     fn config(keys: &[&ZoneKey]) -> DnssecConfig {

@@ -458,7 +458,7 @@ pub fn compact_nsec(owner: &Name, types: &[RecordType], ttl: u32) -> Option<Reco
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::dnssec::{KeyRole, ZoneKey, generate};
+    use crate::config::dnssec::{KeyRole, generate};
     use hickory_proto::rr::rdata::A;
 
     const T0: u32 = 1_800_000_000;
@@ -467,15 +467,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let zone = Name::from_ascii("gslb.example.org.").unwrap();
         let (file, k) = generate(&zone, Algorithm::ECDSAP256SHA256, KeyRole::Csk, dir.path()).unwrap();
-        let key = ZoneKey {
-            file,
-            role: KeyRole::Csk,
-            active: true,
-            algorithm: k.algorithm,
-            dnskey: k.dnskey,
-            tag: k.tag,
-            private: k.private,
-        };
+        let key = k.into_zone_key(file, true);
         let config = DnssecConfig {
             keys: vec![key],
             validity: std::time::Duration::from_secs(1000),

@@ -36,16 +36,8 @@ fn dnskey_record(key: &Path) -> String {
 /// A key's DS record data, as a parent's config writes it.
 fn ds_data(key: &Path) -> String {
     let k = read_key(key).expect("key reads");
-    let zk = switchyard::config::dnssec::ZoneKey {
-        file: key.to_owned(),
-        role: k.role,
-        active: true,
-        algorithm: k.algorithm,
-        dnskey: k.dnskey,
-        tag: k.tag,
-        private: k.private,
-    };
-    let ds = zk.ds(&k.zone).expect("ds");
+    let zone = k.zone.clone();
+    let ds = k.into_zone_key(key.to_owned(), true).ds(&zone).expect("ds");
     format!("{} {} 2 {}", ds.key_tag(), u8::from(ds.algorithm()), data_encoding::HEXUPPER.encode(ds.digest()))
 }
 

@@ -56,15 +56,7 @@ impl Validator {
                     Some("two keys with one tag confuse validators: make a new key".into());
                 continue;
             }
-            keys.push(ZoneKey {
-                file: path,
-                role: loaded.role,
-                active: entry.active.unwrap_or(true),
-                algorithm: loaded.algorithm,
-                dnskey: loaded.dnskey,
-                tag: loaded.tag,
-                private: loaded.private,
-            });
+            keys.push(loaded.into_zone_key(path, entry.active.unwrap_or(true)));
         }
         if self.errors.len() == errors_before {
             if keys.is_empty() {
